@@ -1,0 +1,27 @@
+"""What every zone asset shares: owners, kinds and definition-time metadata from `schemas`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stedi_assets import schemas
+from stedi_assets.io.parquet import table_schema_metadata
+
+OWNERS = ["team:stedi-data"]
+KINDS = {"polars", "parquet"}
+
+
+def asset_kwargs(table_name: str) -> dict[str, Any]:
+    """Keyword arguments of @asset for a STEDI table: group, description, schema, owners."""
+    table = schemas.TABLES[table_name]
+    return {
+        "name": table.name,
+        "group_name": table.zone,
+        "description": table.description,
+        "owners": OWNERS,
+        "kinds": KINDS,
+        "metadata": {
+            "dagster/column_schema": table_schema_metadata(table.name),
+            "zone": table.zone,
+        },
+    }

@@ -1,0 +1,47 @@
+"""Trusted zone: only data of customers who agreed to share with research."""
+
+
+from dagster import AssetCheckResult, AssetIn, asset, asset_check
+
+from stedi_assets.assets.checks import consent_check, join_coverage_result
+from stedi_assets.assets.common import asset_kwargs
+from stedi_assets.resources import CheckSettings, Engine
+
+
+@asset(**asset_kwargs("customer_trusted"))
+def customer_trusted(engine: Engine, customer_landing):
+    return engine.ops.customer_trusted(customer_landing)
+
+
+@asset(**asset_kwargs("accelerometer_trusted"))
+def accelerometer_trusted(engine: Engine, accelerometer_landing, customer_trusted):
+    return engine.ops.accelerometer_trusted(accelerometer_landing, customer_trusted)
+
+
+@asset(**asset_kwargs("step_trainer_trusted"))
+def step_trainer_trusted(engine: Engine, step_trainer_landing, customer_curated):
+    return engine.ops.step_trainer_trusted(step_trainer_landing, customer_curated)
+
+
+@asset_check(
+    asset=step_trainer_trusted, name="join_coverage",
+    additional_ins={"accelerometer_trusted": AssetIn("accelerometer_trusted"),
+                    "customer_landing": AssetIn("customer_landing")},
+    description="Share of step readings with accelerometer readings at the same time, rows per "
+                "step reading, and pairs whose phone is not the device owner's. WARN below the "
+                "configured coverage.",
+)
+def step_trainer_trusted_join_coverage(
+    engine: Engine, checks: CheckSettings, step_trainer_trusted, accelerometer_trusted,
+    customer_landing,
+) -> AssetCheckResult:
+    figures = engine.ops.join_coverage(step_trainer_trusted, accelerometer_trusted,
+                                       customer_landing)
+    return join_coverage_result(figures, checks)
+
+
+trusted_assets = [customer_trusted, accelerometer_trusted, step_trainer_trusted]
+trusted_checks = [
+    *(consent_check(a.key.path[-1]) for a in trusted_assets),
+    step_trainer_trusted_join_coverage,
+]

@@ -1,0 +1,291 @@
+"""The STEDI transforms on Polars: pure functions, frames in -> frames out.
+
+One function per table (same names in every engine module), plus the figures the asset checks
+need. No Dagster, no paths, no environment variables here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+
+from stedi_assets import schemas
+from stedi_assets.schemas import Table
+
+POLARS_TYPES: dict[str, pl.DataType] = {
+    schemas.STRING: pl.String(),
+    schemas.INT64: pl.Int64(),
+    schemas.FLOAT64: pl.Float64(),
+}
+
+REJECT_COLUMNS = {"file": pl.String, "line_number": pl.Int64, "line": pl.String,
+                  "reason": pl.String}
+
+_CONSENT = "shareWithResearchAsOfDate"
+_WHITESPACE = " \t\r\n\ufeff"  # the BOM counts as whitespace at the start of a line
+_INT64_LIMIT = 2.0**63
+
+
+def polars_schema(table: Table) -> pl.Schema:
+    return pl.Schema({c.name: POLARS_TYPES[c.type] for c in table.columns})
+
+
+def logical_schema(schema: pl.Schema) -> dict[str, str]:
+    """{column: logical type} of a Polars schema (unknown types keep their Polars name)."""
+    reverse = {repr(v): k for k, v in POLARS_TYPES.items()}
+    return {name: reverse.get(repr(dtype), str(dtype)) for name, dtype in schema.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Landing: JSON lines -> typed rows + rejects
+# --------------------------------------------------------------------------------------------
+
+def _json_keys(table: Table) -> list[str]:
+    return [key for c in table.columns for key in (c.name, *c.aliases)]
+
+
+def _decode_vectorised(lines: pl.DataFrame, table: Table) -> pl.DataFrame:
+    """Decode every line at once; raises when any line is not valid for json_decode."""
+    struct = pl.Struct({key: pl.String for key in _json_keys(table)})
+    return lines.with_columns(
+        pl.col("line").str.json_decode(struct).alias("_json"),
+        pl.lit(None, pl.String).alias("_reason"),
+    ).with_columns(
+        pl.when(pl.col("_json").is_null())
+        .then(pl.lit("not a JSON object"))
+        .otherwise(pl.col("_reason"))
+        .alias("_reason")
+    ).unnest("_json")
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    raise TypeError(type(value).__name__)
+
+
+def _decode_line_by_line(lines: pl.DataFrame, table: Table) -> pl.DataFrame:
+    """Slow path: decode line by line so each bad line gets its own reason."""
+    keys = _json_keys(table)
+    columns: dict[str, list[Any]] = {key: [] for key in [*keys, "_reason"]}
+    for text in lines["line"]:
+        reason = None
+        values: dict[str, str | None] = {}
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            obj, reason = None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+        if obj is not None and not isinstance(obj, dict):
+            reason = f"not a JSON object but a {type(obj).__name__}"
+        elif isinstance(obj, dict):
+            for key in keys:
+                try:
+                    values[key] = _as_text(obj.get(key))
+                except TypeError as exc:
+                    reason = f"{key}: nested {exc} where a single value is expected"
+        for key in keys:
+            columns[key].append(values.get(key))
+        columns["_reason"].append(reason)
+    decoded = pl.DataFrame(columns, schema={k: pl.String for k in columns})
+    return pl.concat([lines, decoded], how="horizontal")
+
+
+def _typed(column: schemas.Column) -> pl.Expr:
+    """Cast a decoded text column to its logical type (null where the text does not fit)."""
+    text = pl.coalesce([pl.col(k) for k in (column.name, *column.aliases)])
+    if column.type == schemas.STRING:
+        return text
+    as_float = text.cast(pl.Float64, strict=False)
+    if column.type == schemas.FLOAT64:
+        return as_float
+    # INT64: exact integer text, or a float text holding a whole number (1655564376361.0).
+    whole = as_float.is_finite() & (as_float == as_float.floor()) & (as_float.abs() < _INT64_LIMIT)
+    return pl.coalesce(
+        text.cast(pl.Int64, strict=False),
+        pl.when(whole).then(as_float.cast(pl.Int64)),
+    )
+
+
+def _problem(column: schemas.Column) -> pl.Expr:
+    text = pl.coalesce([pl.col(k) for k in (column.name, *column.aliases)])
+    value = pl.col(f"_typed_{column.name}")
+    bad_type = (
+        pl.when(text.is_not_null() & value.is_null())
+        .then(pl.format("{}: {} is not a valid {}", pl.lit(column.name), text,
+                        pl.lit(column.type)))
+    )
+    if not column.required:
+        return bad_type
+    return pl.when(text.is_null()).then(
+        pl.lit(f"missing required key {column.name!r}")
+    ).otherwise(bad_type)
+
+
+def parse_landing(lines: pl.DataFrame, table: Table) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """Turn raw landing lines (file, line_number, line) into (rows, rejects, blank_lines).
+
+    Lines are trimmed of whitespace, a byte-order mark and one trailing comma (the 2022
+    step-trainer export ends lines in `},`). Blank lines are not data: they are counted, not
+    rejected. Unknown keys are ignored. Every other line becomes a row or a reject with a reason.
+    """
+    trimmed = lines.with_columns(
+        pl.col("line")
+        .str.strip_chars(_WHITESPACE)
+        .str.strip_suffix(",")
+        .str.strip_chars_end(_WHITESPACE)
+        .alias("line"),
+        pl.col("line").alias("_raw"),
+    )
+    blank = trimmed["line"] == ""
+    blank_lines = int(blank.sum())
+    content = trimmed.filter(~blank)
+    try:
+        decoded = _decode_vectorised(content, table)
+    except pl.exceptions.PolarsError:
+        decoded = _decode_line_by_line(content, table)
+
+    typed = decoded.with_columns(
+        _typed(c).alias(f"_typed_{c.name}") for c in table.columns
+    ).with_columns(
+        pl.concat_str(
+            [pl.col("_reason"), *(_problem(c) for c in table.columns)],
+            separator="; ", ignore_nulls=True,
+        ).alias("_reason")
+    ).with_columns(pl.col("_reason").replace("", None))
+
+    rows = typed.filter(pl.col("_reason").is_null()).select(
+        pl.col(f"_typed_{c.name}").alias(c.name) for c in table.columns
+    ).cast(dict(polars_schema(table)))
+    rejects = typed.filter(pl.col("_reason").is_not_null()).select(
+        pl.col("file"), pl.col("line_number").cast(pl.Int64), pl.col("_raw").alias("line"),
+        pl.col("_reason").alias("reason"),
+    )
+    return rows, rejects, blank_lines
+
+
+def empty_rows(table: Table) -> pl.DataFrame:
+    return pl.DataFrame(schema=polars_schema(table))
+
+
+def empty_rejects() -> pl.DataFrame:
+    return pl.DataFrame(schema=REJECT_COLUMNS)
+
+
+# --------------------------------------------------------------------------------------------
+# Trusted and curated zone tables
+# --------------------------------------------------------------------------------------------
+
+def customer_trusted(customer_landing: pl.LazyFrame) -> pl.LazyFrame:
+    """Customers who agreed to share with research."""
+    return customer_landing.filter(pl.col(_CONSENT).is_not_null())
+
+
+def accelerometer_trusted(
+    accelerometer_landing: pl.LazyFrame, customer_trusted: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Readings whose user is a consenting customer (semi-join: duplicates never multiply)."""
+    return accelerometer_landing.join(
+        customer_trusted.select(pl.col("email").alias("user")), on="user", how="semi"
+    )
+
+
+def customer_curated(
+    customer_trusted: pl.LazyFrame, accelerometer_trusted: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Consenting customers with at least one accelerometer reading, distinct records."""
+    return customer_trusted.join(
+        accelerometer_trusted.select(pl.col("user").alias("email")), on="email", how="semi"
+    ).unique(maintain_order=True)
+
+
+def step_trainer_trusted(
+    step_trainer_landing: pl.LazyFrame, customer_curated: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Readings of Step Trainers that belong to a curated customer (semi-join)."""
+    return step_trainer_landing.join(
+        customer_curated.select("serialNumber"), on="serialNumber", how="semi"
+    )
+
+
+def machine_learning_curated(
+    step_trainer_trusted: pl.LazyFrame, accelerometer_trusted: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Step readings paired with accelerometer readings at the same instant; no identifiers."""
+    table = schemas.TABLES["machine_learning_curated"]
+    return step_trainer_trusted.join(
+        accelerometer_trusted.select("timestamp", "x", "y", "z"),
+        left_on="sensorReadingTime", right_on="timestamp", how="inner",
+    ).select(table.column_names)
+
+
+# --------------------------------------------------------------------------------------------
+# Figures for the asset checks (computed from upstream data, never trusting the table alone)
+# --------------------------------------------------------------------------------------------
+
+def consent_violations(
+    table: pl.LazyFrame, customer_landing: pl.LazyFrame, key: str, customer_key: str
+) -> dict[str, Any]:
+    """Rows of `table` whose `key` is not the `customer_key` of a consenting landing customer."""
+    consenting = (
+        customer_landing.filter(pl.col(_CONSENT).is_not_null())
+        .select(pl.col(customer_key).alias(key))
+        .unique()
+    )
+    violating = table.join(consenting, on=key, how="anti", nulls_equal=False)
+    if _CONSENT in table.collect_schema().names():
+        # A customer table must also carry the consent date on every row.
+        violating = pl.concat([violating, table.filter(pl.col(_CONSENT).is_null())]).unique()
+    counts = pl.concat(
+        [table.select(pl.len().alias("n")), violating.select(pl.len().alias("n"))]
+    ).collect()["n"]
+    sample = violating.select(key).unique().head(5).collect()[key].to_list()
+    return {"rows_checked": int(counts[0]), "violations": int(counts[1]), "sample": sample}
+
+
+def join_coverage(
+    step_trainer_trusted: pl.LazyFrame,
+    accelerometer_trusted: pl.LazyFrame,
+    customer_landing: pl.LazyFrame,
+) -> dict[str, Any]:
+    """How well step readings pair with accelerometer readings taken at the same time."""
+    accel = accelerometer_trusted.select(
+        pl.col("timestamp").alias("sensorReadingTime"), "user"
+    )
+    joined = step_trainer_trusted.select("sensorReadingTime", "serialNumber").join(
+        accel, on="sensorReadingTime", how="inner"
+    )
+    owners = customer_landing.select(pl.col("email").alias("user"), "serialNumber").unique()
+    figures = pl.concat(
+        [
+            step_trainer_trusted.select(pl.len().alias("n")),
+            step_trainer_trusted.join(accel, on="sensorReadingTime", how="semi")
+            .select(pl.len().alias("n")),
+            joined.select(pl.len().alias("n")),
+            joined.join(owners, on=["serialNumber", "user"], how="anti")
+            .select(pl.len().alias("n")),
+        ]
+    ).collect()["n"].to_list()
+    step_readings, matched, joined_rows, foreign = (int(v) for v in figures)
+    return {
+        "step_readings": step_readings,
+        "matched_step_readings": matched,
+        "coverage": matched / step_readings if step_readings else 0.0,
+        "joined_rows": joined_rows,
+        "rows_per_matched_reading": joined_rows / matched if matched else 0.0,
+        "foreign_pairs": foreign,
+        "foreign_share": foreign / joined_rows if joined_rows else 0.0,
+    }
+
+
+def row_count(frame: pl.LazyFrame) -> int:
+    return int(frame.select(pl.len()).collect().item())
+
+
+def frame_logical_schema(frame: pl.LazyFrame) -> dict[str, str]:
+    return logical_schema(frame.collect_schema())
