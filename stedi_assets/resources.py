@@ -12,7 +12,11 @@ from typing import Any
 import polars as pl
 from dagster import ConfigurableResource
 
-from stedi_assets.io.landing_reader import list_landing_files, read_landing_lines
+from stedi_assets.io.landing_reader import (
+    landing_fingerprint,
+    list_landing_files,
+    read_landing_lines,
+)
 from stedi_assets.schemas import Table
 from stedi_assets.transforms import polars_engine
 
@@ -43,6 +47,10 @@ class LandingSource(ConfigurableResource):
 
     def files(self, source: str) -> list[str]:
         return list_landing_files(self.root, source)
+
+    def fingerprint(self, source: str) -> str:
+        """Changes whenever a file of the source is added, removed or rewritten."""
+        return landing_fingerprint(self.root, source)
 
 
 class Engine(ConfigurableResource):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stedi_assets import schemas
+from stedi_assets.automation import ZONE_CONDITION
 from stedi_assets.io.parquet import table_schema_metadata
 
 OWNERS = ["team:stedi-data"]
@@ -16,6 +17,8 @@ def asset_kwargs(table_name: str) -> dict[str, Any]:
     table = schemas.TABLES[table_name]
     return {
         "name": table.name,
+        # landing tables are refreshed by the landing_files sensor; the zones follow them
+        "automation_condition": None if table.zone == "landing" else ZONE_CONDITION,
         "group_name": table.zone,
         "description": table.description,
         "owners": OWNERS,

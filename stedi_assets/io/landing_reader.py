@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -60,3 +61,16 @@ def read_landing_lines(path: str) -> pl.DataFrame:
     return frame.select(
         pl.lit(path).alias("file"), pl.col("line_number").cast(pl.Int64), pl.col("line")
     )
+
+
+def landing_fingerprint(root: str, source: str) -> str:
+    """A digest of the names, sizes and modification times of a source's files ('' if none)."""
+    folder = Path(root) / source
+    if not folder.is_dir():
+        return ""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*")
+                       if p.is_file() and not _hidden(p.relative_to(folder))):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()

@@ -1,0 +1,77 @@
+"""Keeping the graph up to date: landing-file sensor, declarative automation, daily schedule.
+
+- `landing_files` notices new, changed or removed files under the landing root (names, sizes,
+  modification times) and materializes the landing table of each source that changed.
+- Trusted and curated assets carry `ZONE_CONDITION`: materialize eagerly when an upstream
+  table was updated — but only when every blocking check of those upstream tables passed.
+  (`eager()` alone would run past a failed consent check.)
+- `stedi_automation` evaluates those conditions; `stedi_daily` is a fallback schedule for the
+  whole graph, off by default (turn it on in the UI).
+"""
+
+import json
+
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    ScheduleDefinition,
+    SensorEvaluationContext,
+    SkipReason,
+    define_asset_job,
+    sensor,
+)
+
+from stedi_assets import schemas
+from stedi_assets.resources import LandingSource
+
+ZONE_CONDITION = (
+    AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("eager, unless an upstream blocking check failed")
+
+full_graph_job = define_asset_job(
+    "stedi_full_graph", selection=AssetSelection.all(),
+    description="Every landing, trusted and curated table with its checks.",
+)
+
+stedi_daily = ScheduleDefinition(
+    name="stedi_daily", job=full_graph_job, cron_schedule="0 3 * * *",
+    execution_timezone="UTC", default_status=DefaultScheduleStatus.STOPPED,
+    description="Fallback: rebuild the whole graph every day at 03:00 UTC (off by default).",
+)
+
+
+def automation_sensors(enabled: bool, interval_seconds: int = 15):
+    status = DefaultSensorStatus.RUNNING if enabled else DefaultSensorStatus.STOPPED
+
+    @sensor(
+        name="landing_files", minimum_interval_seconds=interval_seconds, default_status=status,
+        asset_selection=AssetSelection.groups("landing"),
+        description="Materializes a landing table when files of its source are added, "
+                    "changed or removed under the landing root.",
+    )
+    def landing_files(context: SensorEvaluationContext, landing: LandingSource):
+        seen = json.loads(context.cursor) if context.cursor else {}
+        now = {t.name: landing.fingerprint(t.source) for t in schemas.LANDING_TABLES}
+        changed = sorted(name for name, digest in now.items()
+                         if digest and seen.get(name) != digest)
+        context.update_cursor(json.dumps(now))
+        if not changed:
+            return SkipReason("no landing files changed")
+        return RunRequest(
+            run_key="landing:" + ",".join(f"{n}={now[n][:16]}" for n in changed),
+            asset_selection=[AssetKey(name) for name in changed],
+            tags={"stedi/trigger": "landing_files"},
+        )
+
+    zone_automation = AutomationConditionSensorDefinition(
+        "stedi_automation", target=AssetSelection.groups("trusted", "curated"),
+        default_status=status, minimum_interval_seconds=interval_seconds,
+        description="Materializes trusted and curated tables when their inputs change, never "
+                    "past a failed blocking check.",
+    )
+    return [landing_files, zone_automation]
