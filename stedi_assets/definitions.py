@@ -89,11 +89,11 @@ all_assets = [*landing.landing_assets, *trusted.trusted_assets, *curated.curated
 all_asset_checks = [*landing.landing_checks, *trusted.trusted_checks, *curated.curated_checks]
 
 
-def build_definitions(settings: Settings) -> Definitions:
+def build_definitions(settings: Settings, **resource_overrides: object) -> Definitions:
     return Definitions(
         assets=all_assets,
         asset_checks=all_asset_checks,
-        resources=build_resources(settings),
+        resources={**build_resources(settings), **resource_overrides},
         jobs=[full_graph_job],
         schedules=[stedi_daily],
         sensors=[stedi_alerts, *automation_sensors(settings.automation)],

@@ -7,7 +7,7 @@ from dagster import DagsterInstance, build_sensor_context, materialize
 
 from stedi_assets.alerts import AlertSettings, stedi_alerts
 from stedi_assets.definitions import Settings, all_asset_checks, all_assets, build_resources
-from stedi_assets_tests.test_graph import leaky_engine
+from stedi_assets_tests.leaky import leaky_engine
 from stedi_assets_tests.webhook import WebhookReceiver
 
 

@@ -24,7 +24,7 @@ from stedi_assets.definitions import (
     build_resources,
 )
 from stedi_assets.resources import LandingSource
-from stedi_assets_tests.test_graph import leaky_engine
+from stedi_assets_tests.leaky import leaky_engine
 
 DOWNSTREAM = ["customer_trusted", "accelerometer_trusted", "customer_curated",
               "step_trainer_trusted", "machine_learning_curated"]

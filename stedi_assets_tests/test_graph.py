@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import polars as pl
 import pytest
@@ -11,10 +10,9 @@ from dagster import AssetCheckSeverity
 
 from stedi_assets import schemas
 from stedi_assets.definitions import defs
-from stedi_assets.resources import PolarsEngine
-from stedi_assets.transforms import polars_engine
 from stedi_assets_tests.conftest import REPO_ROOT
 from stedi_assets_tests.graph import run_graph
+from stedi_assets_tests.leaky import leaky_engine
 
 ALL_TABLES = set(schemas.TABLES)
 REAL_COUNTS = {
@@ -106,23 +104,6 @@ def test_definitions_describe_every_asset():
         assert node.owners
         assert {"polars", "parquet"} <= set(node.kinds)
         assert "dagster/column_schema" in node.metadata
-
-
-class LeakyOps(SimpleNamespace):
-    """The Polars engine with a customer_trusted that lets a non-consenting customer through."""
-
-
-def leaky_engine() -> PolarsEngine:
-    ops = LeakyOps(**{n: getattr(polars_engine, n) for n in dir(polars_engine)
-                      if not n.startswith("_")})
-    ops.customer_trusted = lambda customer_landing: customer_landing  # leaks everyone
-
-    class LeakyEngine(PolarsEngine):
-        @property
-        def ops(self):
-            return ops
-
-    return LeakyEngine()
 
 
 def test_failing_consent_check_blocks_downstream(sample_landing, tmp_path):
