@@ -11,6 +11,7 @@ from typing import Any
 
 import polars as pl
 from dagster import ConfigurableResource
+from pydantic import PrivateAttr
 
 from stedi_assets.io.landing_reader import (
     list_landing_files,
@@ -71,10 +72,13 @@ class S3LandingSource(LandingSource):
     region: str
     endpoint_url: str | None = None
     anonymous: bool = False
+    _store: S3Store | None = PrivateAttr(default=None)
 
     @property
     def store(self) -> S3Store:
-        return S3Store(self.region, self.endpoint_url, self.anonymous)
+        if self._store is None:
+            self._store = S3Store(self.region, self.endpoint_url, self.anonymous)
+        return self._store
 
     def files(self, source: str) -> list[str]:
         return list_s3_landing_files(self.root, self.folder_name(source), self.store)

@@ -15,6 +15,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from dagster import ConfigurableResource
+from pydantic import PrivateAttr
 
 from stedi_assets import schemas
 
@@ -145,12 +146,15 @@ class GlueCatalog(TableCatalog):
     database: str
     region: str
     endpoint_url: str | None = None
+    _glue: Any = PrivateAttr(default=None)
 
     def _client(self) -> Any:
-        return boto3.session.Session().client(
-            "glue", region_name=self.region, endpoint_url=self.endpoint_url or None,
-            config=Config(connect_timeout=5, retries={"max_attempts": 3, "mode": "standard"}),
-        )
+        if self._glue is None:
+            self._glue = boto3.session.Session().client(
+                "glue", region_name=self.region, endpoint_url=self.endpoint_url or None,
+                config=Config(connect_timeout=5, retries={"max_attempts": 3, "mode": "standard"}),
+            )
+        return self._glue
 
     def register_parquet_table(self, table_name: str, location: str,
                                column_types: dict[str, str]) -> str | None:

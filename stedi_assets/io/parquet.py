@@ -22,6 +22,7 @@ from dagster import (
     TableColumn,
     TableSchema,
 )
+from pydantic import PrivateAttr
 
 from stedi_assets import schemas
 from stedi_assets.aws.catalog import CatalogError, TableCatalog
@@ -151,10 +152,13 @@ class S3ParquetIOManager(ParquetIOManager):
 
     region: str
     endpoint_url: str | None = None
+    _store: S3Store | None = PrivateAttr(default=None)
 
     @property
     def store(self) -> S3Store:
-        return S3Store(self.region, self.endpoint_url)
+        if self._store is None:
+            self._store = S3Store(self.region, self.endpoint_url)
+        return self._store
 
     @property
     def _storage_options(self) -> dict[str, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property
 from typing import Any
 
 import boto3
@@ -64,14 +64,6 @@ def split_s3_folder(uri: str) -> tuple[str, str]:
     return bucket, key.strip("/") + "/" if key.strip("/") else ""
 
 
-@lru_cache(maxsize=16)
-def _client(region: str, endpoint_url: str | None, anonymous: bool) -> Any:
-    config = _BOTO_CONFIG.merge(Config(signature_version=UNSIGNED)) if anonymous else _BOTO_CONFIG
-    return boto3.session.Session().client(
-        "s3", region_name=region, endpoint_url=endpoint_url or None, config=config
-    )
-
-
 @dataclass(frozen=True)
 class S3Store:
     """How to reach S3: region, optional custom endpoint (MinIO, moto), anonymous or signed."""
@@ -80,9 +72,15 @@ class S3Store:
     endpoint_url: str | None = None
     anonymous: bool = False
 
-    @property
+    @cached_property
     def client(self) -> Any:
-        return _client(self.region, self.endpoint_url, self.anonymous)
+        """A boto3 S3 client made once per store; credentials from the standard AWS chain."""
+        config = _BOTO_CONFIG
+        if self.anonymous:
+            config = config.merge(Config(signature_version=UNSIGNED))
+        return boto3.session.Session().client(
+            "s3", region_name=self.region, endpoint_url=self.endpoint_url or None, config=config
+        )
 
     @property
     def storage_options(self) -> dict[str, str]:
