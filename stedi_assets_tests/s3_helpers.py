@@ -58,8 +58,8 @@ def authentication_enforced(endpoint: str) -> Iterator[None]:
 
     moto accepts any credentials unless told otherwise through its /moto-api/reset-auth call."""
     def reset(value: str) -> None:
-        request = urllib.request.Request(f"{endpoint}/moto-api/reset-auth",
-                                         data=value.encode(), method="POST")
+        request = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=value.encode(),
+                                         headers={"Content-Type": "text/plain"}, method="POST")
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
 
