@@ -25,6 +25,7 @@ from pathlib import Path
 
 from dagster import Definitions, in_process_executor
 
+from stedi_assets import schemas
 from stedi_assets.assets import curated, landing, trusted
 from stedi_assets.aws.catalog import GlueCatalog, TableCatalog
 from stedi_assets.io.parquet import LocalParquetIOManager, ParquetIOManager, S3ParquetIOManager
@@ -83,12 +84,14 @@ class Settings:
 
 def _source_folders(spec: str) -> dict[str, str]:
     """'customer=customers,step_trainer=step' -> {'customer': 'customers', ...}."""
+    sources = [t.source for t in schemas.LANDING_TABLES]
     folders = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
-        source, sep, folder = item.partition("=")
-        if not sep or not source.strip() or not folder.strip():
-            raise ValueError(f"STEDI_LANDING_PREFIXES wants source=folder pairs, got {item!r}")
-        folders[source.strip()] = folder.strip()
+        source, sep, folder = (part.strip() for part in item.partition("="))
+        if not sep or source not in sources or not folder:
+            raise ValueError(f"STEDI_LANDING_PREFIXES wants source=folder pairs with a source "
+                             f"in {sources}, got {item!r}")
+        folders[source] = folder
     return folders
 
 
