@@ -1,29 +1,44 @@
 """The one place that reads the environment and picks engine, storage and settings.
 
-- STEDI_LANDING_ROOT: folder holding customer/, accelerometer/, step_trainer/
-  (default <repo>/data/landing)
-- STEDI_LAKEHOUSE_ROOT: where the <zone>/<table>/ Parquet tables go (default <repo>/data/lakehouse)
+- STEDI_ENV: `local` (default; files on this machine, no catalog) or `s3` (lakehouse on S3,
+  tables registered in the Glue Data Catalog)
+- STEDI_LANDING_ROOT: folder or s3://bucket/prefix/ holding customer/, accelerometer/,
+  step_trainer/ (default <repo>/data/landing)
+- STEDI_LANDING_PREFIXES: rename source folders, e.g. `customer=customers` for the seeds'
+  s3://cd0030bucket/ layout (default: none; each source's folder is its name)
+- STEDI_LANDING_ANONYMOUS: 1 reads an s3:// landing root unsigned (public bucket; default 0)
+- STEDI_LAKEHOUSE_ROOT: where the <zone>/<table>/ Parquet tables go (default <repo>/data/lakehouse;
+  must be s3://bucket/prefix/ when STEDI_ENV=s3)
+- STEDI_GLUE_DATABASE: Glue database for the s3 environment (default `stedi`; empty = no catalog)
+- AWS_REGION / AWS_DEFAULT_REGION: region (default us-east-1)
+- AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_GLUE): custom endpoint, e.g. MinIO
 - STEDI_MIN_JOIN_COVERAGE: the join-coverage checks WARN below this share (default 0.5)
 - STEDI_ALERT_WEBHOOK_URL: where alerts are POSTed as JSON (default: none, log only)
 - STEDI_UI_URL: base URL of the Dagster UI used in alert links (default http://127.0.0.1:3000)
 - STEDI_AUTOMATION: `on` (default) starts the landing sensor and declarative automation
   with `dagster dev`; `off` leaves them stopped (they can still be started in the UI)
+Credentials are never read here: boto3 and Polars use the standard AWS chain themselves.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dagster import Definitions, in_process_executor
 
+from stedi_assets import schemas
 from stedi_assets.alerts import AlertSettings, stedi_alerts
 from stedi_assets.assets import curated, landing, trusted
 from stedi_assets.automation import automation_sensors, full_graph_job, stedi_daily
-from stedi_assets.io.parquet import LocalParquetIOManager
-from stedi_assets.resources import CheckSettings, LandingSource, PolarsEngine
+from stedi_assets.aws.catalog import GlueCatalog, TableCatalog
+from stedi_assets.io.parquet import LocalParquetIOManager, ParquetIOManager, S3ParquetIOManager
+from stedi_assets.io.s3 import is_s3_uri
+from stedi_assets.resources import CheckSettings, LandingSource, PolarsEngine, S3LandingSource
+
+ENVIRONMENTS = ("local", "s3")
 
 
 def _default_data_dir() -> Path:
@@ -53,6 +68,13 @@ class Settings:
     alert_webhook_url: str | None = None
     ui_url: str = "http://127.0.0.1:3000"
     automation: bool = True
+    env: str = "local"
+    landing_folders: dict[str, str] = field(default_factory=dict)
+    landing_anonymous: bool = False
+    glue_database: str = "stedi"
+    aws_region: str = "us-east-1"
+    s3_endpoint_url: str | None = None
+    glue_endpoint_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -64,6 +86,7 @@ class Settings:
             raise ValueError(
                 f"STEDI_MIN_JOIN_COVERAGE must be a number between 0 and 1, got {coverage!r}"
             ) from None
+        endpoint = env.get("AWS_ENDPOINT_URL") or None
         return cls(
             landing_root=env.get("STEDI_LANDING_ROOT", str(data / "landing")),
             lakehouse_root=env.get("STEDI_LAKEHOUSE_ROOT", str(data / "lakehouse")),
@@ -71,14 +94,63 @@ class Settings:
             alert_webhook_url=env.get("STEDI_ALERT_WEBHOOK_URL") or None,
             ui_url=env.get("STEDI_UI_URL", "http://127.0.0.1:3000"),
             automation=_switch(env, "STEDI_AUTOMATION", default=True),
+            env=env.get("STEDI_ENV", "local").strip().lower() or "local",
+            landing_folders=_source_folders(env.get("STEDI_LANDING_PREFIXES", "")),
+            landing_anonymous=_switch(env, "STEDI_LANDING_ANONYMOUS", default=False),
+            glue_database=env.get("STEDI_GLUE_DATABASE", "stedi").strip(),
+            aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or endpoint,
+            glue_endpoint_url=env.get("AWS_ENDPOINT_URL_GLUE") or endpoint,
         )
 
 
+def _source_folders(spec: str) -> dict[str, str]:
+    """'customer=customers,step_trainer=step' -> {'customer': 'customers', ...}."""
+    sources = [t.source for t in schemas.LANDING_TABLES]
+    folders = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        source, sep, folder = (part.strip() for part in item.partition("="))
+        if not sep or source not in sources or not folder:
+            raise ValueError(f"STEDI_LANDING_PREFIXES wants source=folder pairs with a source "
+                             f"in {sources}, got {item!r}")
+        folders[source] = folder
+    return folders
+
+
+def build_storage(settings: Settings) -> tuple[LandingSource, ParquetIOManager, TableCatalog]:
+    """The landing source, the lakehouse IO manager and the catalog for STEDI_ENV."""
+    if settings.env not in ENVIRONMENTS:
+        raise ValueError(f"STEDI_ENV must be one of {ENVIRONMENTS}, got {settings.env!r}")
+    landing: LandingSource = (
+        S3LandingSource(root=settings.landing_root, folders=settings.landing_folders,
+                        region=settings.aws_region, endpoint_url=settings.s3_endpoint_url,
+                        anonymous=settings.landing_anonymous)
+        if is_s3_uri(settings.landing_root)
+        else LandingSource(root=settings.landing_root, folders=settings.landing_folders)
+    )
+    if settings.env == "local":
+        if is_s3_uri(settings.lakehouse_root):
+            raise ValueError("STEDI_LAKEHOUSE_ROOT is on S3: set STEDI_ENV=s3 as well")
+        catalog = TableCatalog()
+        return landing, LocalParquetIOManager(root=settings.lakehouse_root), catalog
+    if not is_s3_uri(settings.lakehouse_root):
+        raise ValueError("STEDI_ENV=s3 needs STEDI_LAKEHOUSE_ROOT=s3://bucket/prefix/, got "
+                         f"{settings.lakehouse_root!r}")
+    catalog = (GlueCatalog(database=settings.glue_database, region=settings.aws_region,
+                           endpoint_url=settings.glue_endpoint_url)
+               if settings.glue_database else TableCatalog())
+    io_manager = S3ParquetIOManager(root=settings.lakehouse_root, region=settings.aws_region,
+                                    endpoint_url=settings.s3_endpoint_url, catalog=catalog)
+    return landing, io_manager, catalog
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
+    landing, io_manager, catalog = build_storage(settings)
     return {
         "engine": PolarsEngine(),
-        "landing": LandingSource(root=settings.landing_root),
-        "io_manager": LocalParquetIOManager(root=settings.lakehouse_root),
+        "landing": landing,
+        "io_manager": io_manager,
+        "catalog": catalog,
         "checks": CheckSettings(min_join_coverage=settings.min_join_coverage),
         "alerts": AlertSettings(webhook_url=settings.alert_webhook_url,
                                 ui_base_url=settings.ui_url),

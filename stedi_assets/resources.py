@@ -11,12 +11,16 @@ from typing import Any
 
 import polars as pl
 from dagster import ConfigurableResource
+from pydantic import PrivateAttr
 
 from stedi_assets.io.landing_reader import (
     landing_fingerprint,
     list_landing_files,
+    list_s3_landing_files,
     read_landing_lines,
+    s3_landing_fingerprint,
 )
+from stedi_assets.io.s3 import S3Store
 from stedi_assets.schemas import Table
 from stedi_assets.transforms import polars_engine
 
@@ -41,16 +45,52 @@ class LandingBatch:
 
 
 class LandingSource(ConfigurableResource):
-    """Where the raw JSON-lines sources live: <root>/{customer,accelerometer,step_trainer}/."""
+    """Where the raw JSON-lines sources live: <root>/{customer,accelerometer,step_trainer}/
+    on the local disk. `folders` renames a source's folder (e.g. {"customer": "customers"})."""
 
     root: str
+    folders: dict[str, str] = {}
+
+    def folder_name(self, source: str) -> str:
+        return self.folders.get(source, source).strip("/")
+
+    def folder(self, source: str) -> str:
+        """Where the source's files are: a local path or an s3:// prefix."""
+        return f"{self.root.rstrip('/')}/{self.folder_name(source)}"
+
+    @property
+    def store(self) -> S3Store | None:
+        """How to reach the files when they are on S3; None on the local disk."""
+        return None
 
     def files(self, source: str) -> list[str]:
-        return list_landing_files(self.root, source)
+        return list_landing_files(self.root, self.folder_name(source))
 
     def fingerprint(self, source: str) -> str:
         """Changes whenever a file of the source is added, removed or rewritten."""
-        return landing_fingerprint(self.root, source)
+        return landing_fingerprint(self.root, self.folder_name(source))
+
+
+class S3LandingSource(LandingSource):
+    """Landing sources under an s3://bucket/prefix/ root, read with the standard AWS credential
+    chain, or unsigned (`anonymous`) for a public bucket such as the seeds' cd0030bucket."""
+
+    region: str
+    endpoint_url: str | None = None
+    anonymous: bool = False
+    _store: S3Store | None = PrivateAttr(default=None)
+
+    @property
+    def store(self) -> S3Store:
+        if self._store is None:
+            self._store = S3Store(self.region, self.endpoint_url, self.anonymous)
+        return self._store
+
+    def files(self, source: str) -> list[str]:
+        return list_s3_landing_files(self.root, self.folder_name(source), self.store)
+
+    def fingerprint(self, source: str) -> str:
+        return s3_landing_fingerprint(self.root, self.folder_name(source), self.store)
 
 
 class Engine(ConfigurableResource):
@@ -65,7 +105,9 @@ class Engine(ConfigurableResource):
     def ops(self) -> ModuleType:
         raise NotImplementedError
 
-    def read_landing(self, files: list[str], table: Table) -> LandingBatch:
+    def read_landing(self, files: list[str], table: Table,
+                     store: S3Store | None = None) -> LandingBatch:
+        """Read landing files (local paths, or s3:// URIs reachable through `store`)."""
         raise NotImplementedError
 
 
@@ -81,10 +123,11 @@ class PolarsEngine(Engine):
         """The engine module: one function per table plus the check figures."""
         return polars_engine
 
-    def read_landing(self, files: list[str], table: Table) -> LandingBatch:
+    def read_landing(self, files: list[str], table: Table,
+                     store: S3Store | None = None) -> LandingBatch:
         rows, rejects, lines_read, blank = [], [], 0, 0
         for path in files:
-            lines = read_landing_lines(path)
+            lines = read_landing_lines(path, store)
             file_rows, file_rejects, file_blank = self.ops.parse_landing(lines, table)
             rows.append(file_rows)
             rejects.append(file_rejects)

@@ -15,6 +15,7 @@ from dagster import (
 
 from stedi_assets import schemas
 from stedi_assets.assets.common import asset_kwargs
+from stedi_assets.aws.catalog import CatalogError, TableCatalog
 from stedi_assets.io.landing_reader import LandingError
 from stedi_assets.resources import Engine, LandingSource
 
@@ -23,9 +24,10 @@ MAX_REPORTED_REJECTS = 5
 
 def _landing_asset(table: schemas.Table) -> AssetsDefinition:
     @asset(**asset_kwargs(table.name))
-    def _landing(context: AssetExecutionContext, engine: Engine, landing: LandingSource):
+    def _landing(context: AssetExecutionContext, engine: Engine, landing: LandingSource,
+                 catalog: TableCatalog):
         try:
-            batch = engine.read_landing(landing.files(table.source), table)
+            batch = engine.read_landing(landing.files(table.source), table, landing.store)
         except LandingError as exc:
             raise Failure(description=str(exc)) from None
         if batch.rejected:
@@ -41,12 +43,18 @@ def _landing_asset(table: schemas.Table) -> AssetsDefinition:
                 ),
                 metadata={"rejected_lines": batch.rejected, "examples": examples},
             )
+        try:
+            catalog_table = catalog.register_json_table(table.name, landing.folder(table.source))
+        except CatalogError as exc:
+            raise Failure(description=str(exc)) from None
+        if catalog_table:
+            context.add_output_metadata({"catalog_table": catalog_table})
         context.add_output_metadata(
             {
                 "files": len(batch.files),
                 "lines_read": batch.lines_read,
                 "blank_lines": batch.blank_lines,
-                "landing_folder": MetadataValue.path(f"{landing.root}/{table.source}"),
+                "landing_folder": MetadataValue.path(landing.folder(table.source)),
             }
         )
         return batch.rows

@@ -1,4 +1,8 @@
-"""Find and read the raw landing files: every line of every file, with its file and number."""
+"""Find and read the raw landing files: every line of every file, with its file and number.
+
+A landing folder is a local directory or an `s3://bucket/prefix` (then an `S3Store` lists it and
+Polars reads the files with its native cloud I/O).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import os
 from pathlib import Path
 
 import polars as pl
+
+from stedi_assets.io.s3 import S3Store, StorageError, split_s3_folder
 
 
 class LandingError(Exception):
@@ -35,6 +41,28 @@ def list_landing_files(root: str, source: str) -> list[str]:
     return files
 
 
+def list_s3_landing_files(root: str, source: str, store: S3Store) -> list[str]:
+    """Every object under the S3 prefix <root>/<source>/ (any number of pages), sorted; hidden
+    keys (a path part starting with . or _) and folder markers skipped."""
+    folder = f"{root.rstrip('/')}/{source}"
+    try:
+        keys = store.list_keys(folder)
+    except StorageError as exc:
+        raise LandingError(str(exc)) from None
+    bucket, prefix = split_s3_folder(folder)
+    files = sorted(
+        f"s3://{bucket}/{key}"
+        for key in keys
+        if not key.endswith("/") and not _hidden(Path(key[len(prefix):]))
+    )
+    if not files:
+        raise LandingError(
+            f"no landing files under {folder.rstrip('/')}/ (bucket {bucket!r}, prefix "
+            f"{prefix!r}); check STEDI_LANDING_ROOT and STEDI_LANDING_PREFIXES"
+        )
+    return files
+
+
 def _first_undecodable_line(path: str) -> int:
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
@@ -45,12 +73,17 @@ def _first_undecodable_line(path: str) -> int:
     return 0
 
 
-def read_landing_lines(path: str) -> pl.DataFrame:
-    """(file, line_number, line) for every line of one file; line numbers start at 1."""
+def read_landing_lines(path: str, store: S3Store | None = None) -> pl.DataFrame:
+    """(file, line_number, line) for every line of one file; line numbers start at 1.
+    With a `store` the path is an s3:// URI read through Polars' cloud I/O."""
     try:
-        frame = pl.scan_lines(path, name="line", row_index_name="line_number",
-                              row_index_offset=1).collect()
+        frame = pl.scan_lines(
+            path, name="line", row_index_name="line_number", row_index_offset=1,
+            storage_options=store.storage_options if store else None,
+        ).collect()
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, OSError) as exc:
+        if store is not None:
+            raise LandingError(str(store.explain(exc, path, "reading landing file"))) from None
         if os.path.isfile(path):
             line = _first_undecodable_line(path)
             if line:
@@ -74,3 +107,22 @@ def landing_fingerprint(root: str, source: str) -> str:
         stat = path.stat()
         digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
+
+
+def s3_landing_fingerprint(root: str, source: str, store: S3Store) -> str:
+    """A digest of the keys, sizes, ETags and modification times under <root>/<source>/."""
+    folder = f"{root.rstrip('/')}/{source}"
+    _, prefix = split_s3_folder(folder)
+    try:
+        objects = store.list_objects(folder)
+    except StorageError as exc:
+        raise LandingError(str(exc)) from None
+    digest = hashlib.sha256()
+    for obj in sorted(objects, key=lambda o: o["Key"]):
+        key = obj["Key"]
+        if key.endswith("/") or _hidden(Path(key[len(prefix):])):
+            continue
+        digest.update(f"{key}\0{obj.get('Size')}\0{obj.get('ETag')}\0"
+                      f"{obj.get('LastModified')}\n".encode())
+    return digest.hexdigest() if objects else ""
+

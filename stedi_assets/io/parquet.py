@@ -1,8 +1,9 @@
 """Parquet IO managers: one table = one directory <root>/<zone>/<table>/ of Parquet files.
 
-The directory layout is what Spark, Glue and Athena read too. Outputs may be Polars LazyFrames
-(streamed to disk with sink_parquet) or DataFrames; inputs are always LazyFrames so downstream
-work can stream.
+The directory layout is what Spark, Glue and Athena read too, on the local disk or on S3.
+Outputs may be Polars LazyFrames (streamed with sink_parquet) or DataFrames; inputs are always
+LazyFrames so downstream work can stream. After a trusted or curated table is written, the
+`catalog` resource registers it (a no-op unless a Glue catalog is configured).
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from pathlib import Path
 import polars as pl
 from dagster import (
     ConfigurableIOManager,
+    Failure,
     InputContext,
     MetadataValue,
     OutputContext,
     TableColumn,
     TableSchema,
 )
+from pydantic import PrivateAttr
 
 from stedi_assets import schemas
+from stedi_assets.aws.catalog import CatalogError, TableCatalog
+from stedi_assets.io.s3 import S3Store, StorageError, split_s3_folder
 from stedi_assets.transforms.polars_engine import logical_schema
 
 DATA_FILE = "part-00000.parquet"
@@ -47,9 +52,20 @@ class ParquetIOManager(ConfigurableIOManager):
     """Stores each STEDI table as Parquet under <root>/<zone>/<table>/."""
 
     root: str
+    catalog: TableCatalog | None = None
 
     def table_uri(self, table_name: str) -> str:
         return f"{self.root.rstrip('/')}/{schemas.zone_of(table_name)}/{table_name}"
+
+    def scan_table(self, table_name: str) -> pl.LazyFrame:
+        """The stored table as a LazyFrame; a clear error when it was never materialized."""
+        uri = self.table_uri(table_name)
+        if not self._exists(uri):
+            raise TableNotMaterializedError(
+                f"table {table_name} has not been materialized yet: nothing at {uri}. "
+                f"Materialize it (and its upstream assets) first."
+            )
+        return self._scan(uri)
 
     # -- hooks the storage flavours implement ------------------------------------------------
     def _write(self, frame: pl.LazyFrame | pl.DataFrame, table_uri: str) -> None:
@@ -58,8 +74,12 @@ class ParquetIOManager(ConfigurableIOManager):
     def _exists(self, table_uri: str) -> bool:
         raise NotImplementedError
 
+    @property
+    def _storage_options(self) -> dict[str, str] | None:
+        return None
+
     def _scan(self, table_uri: str) -> pl.LazyFrame:
-        return pl.scan_parquet(f"{table_uri}/*.parquet")
+        return pl.scan_parquet(f"{table_uri}/*.parquet", storage_options=self._storage_options)
 
     # -- Dagster IO manager API ---------------------------------------------------------------
     def handle_output(self, context: OutputContext, obj: pl.LazyFrame | pl.DataFrame) -> None:
@@ -67,28 +87,32 @@ class ParquetIOManager(ConfigurableIOManager):
             return
         table_name = context.asset_key.path[-1]
         uri = self.table_uri(table_name)
-        self._write(obj, uri)
-        written = self._scan(uri)
-        rows = int(written.select(pl.len()).collect().item())
-        context.add_output_metadata(
-            {
-                "dagster/row_count": rows,
-                "dagster/column_schema": table_schema_metadata(
-                    table_name, logical_schema(written.collect_schema())
-                ),
-                "dagster/uri": MetadataValue.path(uri),
-            }
-        )
+        try:
+            self._write(obj, uri)
+            written = self._scan(uri)
+            rows = int(written.select(pl.len()).collect().item())
+            types = logical_schema(written.collect_schema())
+            # Landing tables are registered over their raw JSON by the landing assets instead.
+            catalog_table = (
+                self.catalog.register_parquet_table(table_name, uri, types)
+                if self.catalog and schemas.zone_of(table_name) != "landing" else None
+            )
+        except (StorageError, CatalogError) as exc:
+            raise Failure(description=str(exc)) from None
+        metadata = {
+            "dagster/row_count": rows,
+            "dagster/column_schema": table_schema_metadata(table_name, types),
+            "dagster/uri": MetadataValue.path(uri),
+        }
+        if catalog_table:
+            metadata["catalog_table"] = catalog_table
+        context.add_output_metadata(metadata)
 
     def load_input(self, context: InputContext) -> pl.LazyFrame:
-        table_name = context.asset_key.path[-1]
-        uri = self.table_uri(table_name)
-        if not self._exists(uri):
-            raise TableNotMaterializedError(
-                f"table {table_name} has not been materialized yet: nothing at {uri}. "
-                f"Materialize it (and its upstream assets) first."
-            )
-        return self._scan(uri)
+        try:
+            return self.scan_table(context.asset_key.path[-1])
+        except StorageError as exc:
+            raise Failure(description=str(exc)) from None
 
 
 class LocalParquetIOManager(ParquetIOManager):
@@ -114,3 +138,46 @@ class LocalParquetIOManager(ParquetIOManager):
 
     def _exists(self, table_uri: str) -> bool:
         return any(Path(table_uri).glob("*.parquet"))
+
+
+class S3ParquetIOManager(ParquetIOManager):
+    """Tables under an s3://bucket/prefix/ root, read and written with Polars' cloud I/O.
+
+    Replacing a table: its data is the one object <table>/part-00000.parquet. Polars uploads
+    it as a (multipart) PUT, which S3 makes visible in one step only when complete, so readers
+    see the old table or the new one, never a half-written file, and a failed write leaves the
+    old table in place. Other objects under the table prefix (e.g. part files another writer
+    left) are deleted after the new object landed; until then a reader could see both.
+    """
+
+    region: str
+    endpoint_url: str | None = None
+    _store: S3Store | None = PrivateAttr(default=None)
+
+    @property
+    def store(self) -> S3Store:
+        if self._store is None:
+            self._store = S3Store(self.region, self.endpoint_url)
+        return self._store
+
+    @property
+    def _storage_options(self) -> dict[str, str]:
+        return self.store.storage_options
+
+    def _write(self, frame: pl.LazyFrame | pl.DataFrame, table_uri: str) -> None:
+        store = self.store
+        bucket, prefix = split_s3_folder(table_uri)
+        # Listing first also gives clear errors (missing bucket, denied, unreachable endpoint).
+        previous = store.list_keys(table_uri)
+        target = f"{table_uri}/{DATA_FILE}"
+        try:
+            if isinstance(frame, pl.LazyFrame):
+                frame.sink_parquet(target, storage_options=store.storage_options)
+            else:
+                frame.write_parquet(target, storage_options=store.storage_options)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise store.explain(exc, target, "writing") from None
+        store.delete_keys(bucket, [key for key in previous if key != prefix + DATA_FILE])
+
+    def _exists(self, table_uri: str) -> bool:
+        return any(key.endswith(".parquet") for key in self.store.list_keys(table_uri))

@@ -1,0 +1,1 @@
+"""AWS integration: Glue Data Catalog registration (and, later, Glue job deployment)."""

@@ -1,0 +1,59 @@
+"""STEDI_ENV and the S3/Glue settings: what `definitions` builds from the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from stedi_assets.aws.catalog import GlueCatalog, TableCatalog
+from stedi_assets.definitions import Settings, build_storage
+from stedi_assets.io.parquet import LocalParquetIOManager, S3ParquetIOManager
+from stedi_assets.resources import LandingSource, S3LandingSource
+
+S3_ENV = {"STEDI_ENV": "s3", "STEDI_LANDING_ROOT": "s3://cd0030bucket/",
+          "STEDI_LAKEHOUSE_ROOT": "s3://lake/stedi/"}
+
+
+def test_local_is_the_default_and_has_no_catalog(tmp_path):
+    landing, io_manager, catalog = build_storage(Settings.from_env(
+        {"STEDI_LANDING_ROOT": str(tmp_path), "STEDI_LAKEHOUSE_ROOT": str(tmp_path / "lh")}))
+    assert type(landing) is LandingSource and type(catalog) is TableCatalog
+    assert isinstance(io_manager, LocalParquetIOManager) and io_manager.catalog is None
+
+
+def test_s3_environment_builds_s3_storage_and_glue():
+    settings = Settings.from_env({
+        **S3_ENV, "STEDI_LANDING_PREFIXES": " customer = customers ,step_trainer=steps",
+        "STEDI_LANDING_ANONYMOUS": "1", "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL": "http://minio:9000", "AWS_ENDPOINT_URL_GLUE": "http://glue:1"})
+    landing, io_manager, catalog = build_storage(settings)
+
+    assert isinstance(landing, S3LandingSource) and landing.anonymous
+    assert landing.folder("customer") == "s3://cd0030bucket/customers"
+    assert landing.folder("step_trainer") == "s3://cd0030bucket/steps"
+    assert landing.folder("accelerometer") == "s3://cd0030bucket/accelerometer"
+    assert isinstance(io_manager, S3ParquetIOManager)
+    assert io_manager.table_uri("customer_trusted") == "s3://lake/stedi/trusted/customer_trusted"
+    assert (io_manager.region, io_manager.endpoint_url) == ("eu-west-1", "http://minio:9000")
+    assert isinstance(catalog, GlueCatalog) and io_manager.catalog == catalog
+    assert (catalog.database, catalog.endpoint_url) == ("stedi", "http://glue:1")
+    assert landing.store.storage_options == {
+        "aws_region": "eu-west-1", "aws_endpoint_url": "http://minio:9000",
+        "aws_allow_http": "true", "aws_skip_signature": "true"}
+
+
+def test_empty_glue_database_switches_the_catalog_off():
+    _, io_manager, catalog = build_storage(Settings.from_env({**S3_ENV,
+                                                              "STEDI_GLUE_DATABASE": ""}))
+    assert type(catalog) is TableCatalog and type(io_manager.catalog) is TableCatalog
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"STEDI_ENV": "gcs"}, r"STEDI_ENV must be one of \('local', 's3'\), got 'gcs'"),
+    ({"STEDI_ENV": "local"}, "STEDI_LAKEHOUSE_ROOT is on S3: set STEDI_ENV=s3 as well"),
+    ({"STEDI_LAKEHOUSE_ROOT": "/tmp/lake"}, "STEDI_ENV=s3 needs STEDI_LAKEHOUSE_ROOT=s3://"),
+    ({"STEDI_LANDING_PREFIXES": "customers=customers"}, "source in"),
+    ({"STEDI_LANDING_PREFIXES": "customer"}, "source=folder pairs"),
+])
+def test_inconsistent_settings_are_refused(env, message):
+    with pytest.raises(ValueError, match=message):
+        build_storage(Settings.from_env({**S3_ENV, **env}))
