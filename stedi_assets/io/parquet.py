@@ -8,7 +8,9 @@ LazyFrames so downstream work can stream. After a trusted or curated table is wr
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -116,25 +118,43 @@ class ParquetIOManager(ConfigurableIOManager):
 
 
 class LocalParquetIOManager(ParquetIOManager):
-    """Tables on the local disk. A table is swapped in whole: written beside, then renamed."""
+    """Tables on the local disk, replaced all or nothing.
+
+    `<zone>/<table>` is a symbolic link to a version directory
+    `<zone>/.<table>.versions/<version>/part-00000.parquet`. A write fills a new version
+    directory, then swaps the link with one atomic rename: readers that open `<zone>/<table>/`
+    see the old version or the new one, never a mix, and a writer killed mid-way leaves the old
+    version in place (its partial directory is removed by the next write). The previous
+    version is kept until the next write, so a reader still holding it can finish.
+    """
 
     def _write(self, frame: pl.LazyFrame | pl.DataFrame, table_uri: str) -> None:
-        final = Path(table_uri)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging = final.parent / f".{final.name}.{uuid.uuid4().hex}.staging"
-        staging.mkdir()
+        link = Path(table_uri)
+        versions = link.parent / f".{link.name}.versions"
+        versions.mkdir(parents=True, exist_ok=True)
+        version = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
+        target = versions / version
+        target.mkdir()
         try:
             if isinstance(frame, pl.LazyFrame):
-                frame.sink_parquet(staging / DATA_FILE)
+                frame.sink_parquet(target / DATA_FILE)
             else:
-                frame.write_parquet(staging / DATA_FILE)
-            retired = final.parent / f".{final.name}.{uuid.uuid4().hex}.retired"
-            if final.exists():
-                final.rename(retired)
-            staging.rename(final)
-            shutil.rmtree(retired, ignore_errors=True)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+                frame.write_parquet(target / DATA_FILE)
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        for stale in link.parent.glob(f".{link.name}.link-*"):  # from a writer killed mid-swap
+            stale.unlink()
+        previous = os.readlink(link) if link.is_symlink() else None
+        if link.exists() and not link.is_symlink():  # a table from before versioning
+            shutil.rmtree(link)
+        staged_link = link.parent / f".{link.name}.link-{uuid.uuid4().hex}"
+        staged_link.symlink_to(target.relative_to(link.parent), target_is_directory=True)
+        os.replace(staged_link, link)  # the atomic swap
+        keep = {version, Path(previous).name if previous else None}
+        for old in versions.iterdir():
+            if old.name not in keep:
+                shutil.rmtree(old, ignore_errors=True)
 
     def _exists(self, table_uri: str) -> bool:
         return any(Path(table_uri).glob("*.parquet"))

@@ -191,7 +191,8 @@ def accelerometer_trusted(
 ) -> pl.LazyFrame:
     """Readings whose user is a consenting customer (semi-join: duplicates never multiply)."""
     return accelerometer_landing.join(
-        customer_trusted.select(pl.col("email").alias("user")), on="user", how="semi"
+        customer_trusted.select(pl.col("email").alias("user")), on="user", how="semi",
+        maintain_order="left",
     )
 
 
@@ -200,7 +201,8 @@ def customer_curated(
 ) -> pl.LazyFrame:
     """Consenting customers with at least one accelerometer reading, distinct records."""
     return customer_trusted.join(
-        accelerometer_trusted.select(pl.col("user").alias("email")), on="email", how="semi"
+        accelerometer_trusted.select(pl.col("user").alias("email")), on="email", how="semi",
+        maintain_order="left",
     ).unique(maintain_order=True)
 
 
@@ -209,7 +211,8 @@ def step_trainer_trusted(
 ) -> pl.LazyFrame:
     """Readings of Step Trainers that belong to a curated customer (semi-join)."""
     return step_trainer_landing.join(
-        customer_curated.select("serialNumber"), on="serialNumber", how="semi"
+        customer_curated.select("serialNumber"), on="serialNumber", how="semi",
+        maintain_order="left",
     )
 
 
@@ -221,6 +224,7 @@ def machine_learning_curated(
     return step_trainer_trusted.join(
         accelerometer_trusted.select("timestamp", "x", "y", "z"),
         left_on="sensorReadingTime", right_on="timestamp", how="inner",
+        maintain_order="left_right",
     ).select(table.column_names)
 
 
