@@ -122,11 +122,14 @@ def alerts_for_run(instance: DagsterInstance, run_id: str, run_failed: bool,
         failures = instance.get_records_for_run(
             run_id, of_type=DagsterEventType.STEP_FAILURE).records
         steps = sorted({r.event_log_entry.step_key for r in failures if r.event_log_entry.step_key})
+        errors = [r.event_log_entry.dagster_event.event_specific_data.error for r in failures]
+        first_error = next((e.message.strip().splitlines()[-1] for e in errors if e), "")
         reason = f" in step(s) {', '.join(steps)}" if steps else ""
+        detail = f": {first_error}" if first_error else ""
         alerts.append(Alert(
             alert_id=f"{run_id}:run", kind="run_failure", severity="ERROR", run_id=run_id,
-            run_url=run_url, metadata={"job": job, "failed_steps": steps},
-            text=f"STEDI ERROR: run of `{job}` failed{reason}. Run: {run_url}",
+            run_url=run_url, metadata={"job": job, "failed_steps": steps, "error": first_error},
+            text=f"STEDI ERROR: run of `{job}` failed{reason}{detail}. Run: {run_url}",
         ))
     return alerts
 

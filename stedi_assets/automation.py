@@ -64,7 +64,9 @@ def automation_sensors(enabled: bool, interval_seconds: int = 15):
             return SkipReason("no landing files changed")
         return RunRequest(
             run_key="landing:" + ",".join(f"{n}={now[n][:16]}" for n in changed),
-            asset_selection=[AssetKey(name) for name in changed],
+            # a landing table and its quarantine table are materialized together
+            asset_selection=[AssetKey(key) for name in changed
+                             for key in (name, schemas.rejects_table(schemas.TABLES[name]).name)],
             tags={"stedi/trigger": "landing_files"},
         )
 

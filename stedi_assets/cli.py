@@ -74,7 +74,7 @@ def ddl_main(argv: list[str] | None = None) -> int:
     statements = [
         create_table_ddl(
             database, table.name,
-            landing.folder(table.source) if table.zone == "landing"
+            landing.folder(table.source) if table.source
             else io_manager.table_uri(table.name),
         )
         for table in schemas.TABLES.values()

@@ -13,6 +13,11 @@
 - AWS_REGION / AWS_DEFAULT_REGION: region (default us-east-1)
 - AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_GLUE): custom endpoint, e.g. MinIO
 - STEDI_MIN_JOIN_COVERAGE: the join-coverage checks WARN below this share (default 0.5)
+- STEDI_MAX_REJECT_SHARE: the quarantine-rate checks WARN above this share (default 0.01)
+- STEDI_CONSENT_AS_OF_DATE: `on` drops accelerometer readings taken before the customer's
+  research consent date (default off)
+- STEDI_PSEUDONYM_SECRET: HMAC key of the pseudonymous customerKey; required outside the
+  local environment (locally it defaults to a public development key, LOCAL_PSEUDONYM_SECRET)
 - STEDI_ALERT_WEBHOOK_URL: where alerts are POSTed as JSON (default: none, log only)
 - STEDI_UI_URL: base URL of the Dagster UI used in alert links (default http://127.0.0.1:3000)
 - STEDI_AUTOMATION: `on` (default) starts the landing sensor and declarative automation
@@ -27,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions, EnvVar, in_process_executor
 
 from stedi_assets import schemas
 from stedi_assets.alerts import AlertSettings, stedi_alerts
@@ -36,9 +41,17 @@ from stedi_assets.automation import automation_sensors, full_graph_job, stedi_da
 from stedi_assets.aws.catalog import GlueCatalog, TableCatalog
 from stedi_assets.io.parquet import LocalParquetIOManager, ParquetIOManager, S3ParquetIOManager
 from stedi_assets.io.s3 import is_s3_uri
-from stedi_assets.resources import CheckSettings, LandingSource, PolarsEngine, S3LandingSource
+from stedi_assets.resources import (
+    CheckSettings,
+    LandingSource,
+    PolarsEngine,
+    PrivacySettings,
+    S3LandingSource,
+)
 
 ENVIRONMENTS = ("local", "s3")
+#: Only for the local environment: a documented, public key, so local runs need no set-up.
+LOCAL_PSEUDONYM_SECRET = "stedi-local-development-only"
 
 
 def _default_data_dir() -> Path:
@@ -47,6 +60,17 @@ def _default_data_dir() -> Path:
     if (repo / "pyproject.toml").is_file():
         return repo / "data"
     return Path.cwd() / "data"
+
+
+def _share(env: Mapping[str, str], name: str, default: str) -> float:
+    value = env.get(name, default)
+    try:
+        share = float(value)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
+    return share
 
 
 def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -68,6 +92,10 @@ class Settings:
     alert_webhook_url: str | None = None
     ui_url: str = "http://127.0.0.1:3000"
     automation: bool = True
+    max_reject_share: float = 0.01
+    consent_as_of_date: bool = False
+    #: None outside the local environment when STEDI_PSEUDONYM_SECRET is not set
+    pseudonym_secret: str | None = LOCAL_PSEUDONYM_SECRET
     env: str = "local"
     landing_folders: dict[str, str] = field(default_factory=dict)
     landing_anonymous: bool = False
@@ -79,22 +107,23 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         data = _default_data_dir()
-        coverage = env.get("STEDI_MIN_JOIN_COVERAGE", "0.5")
-        try:
-            min_join_coverage = float(coverage)
-        except ValueError:
-            raise ValueError(
-                f"STEDI_MIN_JOIN_COVERAGE must be a number between 0 and 1, got {coverage!r}"
-            ) from None
+        min_join_coverage = _share(env, "STEDI_MIN_JOIN_COVERAGE", "0.5")
+        stedi_env = env.get("STEDI_ENV", "local").strip().lower() or "local"
         endpoint = env.get("AWS_ENDPOINT_URL") or None
+        # Locally a public development key; elsewhere it must come from the environment.
+        pseudonym_secret = env.get("STEDI_PSEUDONYM_SECRET") or (
+            LOCAL_PSEUDONYM_SECRET if stedi_env == "local" else None)
         return cls(
             landing_root=env.get("STEDI_LANDING_ROOT", str(data / "landing")),
             lakehouse_root=env.get("STEDI_LAKEHOUSE_ROOT", str(data / "lakehouse")),
             min_join_coverage=min_join_coverage,
+            max_reject_share=_share(env, "STEDI_MAX_REJECT_SHARE", "0.01"),
+            consent_as_of_date=_switch(env, "STEDI_CONSENT_AS_OF_DATE", default=False),
+            pseudonym_secret=pseudonym_secret,
             alert_webhook_url=env.get("STEDI_ALERT_WEBHOOK_URL") or None,
             ui_url=env.get("STEDI_UI_URL", "http://127.0.0.1:3000"),
             automation=_switch(env, "STEDI_AUTOMATION", default=True),
-            env=env.get("STEDI_ENV", "local").strip().lower() or "local",
+            env=stedi_env,
             landing_folders=_source_folders(env.get("STEDI_LANDING_PREFIXES", "")),
             landing_anonymous=_switch(env, "STEDI_LANDING_ANONYMOUS", default=False),
             glue_database=env.get("STEDI_GLUE_DATABASE", "stedi").strip(),
@@ -144,6 +173,19 @@ def build_storage(settings: Settings) -> tuple[LandingSource, ParquetIOManager, 
     return landing, io_manager, catalog
 
 
+def _pseudonym_secret(settings: Settings) -> str | EnvVar:
+    if not settings.pseudonym_secret:
+        raise ValueError(
+            f"STEDI_PSEUDONYM_SECRET must be set when STEDI_ENV={settings.env}: it keys the "
+            "pseudonymous customerKey of the curated tables (keep it in e.g. AWS Secrets "
+            "Manager); the local development key is only used with STEDI_ENV=local"
+        )
+    # from the environment it stays an EnvVar: the UI shows its name, never its value
+    if os.environ.get("STEDI_PSEUDONYM_SECRET") == settings.pseudonym_secret:
+        return EnvVar("STEDI_PSEUDONYM_SECRET")
+    return settings.pseudonym_secret
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     landing, io_manager, catalog = build_storage(settings)
     return {
@@ -151,7 +193,12 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "landing": landing,
         "io_manager": io_manager,
         "catalog": catalog,
-        "checks": CheckSettings(min_join_coverage=settings.min_join_coverage),
+        "checks": CheckSettings(min_join_coverage=settings.min_join_coverage,
+                                max_reject_share=settings.max_reject_share),
+        "privacy": PrivacySettings(
+            pseudonym_secret=_pseudonym_secret(settings),
+            consent_as_of_date=settings.consent_as_of_date,
+        ),
         "alerts": AlertSettings(webhook_url=settings.alert_webhook_url,
                                 ui_base_url=settings.ui_url),
     }

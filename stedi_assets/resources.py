@@ -5,6 +5,7 @@ Which flavour of each is used is decided in `definitions` only.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -27,21 +28,13 @@ from stedi_assets.transforms import polars_engine
 
 @dataclass
 class LandingBatch:
-    """What reading one landing source gave: rows, rejected lines and the accounting."""
+    """What reading one landing source gave: rows, quarantined lines and the accounting."""
 
     rows: Any
     rejects: Any
     files: list[str]
     lines_read: int
-    blank_lines: int
-
-    @property
-    def rows_landed(self) -> int:
-        return self.lines_read - self.blank_lines - self.rejected
-
-    @property
-    def rejected(self) -> int:
-        return int(self.rejects.height)
+    unknown_keys: dict[str, int]
 
 
 class LandingSource(ConfigurableResource):
@@ -125,18 +118,18 @@ class PolarsEngine(Engine):
 
     def read_landing(self, files: list[str], table: Table,
                      store: S3Store | None = None) -> LandingBatch:
-        rows, rejects, lines_read, blank = [], [], 0, 0
+        rows, rejects, lines_read, unknown = [], [], 0, Counter()
         for path in files:
             lines = read_landing_lines(path, store)
-            file_rows, file_rejects, file_blank = self.ops.parse_landing(lines, table)
+            file_rows, file_rejects, file_unknown = self.ops.parse_landing(lines, table)
             rows.append(file_rows)
             rejects.append(file_rejects)
             lines_read += lines.height
-            blank += file_blank
+            unknown.update(file_unknown)
         return LandingBatch(
             rows=pl.concat(rows) if rows else polars_engine.empty_rows(table),
             rejects=pl.concat(rejects) if rejects else polars_engine.empty_rejects(),
-            files=files, lines_read=lines_read, blank_lines=blank,
+            files=files, lines_read=lines_read, unknown_keys=dict(sorted(unknown.items())),
         )
 
 
@@ -145,3 +138,14 @@ class CheckSettings(ConfigurableResource):
 
     #: Join coverage WARNs when fewer step readings than this share find accelerometer readings.
     min_join_coverage: float = 0.5
+    #: The quarantine-rate check WARNs when more landing lines than this share are rejected.
+    max_reject_share: float = 0.01
+
+
+class PrivacySettings(ConfigurableResource):
+    """How far consent reaches and how curated tables name customers."""
+
+    #: Key of the HMAC-SHA256 that turns an email into the pseudonymous customerKey.
+    pseudonym_secret: str
+    #: Drop accelerometer readings taken before the customer's shareWithResearchAsOfDate.
+    consent_as_of_date: bool = False

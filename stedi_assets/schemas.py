@@ -92,11 +92,32 @@ STEP_TRAINER_COLUMNS = (
     Column("distanceFromObject", INT64, "Distance measured by the sensor"),
 )
 
+CUSTOMER_KEY = Column(
+    "customerKey", STRING,
+    "Pseudonymous customer key: HMAC-SHA256 of the email under the project's secret (hex)",
+)
+
+#: Curated customers: no direct identifier (name, email, phone, birthday), a pseudonymous key.
+CUSTOMER_CURATED_COLUMNS = (
+    CUSTOMER_KEY,
+    *(c for c in CUSTOMER_COLUMNS
+      if c.name not in {"customerName", "email", "phone", "birthDay"}),
+)
+
 MACHINE_LEARNING_COLUMNS = (
     STEP_TRAINER_COLUMNS[0],
     STEP_TRAINER_COLUMNS[1],
     STEP_TRAINER_COLUMNS[2],
     *ACCELEROMETER_COLUMNS[2:],
+    Column("customerKey", STRING,
+           "Pseudonymous key of the customer whose phone took the accelerometer reading"),
+)
+
+REJECT_COLUMNS = (
+    Column("file", STRING, "The landing file the line came from"),
+    Column("line_number", INT64, "1-based line number in that file"),
+    Column("line", STRING, "The raw text of the line"),
+    Column("reason", STRING, "Why the line could not become a row"),
 )
 
 TABLES: dict[str, Table] = {
@@ -123,16 +144,27 @@ TABLES: dict[str, Table] = {
               "Step Trainer readings of devices owned by customers in customer_curated.",
               STEP_TRAINER_COLUMNS, keys=("serialNumber", "sensorReadingTime")),
         Table("customer_curated", "curated",
-              "Consenting customers who have accelerometer data (one row per distinct record).",
-              CUSTOMER_COLUMNS, keys=("email",)),
+              "Consenting customers who have accelerometer data, one row each, identified only "
+              "by a pseudonymous key (no name, email, phone or birthday).",
+              CUSTOMER_CURATED_COLUMNS, keys=("customerKey",)),
         Table("machine_learning_curated", "curated",
               "Step Trainer readings paired with accelerometer readings taken at the same "
-              "time, for training the step-detection model. No direct identifiers.",
+              "time, for training the step-detection model. No direct identifiers; the "
+              "customer appears only as a pseudonymous key.",
               MACHINE_LEARNING_COLUMNS, keys=("serialNumber", "sensorReadingTime")),
+        *(Table(f"{source}_landing_rejects", "landing",
+                f"Quarantine: every line of the {source} landing files that could not become a "
+                "row, with its file, line number, raw text and the reason.",
+                REJECT_COLUMNS, source=None, keys=("file", "line_number"))
+          for source in ("customer", "accelerometer", "step_trainer")),
     )
 }
 
-LANDING_TABLES = [t for t in TABLES.values() if t.zone == "landing"]
+LANDING_TABLES = [t for t in TABLES.values() if t.zone == "landing" and t.source]
+
+
+def rejects_table(landing: Table) -> Table:
+    return TABLES[f"{landing.source}_landing_rejects"]
 
 
 def zone_of(table_name: str) -> str:

@@ -44,6 +44,7 @@ def s3_settings(endpoint: str, landing_root: str, lakehouse_root: str, **env: st
     """Settings exactly as `definitions` reads them for STEDI_ENV=s3 against the test server."""
     return Settings.from_env({
         "STEDI_ENV": "s3",
+        "STEDI_PSEUDONYM_SECRET": "s3-test-secret",
         "STEDI_LANDING_ROOT": landing_root,
         "STEDI_LAKEHOUSE_ROOT": lakehouse_root,
         "AWS_ENDPOINT_URL": endpoint,

@@ -63,7 +63,8 @@ def test_failed_run_without_failed_check_gets_a_run_alert(instance, tmp_path):
     with WebhookReceiver() as hook:
         _tick(instance, hook.url)
         assert [a["kind"] for a in hook.received] == ["run_failure"]
-        assert "customer_landing" in hook.received[0]["text"]
+        text = hook.received[0]["text"]
+        assert "land_customer" in text and "does not exist" in text
         assert hook.received[0]["run_id"] == failed.run_id
 
 

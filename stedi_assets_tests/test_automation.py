@@ -51,19 +51,23 @@ def test_landing_sensor_requests_only_the_sources_whose_files_changed(landing):
     context, first = _tick(landing)
     assert isinstance(first, RunRequest)
     assert {k.path[-1] for k in first.asset_selection} == {
-        "customer_landing", "accelerometer_landing", "step_trainer_landing"}
+        "customer_landing", "accelerometer_landing", "step_trainer_landing",
+        "customer_landing_rejects", "accelerometer_landing_rejects",
+        "step_trainer_landing_rejects"}
     context, again = _tick(landing, context.cursor)
     assert isinstance(again, SkipReason)
 
     new_file = landing / "accelerometer" / "accelerometer-new.json"
     new_file.write_text('{"user":"x@test.com","timestamp":1,"x":0.0,"y":0.0,"z":0.0}\n')
     context, after_new = _tick(landing, context.cursor)
-    assert [k.path[-1] for k in after_new.asset_selection] == ["accelerometer_landing"]
+    assert [k.path[-1] for k in after_new.asset_selection] == [
+        "accelerometer_landing", "accelerometer_landing_rejects"]
     assert after_new.run_key != first.run_key
 
     new_file.write_text('{"user":"x@test.com","timestamp":2,"x":0.0,"y":0.0,"z":0.0}\n' * 2)
     context, after_change = _tick(landing, context.cursor)
-    assert [k.path[-1] for k in after_change.asset_selection] == ["accelerometer_landing"]
+    assert [k.path[-1] for k in after_change.asset_selection] == [
+        "accelerometer_landing", "accelerometer_landing_rejects"]
 
 
 def _materialize(instance, landing, lake, selection=None, **overrides):
@@ -86,7 +90,8 @@ def test_new_landing_data_flows_downstream_on_its_own(landing, tmp_path):
         assert _materialize(instance, landing, tmp_path / "lake").success
         requested, cursor = _requested(defs, instance)
         assert requested == set()  # everything is up to date
-        _materialize(instance, landing, tmp_path / "lake", selection=["accelerometer_landing"])
+        _materialize(instance, landing, tmp_path / "lake", selection=["accelerometer_landing",
+                                                                "accelerometer_landing_rejects"])
         requested, cursor = _requested(defs, instance, cursor)
         # accelerometer_trusted and everything below it; customer_trusted did not change
         assert requested == {"accelerometer_trusted", "customer_curated",
@@ -100,7 +105,8 @@ def test_automation_never_runs_past_a_failed_blocking_check(landing, tmp_path):
         _, cursor = _requested(defs, instance)
         # customer_landing changes and customer_trusted is rebuilt by a leaky transform:
         leak = _materialize(instance, landing, tmp_path / "lake",
-                            selection=["customer_landing", "customer_trusted"],
+                            selection=["customer_landing", "customer_landing_rejects",
+                                       "customer_trusted"],
                             engine=leaky_engine())
         failed = [e for e in leak.get_asset_check_evaluations() if not e.passed]
         assert [(e.asset_key.path[-1], e.check_name) for e in failed] == [

@@ -31,7 +31,7 @@ def test_ddl_columns_and_format_follow_schemas(table: schemas.Table):
     assert ddl.startswith(f"CREATE EXTERNAL TABLE IF NOT EXISTS `stedi`.`{table.name}` (")
     assert _ddl_columns(ddl) == [(c.name, schemas.CATALOG_TYPES[c.type]) for c in table.columns]
     assert f"LOCATION 's3://bucket/{table.name}/'" in ddl
-    if table.zone == "landing":
+    if table.source:  # raw landing data, catalogued as JSON lines
         assert "ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'" in ddl
         assert "'case.insensitive' = 'TRUE'" in ddl
         assert "TBLPROPERTIES ('classification' = 'json');" in ddl

@@ -1,10 +1,17 @@
 """Landing readers: tolerant normalisation, every line accounted for, clear errors."""
 
+import shutil
+
 import polars as pl
 import pytest
 
 from stedi_assets import schemas
-from stedi_assets.io.landing_reader import LandingError, list_landing_files, read_landing_lines
+from stedi_assets.io.landing_reader import (
+    LandingError,
+    count_lines,
+    list_landing_files,
+    read_landing_lines,
+)
 from stedi_assets.resources import PolarsEngine
 from stedi_assets.transforms import polars_engine as pe
 from stedi_assets_tests.graph import run_graph
@@ -30,7 +37,7 @@ def test_customer_normalisation_float_epochs_numeric_phone_and_missing_consent()
         '{"email":"c@x","serialNumber":"s2","shareWithResearchAsOfDate":1655564376362.0,'
         '"newField":"ignored"}',
     )
-    assert rejects.height == 0 and blank == 0
+    assert rejects.height == 0 and blank == {"newField": 1}
     assert rows.schema == pe.polars_schema(schemas.TABLES["customer_landing"])
     first, second = rows.to_dicts()
     assert first["phone"] == "8015551212"
@@ -42,14 +49,14 @@ def test_customer_normalisation_float_epochs_numeric_phone_and_missing_consent()
 
 
 def test_accelerometer_old_spelling_trailing_comma_bom_and_blank_lines():
-    rows, rejects, blank = _parse(
+    rows, rejects, _ = _parse(
         "accelerometer_landing",
         '\ufeff{"user":"a@x","timeStamp":1655471492661,"x":1.0,"y":-1,"z":0.0}',
         "",
         '  {"user":"b@x","timestamp":1655471492662.0,"x":0,"y":0,"z":1} ,\r',
     )
-    assert rejects.height == 0
-    assert blank == 1
+    assert rejects.to_dicts() == [
+        {"file": "f.json", "line_number": 2, "line": "", "reason": "blank line"}]
     assert rows.to_dicts() == [
         {"user": "a@x", "timestamp": 1655471492661, "x": 1.0, "y": -1.0, "z": 0.0},
         {"user": "b@x", "timestamp": 1655471492662, "x": 0.0, "y": 0.0, "z": 1.0},
@@ -87,10 +94,10 @@ def test_both_real_versions_load_with_every_line_accounted_for(real_2023, real_2
         for root in (real_2023, real_2022):
             files = list_landing_files(str(root), table.source)
             batch = ENGINE.read_landing(files, table)
-            raw_lines = sum(len(open(f, encoding="utf-8").read().splitlines()) for f in files)
+            raw_lines = sum(count_lines(f) for f in files)
             assert batch.lines_read == raw_lines
-            assert batch.rejected == 0, batch.rejects.head()
-            assert batch.rows.height == batch.lines_read - batch.blank_lines
+            assert batch.rejects.height == 0, batch.rejects.head()
+            assert batch.rows.height == batch.lines_read
             assert batch.rows.null_count().select(table.required_columns).sum_horizontal()[0] == 0
             if root == real_2023:
                 assert batch.rows.height == expected_2023[table.name]
@@ -103,11 +110,17 @@ def test_both_real_versions_load_with_every_line_accounted_for(real_2023, real_2
     assert accel.rows["timestamp"].null_count() == 0
 
 
-def test_non_utf8_file_names_file_and_line(tmp_path):
+def test_non_utf8_lines_are_quarantined_with_their_number(tmp_path):
     bad = tmp_path / "bad.json"
-    bad.write_bytes(b'{"user":"a"}\n\xff\xfe\x00\x01 binary\n')
-    with pytest.raises(LandingError, match=r"bad\.json:2: not UTF-8"):
-        read_landing_lines(str(bad))
+    bad.write_bytes(b'{"user":"a","timestamp":1}\n\xff\xfe\x00\x01 binary\n{"user":"b",'
+                    b'"timestamp":2}')
+    lines = read_landing_lines(str(bad))
+    assert lines["line_number"].to_list() == [1, 2, 3]
+    assert count_lines(str(bad)) == 3
+    rows, rejects, _ = pe.parse_landing(lines, schemas.TABLES["accelerometer_landing"])
+    assert rows["user"].to_list() == ["a", "b"]
+    assert rejects.select("line_number", "reason").to_dicts() == [
+        {"line_number": 2, "reason": "not UTF-8 text"}]
 
 
 def test_missing_landing_folder_is_a_clear_error(tmp_path):
@@ -119,18 +132,22 @@ def test_missing_landing_folder_is_a_clear_error(tmp_path):
         list_landing_files(str(tmp_path), "customer")
 
 
-def test_landing_asset_fails_with_file_and_line_not_a_traceback(tmp_path, sample_landing):
+def test_bad_lines_are_quarantined_by_the_landing_asset(tmp_path, sample_landing):
     landing = tmp_path / "landing"
-    for source in ("customer", "accelerometer", "step_trainer"):
-        (landing / source).mkdir(parents=True)
-        for f in (sample_landing / source).iterdir():
-            (landing / source / f.name).write_bytes(f.read_bytes())
+    shutil.copytree(sample_landing, landing)
     broken = landing / "accelerometer" / "accelerometer-broken.json"
     broken.write_text('{"user":"a@x","timestamp":1,"x":0,"y":0,"z":0}\n{"user": oops}\n')
-    run = run_graph(landing, tmp_path / "lake", selection=["accelerometer_landing"],
-                    raise_on_error=False)
-    assert not run.result.success
-    failure = run.result.get_step_failure_events()[0].step_failure_data.error
-    assert "accelerometer-broken.json:2: invalid JSON" in failure.message
-    assert "1 line(s) of accelerometer landing data" in failure.message
-    assert not (tmp_path / "lake" / "landing" / "accelerometer_landing").exists()
+    run = run_graph(landing, tmp_path / "lake", selection=["accelerometer_landing",
+                                                      "accelerometer_landing_rejects"])
+    assert run.result.success
+    rejects = run.table("accelerometer_landing_rejects")
+    assert rejects.to_dicts() == [{"file": str(broken), "line_number": 2,
+                                   "line": '{"user": oops}',
+                                   "reason": "invalid JSON: Expecting value (column 10)"}]
+    meta = run.metadata("accelerometer_landing")
+    assert meta["lines_rejected"].value == 1
+    checks = run.checks()
+    conservation = checks[("accelerometer_landing", "conservation")]
+    assert conservation.passed
+    assert conservation.metadata["lines_in_files"].value == \
+        run.table("accelerometer_landing").height + 1

@@ -23,13 +23,14 @@ def test_new_s3_object_triggers_only_its_landing_table(s3_endpoint, s3_client, a
         return context.cursor, result
 
     cursor, first = tick()
-    assert isinstance(first, RunRequest) and len(first.asset_selection) == 3
+    assert isinstance(first, RunRequest) and len(first.asset_selection) == 6
     cursor, idle = tick(cursor)
     assert isinstance(idle, SkipReason)
     s3_client.put_object(Bucket=bucket, Key="landing/step_trainer/new.json",
                          Body=b'{"sensorReadingTime":1,"serialNumber":"s","distanceFromObject":2}\n')
     cursor, changed = tick(cursor)
-    assert [k.path[-1] for k in changed.asset_selection] == ["step_trainer_landing"]
+    assert [k.path[-1] for k in changed.asset_selection] == [
+        "step_trainer_landing", "step_trainer_landing_rejects"]
     s3_client.put_object(Bucket=bucket, Key="landing/step_trainer/_SUCCESS", Body=b"")
     _, hidden = tick(cursor)
     assert isinstance(hidden, SkipReason)  # marker files are not data

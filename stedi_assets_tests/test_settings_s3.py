@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import pytest
+from dagster import EnvVar
 
 from stedi_assets.aws.catalog import GlueCatalog, TableCatalog
-from stedi_assets.definitions import Settings, build_storage
+from stedi_assets.definitions import (
+    LOCAL_PSEUDONYM_SECRET,
+    Settings,
+    build_resources,
+    build_storage,
+)
 from stedi_assets.io.parquet import LocalParquetIOManager, S3ParquetIOManager
 from stedi_assets.resources import LandingSource, S3LandingSource
 
 S3_ENV = {"STEDI_ENV": "s3", "STEDI_LANDING_ROOT": "s3://cd0030bucket/",
-          "STEDI_LAKEHOUSE_ROOT": "s3://lake/stedi/"}
+          "STEDI_LAKEHOUSE_ROOT": "s3://lake/stedi/", "STEDI_PSEUDONYM_SECRET": "k"}
 
 
 def test_local_is_the_default_and_has_no_catalog(tmp_path):
@@ -57,3 +63,22 @@ def test_empty_glue_database_switches_the_catalog_off():
 def test_inconsistent_settings_are_refused(env, message):
     with pytest.raises(ValueError, match=message):
         build_storage(Settings.from_env({**S3_ENV, **env}))
+
+
+def test_pseudonym_secret_is_required_outside_local(monkeypatch):
+    monkeypatch.delenv("STEDI_PSEUDONYM_SECRET", raising=False)
+    env = {k: v for k, v in S3_ENV.items() if k != "STEDI_PSEUDONYM_SECRET"}
+    settings = Settings.from_env(env)
+    build_storage(settings)  # storage (and so stedi-sql / stedi-ddl) needs no secret
+    with pytest.raises(ValueError, match="STEDI_PSEUDONYM_SECRET must be set when STEDI_ENV=s3"):
+        build_resources(settings)
+    local = Settings.from_env({})
+    assert build_resources(local)["privacy"].pseudonym_secret == LOCAL_PSEUDONYM_SECRET
+
+
+def test_secret_from_the_environment_is_never_shown_as_a_value(monkeypatch):
+    monkeypatch.setenv("STEDI_PSEUDONYM_SECRET", "very-secret")
+    privacy = build_resources(Settings.from_env({**S3_ENV, "STEDI_PSEUDONYM_SECRET":
+                                                 "very-secret"}))["privacy"]
+    assert privacy.pseudonym_secret == EnvVar("STEDI_PSEUDONYM_SECRET")
+    assert "very-secret" not in repr(privacy)

@@ -51,9 +51,12 @@ def test_customers_with_null_research_consent(io_manager):
 def test_distinct_emails_and_joins_across_zones(io_manager):
     result = run_sql(io_manager, """
         -- which curated customers own the step readings in machine_learning_curated
-        SELECT c.email, count(*) AS readings
-        FROM machine_learning_curated m JOIN customer_curated c USING (serialNumber)
-        GROUP BY c.email ORDER BY c.email""")
+        -- (curated tables know customers only by their pseudonymous key)
+        SELECT t.email, count(*) AS readings
+        FROM machine_learning_curated m
+        JOIN customer_curated c USING (serialNumber)
+        JOIN customer_trusted t USING (serialNumber)
+        GROUP BY t.email ORDER BY t.email""")
     assert result.rows() == [("ann@example.com", 2), ("bob@example.com", 1)]
 
 

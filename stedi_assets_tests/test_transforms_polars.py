@@ -1,11 +1,15 @@
 """Each Polars transform on small hand-built frames: nulls, duplicate emails, shared times."""
 
+import hashlib
+import hmac
+
 import polars as pl
 
 from stedi_assets import schemas
 from stedi_assets.transforms import polars_engine as pe
 
 PII = {"email", "user", "customerName", "phone", "birthDay"}
+SECRET = "unit-test-secret"
 
 
 def customers(*rows: dict) -> pl.LazyFrame:
@@ -45,10 +49,45 @@ STEPS = steps((100, "sa", 210), (200, "sa", 220), (300, "sa", 230), (100, "sb", 
               (200, "sd", 250), (100, None, 260), (100, "unknown", 270))
 
 
-def test_customer_trusted_keeps_rows_with_research_consent():
+def test_customer_trusted_keeps_one_consenting_record_per_customer():
     out = pe.customer_trusted(CUSTOMERS).collect()
-    assert out["email"].to_list() == ["a@x", "a@x", "c@x", "d@x"]
+    assert out["email"].to_list() == ["a@x", "c@x", "d@x"]
     assert out.schema == pe.polars_schema(schemas.TABLES["customer_trusted"])
+
+
+def test_latest_record_decides_consent_and_withdrawal():
+    history = customers(
+        {"email": "a@x", "lastUpdateDate": 1, "shareWithResearchAsOfDate": None},
+        {"email": "a@x", "lastUpdateDate": 5, "shareWithResearchAsOfDate": 4},  # consents later
+        {"email": "b@x", "lastUpdateDate": 5, "shareWithResearchAsOfDate": 4},
+        {"email": "b@x", "lastUpdateDate": 9, "shareWithResearchAsOfDate": None},  # withdraws
+        {"email": "c@x", "lastUpdateDate": 3, "shareWithResearchAsOfDate": 2, "phone": "old"},
+        {"email": "c@x", "lastUpdateDate": 3, "shareWithResearchAsOfDate": 2, "phone": "new"},
+        {"email": "d@x", "lastUpdateDate": 8, "shareWithResearchAsOfDate": 1},
+        {"email": "d@x", "lastUpdateDate": None, "shareWithResearchAsOfDate": None},
+    )
+    out = pe.customer_trusted(history).collect()
+    assert out["email"].to_list() == ["a@x", "c@x", "d@x"]
+    assert out.filter(pl.col("email") == "c@x")["phone"].item() == "new"  # ties: last landed
+    consenting = pe.consenting_customers(history, SECRET).collect()
+    assert sorted(consenting["email"]) == ["a@x", "c@x", "d@x"]
+
+
+def test_consent_as_of_date_drops_readings_before_consent():
+    trusted = pe.customer_trusted(CUSTOMERS)  # a consented at 10, d at 7
+    early = accel(("a@x", 5, 0.0, 0.0, 0.0), ("a@x", 10, 1.0, 0.0, 0.0), ("d@x", 6, 0, 0, 0))
+    kept = pe.accelerometer_trusted(early, trusted, consent_as_of_date=True).collect()
+    assert kept.to_dicts() == [{"user": "a@x", "timestamp": 10, "x": 1.0, "y": 0.0, "z": 0.0}]
+    everything = pe.accelerometer_trusted(early, trusted).collect()
+    assert everything.height == 3
+
+
+def test_exact_duplicate_readings_are_removed_and_counted():
+    trusted = pe.customer_trusted(CUSTOMERS)
+    doubled = pl.concat([ACCEL, ACCEL.head(2)])
+    kept = pe.accelerometer_trusted(doubled, trusted, deduplicate=False)
+    assert pe.exact_duplicates(kept) == 2
+    assert pe.accelerometer_trusted(doubled, trusted).collect().height == 3
 
 
 def test_accelerometer_trusted_semi_join_never_multiplies_rows():
@@ -58,16 +97,24 @@ def test_accelerometer_trusted_semi_join_never_multiplies_rows():
     assert out.columns == schemas.TABLES["accelerometer_trusted"].column_names
 
 
-def test_customer_curated_distinct_customers_with_readings():
+def test_customer_curated_pseudonymous_customers_with_readings():
     trusted = pe.customer_trusted(CUSTOMERS)
     acc = pe.accelerometer_trusted(ACCEL, trusted)
-    out = pe.customer_curated(trusted, acc).collect()
-    assert sorted(out["email"].to_list()) == ["a@x", "d@x"]  # c has no readings; a once
+    out = pe.customer_curated(trusted, acc, secret=SECRET).collect()
+    assert out.columns == schemas.TABLES["customer_curated"].column_names
+    assert not PII & set(out.columns)
+    # c has no readings; a once; the key is HMAC-SHA256(secret, email)
+    expected = {hmac.new(SECRET.encode(), e.encode(), hashlib.sha256).hexdigest()
+                for e in ("a@x", "d@x")}
+    assert set(out["customerKey"]) == expected and out.height == 2
+    other = pe.customer_curated(trusted, acc, secret="another").collect()
+    assert not set(other["customerKey"]) & expected
 
 
 def test_step_trainer_trusted_only_devices_of_curated_customers():
     trusted = pe.customer_trusted(CUSTOMERS)
-    curated = pe.customer_curated(trusted, pe.accelerometer_trusted(ACCEL, trusted))
+    curated = pe.customer_curated(trusted, pe.accelerometer_trusted(ACCEL, trusted),
+                                  secret=SECRET)
     out = pe.step_trainer_trusted(STEPS, curated).collect()
     assert sorted(zip(out["serialNumber"], out["sensorReadingTime"], strict=True)) == [
         ("sa", 100), ("sa", 200), ("sa", 300), ("sd", 200)]
@@ -76,8 +123,8 @@ def test_step_trainer_trusted_only_devices_of_curated_customers():
 def test_machine_learning_curated_joins_on_time_without_identifiers():
     trusted = pe.customer_trusted(CUSTOMERS)
     acc = pe.accelerometer_trusted(ACCEL, trusted)
-    st = pe.step_trainer_trusted(STEPS, pe.customer_curated(trusted, acc))
-    out = pe.machine_learning_curated(st, acc).collect()
+    st = pe.step_trainer_trusted(STEPS, pe.customer_curated(trusted, acc, secret=SECRET))
+    out = pe.machine_learning_curated(st, acc, secret=SECRET).collect()
     assert out.columns == schemas.TABLES["machine_learning_curated"].column_names
     assert not PII & set(out.columns)
     # sa@100 pairs with a's reading; sa@200 and sd@200 each pair with a's and d's readings
@@ -85,37 +132,57 @@ def test_machine_learning_curated_joins_on_time_without_identifiers():
     assert out.height == 1 + 2 + 2
     assert sorted(out.filter(pl.col("sensorReadingTime") == 200)["x"].to_list()) == [
         -1.0, -1.0, 0.0, 0.0]
+    # the phone's owner appears only as a key: sa@200 paired with d's phone carries d's key
+    d_key = pe.customer_key("d@x", SECRET)
+    assert out.filter((pl.col("serialNumber") == "sa") & (pl.col("x") == -1.0))[
+        "customerKey"].to_list() == [d_key]
 
 
 def test_empty_inputs_give_empty_tables_with_the_schema():
     empty_c = customers().filter(pl.lit(False))
     empty_a = accel().filter(pl.lit(False))
     out = pe.machine_learning_curated(steps().filter(pl.lit(False)),
-                                      pe.accelerometer_trusted(empty_a, empty_c)).collect()
+                                      pe.accelerometer_trusted(empty_a, empty_c),
+                                      secret=SECRET).collect()
     assert out.height == 0
     assert out.schema == pe.polars_schema(schemas.TABLES["machine_learning_curated"])
 
 
+CONSENTING = pe.consenting_customers(CUSTOMERS, SECRET)
+
+
 def test_consent_violations_are_counted_from_customer_landing():
-    ok = pe.consent_violations(ACCEL.filter(pl.col("user") == "a@x"), CUSTOMERS, "user", "email")
+    ok = pe.consent_violations(ACCEL.filter(pl.col("user") == "a@x"), CONSENTING, "user",
+                               "email")
     assert ok == {"rows_checked": 2, "violations": 0, "sample": []}
-    leak = pe.consent_violations(ACCEL, CUSTOMERS, "user", "email")
+    leak = pe.consent_violations(ACCEL, CONSENTING, "user", "email")
     assert leak["violations"] == 3  # b@x, a null user, zz@x
     assert set(leak["sample"]) == {"b@x", None, "zz@x"}
-    serial_leak = pe.consent_violations(STEPS, CUSTOMERS, "serialNumber", "serialNumber")
+    serial_leak = pe.consent_violations(STEPS, CONSENTING, "serialNumber", "serialNumber")
     assert serial_leak["violations"] == 3  # sb, null serial, unknown
+    early = accel(("a@x", 9, 0.0, 0.0, 0.0), ("a@x", 10, 0.0, 0.0, 0.0))
+    assert pe.consent_violations(early, CONSENTING, "user", "email")["violations"] == 0
+    timed = pe.consent_violations(early, CONSENTING, "user", "email", time_column="timestamp")
+    assert timed["violations"] == 1  # the reading at 9 precedes a's consent at 10
 
 
 def test_consent_violation_on_customer_rows_without_consent_date():
     # a row claiming a consenting email but carrying no consent date is still a violation
     forged = customers({"email": "a@x", "serialNumber": "sa", "shareWithResearchAsOfDate": None})
-    assert pe.consent_violations(forged, CUSTOMERS, "email", "email")["violations"] == 1
+    assert pe.consent_violations(forged, CONSENTING, "email", "email")["violations"] == 1
+
+
+def test_pseudonymous_keys_are_checked_against_consenting_customers():
+    keys = pl.LazyFrame({"customerKey": [pe.customer_key("a@x", SECRET),
+                                         pe.customer_key("b@x", SECRET)]})
+    figures = pe.consent_violations(keys, CONSENTING, "customerKey", "customerKey")
+    assert figures["violations"] == 1  # b@x never consented
 
 
 def test_join_coverage_figures():
     trusted = pe.customer_trusted(CUSTOMERS)
     acc = pe.accelerometer_trusted(ACCEL, trusted)
-    st = pe.step_trainer_trusted(STEPS, pe.customer_curated(trusted, acc))
+    st = pe.step_trainer_trusted(STEPS, pe.customer_curated(trusted, acc, secret=SECRET))
     figures = pe.join_coverage(st, acc, CUSTOMERS)
     assert figures["step_readings"] == 4
     assert figures["matched_step_readings"] == 3

@@ -43,6 +43,8 @@ EXPECTED_COUNTS = {
     "customer_curated": 2,        # ann, bob
     "step_trainer_trusted": 3,    # serial-a x2, serial-b
     "machine_learning_curated": 3,  # a@1000 x (ann, bob), b@2000 x ann
+    "customer_landing_rejects": 0, "accelerometer_landing_rejects": 0,
+    "step_trainer_landing_rejects": 0,
 }
 CUSTOMERS_WITHOUT_CONSENT = 2
 

@@ -13,43 +13,56 @@ from dagster import (
     asset_check,
 )
 
-from stedi_assets.resources import CheckSettings, Engine
+from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
 
-#: table -> (its customer key column, the customer_landing column it must match)
+#: table -> [(its column, the consenting-customer column it must match, reading time column)]
+#: The time column is checked against the consent date when consent_as_of_date is on.
 CONSENT_KEYS = {
-    "customer_trusted": ("email", "email"),
-    "accelerometer_trusted": ("user", "email"),
-    "step_trainer_trusted": ("serialNumber", "serialNumber"),
-    "customer_curated": ("email", "email"),
-    "machine_learning_curated": ("serialNumber", "serialNumber"),
+    "customer_trusted": [("email", "email", None)],
+    "accelerometer_trusted": [("user", "email", "timestamp")],
+    "step_trainer_trusted": [("serialNumber", "serialNumber", None)],
+    "customer_curated": [("customerKey", "customerKey", None)],
+    "machine_learning_curated": [("serialNumber", "serialNumber", None),
+                                 ("customerKey", "customerKey", None)],
 }
 
 
 def consent_check(table_name: str) -> AssetChecksDefinition:
-    key, customer_key = CONSENT_KEYS[table_name]
+    keys = CONSENT_KEYS[table_name]
+    matched = ", ".join(f"{k} against customer {c}" for k, c, _ in keys)
 
     @asset_check(
         asset=table_name, name="consent", blocking=True,
         additional_ins={"customer_landing": AssetIn("customer_landing")},
         description=(
-            f"Every row of {table_name} belongs to a customer whose shareWithResearchAsOfDate "
-            f"is set in customer_landing ({key} matched against customer {customer_key}). "
-            "Blocking: a failure stops downstream assets."
+            f"Every row of {table_name} belongs to a customer whose latest customer_landing "
+            f"record has shareWithResearchAsOfDate set ({matched}); with consent as of date, "
+            "no reading before it. Blocking: a failure stops downstream assets."
         ),
     )
-    def _check(engine: Engine, table, customer_landing) -> AssetCheckResult:
-        figures = engine.ops.consent_violations(table, customer_landing, key, customer_key)
+    def _check(engine: Engine, privacy: PrivacySettings, table,
+               customer_landing) -> AssetCheckResult:
+        consenting = engine.ops.consenting_customers(customer_landing,
+                                                     privacy.pseudonym_secret)
+        results = [
+            engine.ops.consent_violations(
+                table, consenting, key, consenting_key,
+                time_column=time_column if privacy.consent_as_of_date else None)
+            for key, consenting_key, time_column in keys
+        ]
+        violations = max(r["violations"] for r in results)
         return AssetCheckResult(
-            passed=figures["violations"] == 0,
+            passed=violations == 0,
             severity=AssetCheckSeverity.ERROR,
             description=(
-                "every row belongs to a consenting customer" if figures["violations"] == 0
-                else f"{figures['violations']} row(s) of non-consenting customers"
+                "every row belongs to a consenting customer" if violations == 0
+                else f"{violations} row(s) of non-consenting customers"
             ),
             metadata={
-                "rows_checked": figures["rows_checked"],
-                "violations": figures["violations"],
-                "violating_keys_sample": [str(v) for v in figures["sample"]],
+                "rows_checked": results[0]["rows_checked"],
+                "violations": violations,
+                "violating_keys_sample": [str(v) for r in results for v in r["sample"]][:5],
+                "consent_as_of_date": privacy.consent_as_of_date,
             },
         )
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dagster import AssetOut, AssetSpec
+
 from stedi_assets import schemas
 from stedi_assets.automation import ZONE_CONDITION
 from stedi_assets.io.parquet import table_schema_metadata
@@ -28,3 +30,9 @@ def asset_kwargs(table_name: str) -> dict[str, Any]:
             "zone": table.zone,
         },
     }
+
+
+def asset_out(table_name: str) -> AssetOut:
+    """The same description as an AssetOut (stored by the IO manager), for multi-assets."""
+    kwargs = asset_kwargs(table_name)
+    return AssetOut.from_spec(AssetSpec(key=kwargs.pop("name"), **kwargs), dagster_type=Any)

@@ -5,17 +5,21 @@ from dagster import AssetCheckResult, AssetIn, asset, asset_check
 
 from stedi_assets.assets.checks import consent_check, join_coverage_result
 from stedi_assets.assets.common import asset_kwargs
-from stedi_assets.resources import CheckSettings, Engine
+from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
 
 
 @asset(**asset_kwargs("customer_curated"))
-def customer_curated(engine: Engine, customer_trusted, accelerometer_trusted):
-    return engine.ops.customer_curated(customer_trusted, accelerometer_trusted)
+def customer_curated(engine: Engine, privacy: PrivacySettings, customer_trusted,
+                     accelerometer_trusted):
+    return engine.ops.customer_curated(customer_trusted, accelerometer_trusted,
+                                       secret=privacy.pseudonym_secret)
 
 
 @asset(**asset_kwargs("machine_learning_curated"))
-def machine_learning_curated(engine: Engine, step_trainer_trusted, accelerometer_trusted):
-    return engine.ops.machine_learning_curated(step_trainer_trusted, accelerometer_trusted)
+def machine_learning_curated(engine: Engine, privacy: PrivacySettings, step_trainer_trusted,
+                             accelerometer_trusted):
+    return engine.ops.machine_learning_curated(step_trainer_trusted, accelerometer_trusted,
+                                               secret=privacy.pseudonym_secret)
 
 
 @asset_check(

@@ -1,11 +1,10 @@
-"""Trusted zone: only data of customers who agreed to share with research."""
+"""Trusted zone: only data of customers whose latest record agrees to share with research."""
 
-
-from dagster import AssetCheckResult, AssetIn, asset, asset_check
+from dagster import AssetCheckResult, AssetIn, Output, asset, asset_check
 
 from stedi_assets.assets.checks import consent_check, join_coverage_result
 from stedi_assets.assets.common import asset_kwargs
-from stedi_assets.resources import CheckSettings, Engine
+from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
 
 
 @asset(**asset_kwargs("customer_trusted"))
@@ -14,13 +13,26 @@ def customer_trusted(engine: Engine, customer_landing):
 
 
 @asset(**asset_kwargs("accelerometer_trusted"))
-def accelerometer_trusted(engine: Engine, accelerometer_landing, customer_trusted):
-    return engine.ops.accelerometer_trusted(accelerometer_landing, customer_trusted)
+def accelerometer_trusted(engine: Engine, privacy: PrivacySettings, accelerometer_landing,
+                          customer_trusted):
+    def readings(deduplicate: bool):
+        return engine.ops.accelerometer_trusted(
+            accelerometer_landing, customer_trusted,
+            consent_as_of_date=privacy.consent_as_of_date, deduplicate=deduplicate)
+
+    return Output(readings(True), metadata={
+        "duplicate_rows_removed": engine.ops.exact_duplicates(readings(False)),
+        "consent_as_of_date": privacy.consent_as_of_date,
+    })
 
 
 @asset(**asset_kwargs("step_trainer_trusted"))
 def step_trainer_trusted(engine: Engine, step_trainer_landing, customer_curated):
-    return engine.ops.step_trainer_trusted(step_trainer_landing, customer_curated)
+    duplicates = engine.ops.exact_duplicates(
+        engine.ops.step_trainer_trusted(step_trainer_landing, customer_curated,
+                                        deduplicate=False))
+    return Output(engine.ops.step_trainer_trusted(step_trainer_landing, customer_curated),
+                  metadata={"duplicate_rows_removed": duplicates})
 
 
 @asset_check(

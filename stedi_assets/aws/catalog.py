@@ -52,8 +52,9 @@ JSON_LINES = StorageFormat(
 
 
 def storage_format(table_name: str) -> StorageFormat:
-    """Landing tables are catalogued over their raw JSON lines, the other zones as Parquet."""
-    return JSON_LINES if schemas.zone_of(table_name) == "landing" else PARQUET
+    """Landing tables are catalogued over their raw JSON lines, every other table (the
+    quarantine tables included) as Parquet."""
+    return JSON_LINES if schemas.TABLES[table_name].source else PARQUET
 
 
 def _folder(location: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from stedi_assets.io.s3 import S3Store, StorageError, split_s3_folder
+from stedi_assets.io.s3 import S3Store, StorageError, split_s3_folder, split_s3_uri
 
 
 class LandingError(Exception):
@@ -75,7 +75,8 @@ def _first_undecodable_line(path: str) -> int:
 
 def read_landing_lines(path: str, store: S3Store | None = None) -> pl.DataFrame:
     """(file, line_number, line) for every line of one file; line numbers start at 1.
-    With a `store` the path is an s3:// URI read through Polars' cloud I/O."""
+    With a `store` the path is an s3:// URI read through Polars' cloud I/O. A line that is not
+    UTF-8 keeps its place with `line` = null, to be quarantined by the parser."""
     try:
         frame = pl.scan_lines(
             path, name="line", row_index_name="line_number", row_index_offset=1,
@@ -84,16 +85,48 @@ def read_landing_lines(path: str, store: S3Store | None = None) -> pl.DataFrame:
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, OSError) as exc:
         if store is not None:
             raise LandingError(str(store.explain(exc, path, "reading landing file"))) from None
-        if os.path.isfile(path):
-            line = _first_undecodable_line(path)
-            if line:
-                raise LandingError(
-                    f"{path}:{line}: not UTF-8 text; landing files must be JSON lines"
-                ) from None
-        raise LandingError(f"{path}: cannot read landing file: {exc}") from None
+        if os.path.isfile(path) and _first_undecodable_line(path):
+            frame = _lines_with_encoding_errors(path)
+        else:
+            raise LandingError(f"{path}: cannot read landing file: {exc}") from None
     return frame.select(
         pl.lit(path).alias("file"), pl.col("line_number").cast(pl.Int64), pl.col("line")
     )
+
+
+def _lines_with_encoding_errors(path: str) -> pl.DataFrame:
+    lines: list[str | None] = []
+    with open(path, "rb") as fh:
+        for raw in fh.read().split(b"\n"):
+            try:
+                lines.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                lines.append(None)
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line does not start another
+    return pl.DataFrame({"line": lines, "line_number": range(1, len(lines) + 1)},
+                        schema={"line": pl.String, "line_number": pl.Int64})
+
+
+def count_lines(path: str, store: S3Store | None = None) -> int:
+    """Lines in a file counted from its raw bytes (independently of any parser): newlines, plus
+    one for a last line without a newline."""
+    count, last = 0, b"\n"
+    if store is None:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                count += chunk.count(b"\n")
+                last = chunk[-1:]
+    else:
+        bucket, key = split_s3_uri(path)
+        try:
+            body = store.client.get_object(Bucket=bucket, Key=key)["Body"]
+        except Exception as exc:  # noqa: BLE001 - turned into a clear message
+            raise LandingError(str(store.explain(exc, path, "counting lines of"))) from None
+        for chunk in body.iter_chunks(1 << 20):
+            count += chunk.count(b"\n")
+            last = chunk[-1:] or last
+    return count + (0 if last == b"\n" else 1)
 
 
 def landing_fingerprint(root: str, source: str) -> str:

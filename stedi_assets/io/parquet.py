@@ -97,7 +97,7 @@ class ParquetIOManager(ConfigurableIOManager):
             # Landing tables are registered over their raw JSON by the landing assets instead.
             catalog_table = (
                 self.catalog.register_parquet_table(table_name, uri, types)
-                if self.catalog and schemas.zone_of(table_name) != "landing" else None
+                if self.catalog and schemas.TABLES[table_name].source is None else None
             )
         except (StorageError, CatalogError) as exc:
             raise Failure(description=str(exc)) from None

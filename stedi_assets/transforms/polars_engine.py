@@ -6,6 +6,8 @@ need. No Dagster, no paths, no environment variables here.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -127,12 +129,18 @@ def _problem(column: schemas.Column) -> pl.Expr:
     ).otherwise(bad_type)
 
 
-def parse_landing(lines: pl.DataFrame, table: Table) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """Turn raw landing lines (file, line_number, line) into (rows, rejects, blank_lines).
+_KEY = r'"([A-Za-z_][A-Za-z0-9_]*)"\s*:'
+
+
+def parse_landing(
+    lines: pl.DataFrame, table: Table
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
+    """Turn raw landing lines (file, line_number, line) into (rows, rejects, unknown_keys).
 
     Lines are trimmed of whitespace, a byte-order mark and one trailing comma (the 2022
-    step-trainer export ends lines in `},`). Blank lines are not data: they are counted, not
-    rejected. Unknown keys are ignored. Every other line becomes a row or a reject with a reason.
+    step-trainer export ends lines in `},`). Every line becomes a row or a reject with a reason
+    (a blank line is rejected as "blank line"), so lines = rows + rejects. Keys the schema does
+    not know are not kept; `unknown_keys` reports how many lines carried each of them.
     """
     trimmed = lines.with_columns(
         pl.col("line")
@@ -142,9 +150,9 @@ def parse_landing(lines: pl.DataFrame, table: Table) -> tuple[pl.DataFrame, pl.D
         .alias("line"),
         pl.col("line").alias("_raw"),
     )
+    undecodable = trimmed["line"].is_null()
     blank = trimmed["line"] == ""
-    blank_lines = int(blank.sum())
-    content = trimmed.filter(~blank)
+    content = trimmed.filter(~blank & ~undecodable)
     try:
         decoded = _decode_vectorised(content, table)
     except pl.exceptions.PolarsError:
@@ -153,20 +161,38 @@ def parse_landing(lines: pl.DataFrame, table: Table) -> tuple[pl.DataFrame, pl.D
     typed = decoded.with_columns(
         _typed(c).alias(f"_typed_{c.name}") for c in table.columns
     ).with_columns(
-        pl.concat_str(
-            [pl.col("_reason"), *(_problem(c) for c in table.columns)],
-            separator="; ", ignore_nulls=True,
-        ).alias("_reason")
-    ).with_columns(pl.col("_reason").replace("", None))
+        # a line that is not a JSON object has one reason; otherwise list every bad field
+        pl.when(pl.col("_reason").is_not_null()).then(pl.col("_reason")).otherwise(
+            pl.concat_str([_problem(c) for c in table.columns], separator="; ",
+                          ignore_nulls=True)
+        ).replace("", None).alias("_reason")
+    )
 
     rows = typed.filter(pl.col("_reason").is_null()).select(
         pl.col(f"_typed_{c.name}").alias(c.name) for c in table.columns
     ).cast(dict(polars_schema(table)))
-    rejects = typed.filter(pl.col("_reason").is_not_null()).select(
-        pl.col("file"), pl.col("line_number").cast(pl.Int64), pl.col("_raw").alias("line"),
-        pl.col("_reason").alias("reason"),
+    reject_columns = [pl.col("file"), pl.col("line_number").cast(pl.Int64),
+                      pl.col("_raw").alias("line")]
+    rejects = pl.concat([
+        trimmed.filter(blank).select(*reject_columns, pl.lit("blank line").alias("reason")),
+        trimmed.filter(undecodable).select(*reject_columns,
+                                           pl.lit("not UTF-8 text").alias("reason")),
+        typed.filter(pl.col("_reason").is_not_null()).select(
+            *reject_columns, pl.col("_reason").alias("reason")),
+    ]).sort("line_number")
+    return rows, rejects, _unknown_keys(content, table)
+
+
+def _unknown_keys(content: pl.DataFrame, table: Table) -> dict[str, int]:
+    known = set(_json_keys(table))
+    found = (
+        content.select(pl.col("line").str.extract_all(_KEY).list.unique().alias("k"))
+        .explode("k").drop_nulls()
+        .with_columns(pl.col("k").str.extract(_KEY))
+        .filter(~pl.col("k").is_in(sorted(known)))
+        .group_by("k").len()
     )
-    return rows, rejects, blank_lines
+    return dict(zip(found["k"], found["len"], strict=True))
 
 
 def empty_rows(table: Table) -> pl.DataFrame:
@@ -178,78 +204,143 @@ def empty_rejects() -> pl.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------
+# Privacy helpers
+# --------------------------------------------------------------------------------------------
+
+def customer_key(email: str | None, secret: str) -> str | None:
+    """The pseudonymous key of one email: HMAC-SHA256(secret, email) in hex."""
+    if email is None:
+        return None
+    return hmac.new(secret.encode(), email.encode(), hashlib.sha256).hexdigest()
+
+
+def _with_customer_key(frame: pl.LazyFrame, email: str, secret: str) -> pl.LazyFrame:
+    """Add `customerKey` for the `email` column, hashing each distinct email once."""
+    def keys(emails: pl.Series) -> pl.Series:
+        return pl.Series([customer_key(e, secret) for e in emails], dtype=pl.String)
+
+    distinct = frame.select(email).unique().with_columns(
+        pl.col(email).map_batches(keys, return_dtype=pl.String).alias("customerKey"))
+    return frame.join(distinct, on=email, how="left", maintain_order="left")
+
+
+def latest_customer_records(customer_landing: pl.LazyFrame) -> pl.LazyFrame:
+    """One record per email: the one with the greatest lastUpdateDate (the last one landed
+    wins a tie). A later record without research consent withdraws the consent."""
+    return customer_landing.with_row_index("_order").sort(
+        "lastUpdateDate", "_order", nulls_last=False
+    ).unique(subset="email", keep="last", maintain_order=True).sort("_order").drop("_order")
+
+
+# --------------------------------------------------------------------------------------------
 # Trusted and curated zone tables
 # --------------------------------------------------------------------------------------------
 
 def customer_trusted(customer_landing: pl.LazyFrame) -> pl.LazyFrame:
-    """Customers who agreed to share with research."""
-    return customer_landing.filter(pl.col(_CONSENT).is_not_null())
+    """Customers whose latest record agrees to share with research (one row per email)."""
+    return latest_customer_records(customer_landing).filter(pl.col(_CONSENT).is_not_null())
 
 
 def accelerometer_trusted(
-    accelerometer_landing: pl.LazyFrame, customer_trusted: pl.LazyFrame
+    accelerometer_landing: pl.LazyFrame, customer_trusted: pl.LazyFrame, *,
+    consent_as_of_date: bool = False, deduplicate: bool = True,
 ) -> pl.LazyFrame:
-    """Readings whose user is a consenting customer (semi-join: duplicates never multiply)."""
-    return accelerometer_landing.join(
-        customer_trusted.select(pl.col("email").alias("user")), on="user", how="semi",
-        maintain_order="left",
-    )
+    """Readings of consenting customers (semi-join: a repeated email never multiplies rows);
+    with consent_as_of_date, only readings taken at or after the consent date; exact duplicate
+    rows removed."""
+    customers = customer_trusted.select(pl.col("email").alias("user"), _CONSENT).unique("user")
+    if consent_as_of_date:
+        kept = accelerometer_landing.join(
+            customers, on="user", how="inner", maintain_order="left"
+        ).filter(pl.col("timestamp") >= pl.col(_CONSENT)).drop(_CONSENT)
+    else:
+        kept = accelerometer_landing.join(customers, on="user", how="semi",
+                                          maintain_order="left")
+    return kept.unique(maintain_order=True) if deduplicate else kept
 
 
 def customer_curated(
-    customer_trusted: pl.LazyFrame, accelerometer_trusted: pl.LazyFrame
+    customer_trusted: pl.LazyFrame, accelerometer_trusted: pl.LazyFrame, *, secret: str
 ) -> pl.LazyFrame:
-    """Consenting customers with at least one accelerometer reading, distinct records."""
-    return customer_trusted.join(
+    """Consenting customers with at least one trusted accelerometer reading, identified only by
+    their pseudonymous key."""
+    table = schemas.TABLES["customer_curated"]
+    with_readings = customer_trusted.join(
         accelerometer_trusted.select(pl.col("user").alias("email")), on="email", how="semi",
         maintain_order="left",
-    ).unique(maintain_order=True)
+    )
+    return _with_customer_key(with_readings, "email", secret).select(
+        table.column_names).unique(maintain_order=True)
 
 
 def step_trainer_trusted(
-    step_trainer_landing: pl.LazyFrame, customer_curated: pl.LazyFrame
+    step_trainer_landing: pl.LazyFrame, customer_curated: pl.LazyFrame, *,
+    deduplicate: bool = True,
 ) -> pl.LazyFrame:
-    """Readings of Step Trainers that belong to a curated customer (semi-join)."""
-    return step_trainer_landing.join(
+    """Readings of Step Trainers that belong to a curated customer (semi-join), exact duplicate
+    rows removed. Step readings are not cut at the consent date (see README)."""
+    kept = step_trainer_landing.join(
         customer_curated.select("serialNumber"), on="serialNumber", how="semi",
         maintain_order="left",
     )
+    return kept.unique(maintain_order=True) if deduplicate else kept
 
 
 def machine_learning_curated(
-    step_trainer_trusted: pl.LazyFrame, accelerometer_trusted: pl.LazyFrame
+    step_trainer_trusted: pl.LazyFrame, accelerometer_trusted: pl.LazyFrame, *, secret: str
 ) -> pl.LazyFrame:
-    """Step readings paired with accelerometer readings at the same instant; no identifiers."""
+    """Step readings paired with accelerometer readings at the same instant; the phone's owner
+    appears only as a pseudonymous key."""
     table = schemas.TABLES["machine_learning_curated"]
-    return step_trainer_trusted.join(
-        accelerometer_trusted.select("timestamp", "x", "y", "z"),
+    joined = step_trainer_trusted.join(
+        accelerometer_trusted.select("timestamp", "x", "y", "z", "user"),
         left_on="sensorReadingTime", right_on="timestamp", how="inner",
         maintain_order="left_right",
-    ).select(table.column_names)
+    )
+    return _with_customer_key(joined, "user", secret).select(table.column_names)
 
 
 # --------------------------------------------------------------------------------------------
-# Figures for the asset checks (computed from upstream data, never trusting the table alone)
+# Figures for the checks and metadata (computed from upstream data, not the table under test)
 # --------------------------------------------------------------------------------------------
+
+def consenting_customers(customer_landing: pl.LazyFrame, secret: str) -> pl.LazyFrame:
+    """email, serialNumber, customerKey and consent date of every customer whose latest
+    landing record has research consent."""
+    latest = latest_customer_records(customer_landing).filter(pl.col(_CONSENT).is_not_null())
+    return _with_customer_key(latest.select("email", "serialNumber", _CONSENT), "email", secret)
+
 
 def consent_violations(
-    table: pl.LazyFrame, customer_landing: pl.LazyFrame, key: str, customer_key: str
+    table: pl.LazyFrame, consenting: pl.LazyFrame, key: str, consenting_key: str,
+    time_column: str | None = None,
 ) -> dict[str, Any]:
-    """Rows of `table` whose `key` is not the `customer_key` of a consenting landing customer."""
-    consenting = (
-        customer_landing.filter(pl.col(_CONSENT).is_not_null())
-        .select(pl.col(customer_key).alias(key))
-        .unique()
+    """Rows of `table` whose `key` is not the `consenting_key` of a consenting customer; with
+    `time_column`, also rows taken before that customer's consent date. A table carrying the
+    consent date must have it on every row."""
+    customers = consenting.select(pl.col(consenting_key).alias(key), _CONSENT).unique(key)
+    table_columns = table.collect_schema().names()
+    marked = table.with_row_index("_row").join(
+        customers.rename({_CONSENT: "_consent"}), on=key, how="left", nulls_equal=False
     )
-    violating = table.join(consenting, on=key, how="anti", nulls_equal=False)
-    if _CONSENT in table.collect_schema().names():
-        # A customer table must also carry the consent date on every row.
-        violating = pl.concat([violating, table.filter(pl.col(_CONSENT).is_null())]).unique()
+    bad = pl.col("_consent").is_null()
+    if time_column:
+        bad = bad | (pl.col(time_column) < pl.col("_consent"))
+    if _CONSENT in table_columns:
+        bad = bad | pl.col(_CONSENT).is_null()
+    violating = marked.filter(bad).unique("_row")
     counts = pl.concat(
         [table.select(pl.len().alias("n")), violating.select(pl.len().alias("n"))]
     ).collect()["n"]
-    sample = violating.select(key).unique().head(5).collect()[key].to_list()
+    sample = violating.select(key).unique().sort(key).head(5).collect()[key].to_list()
     return {"rows_checked": int(counts[0]), "violations": int(counts[1]), "sample": sample}
+
+
+def exact_duplicates(frame: pl.LazyFrame) -> int:
+    """How many rows are exact copies of an earlier row."""
+    counts = frame.select(pl.len().alias("rows"), pl.struct(pl.all()).n_unique().alias("d"))
+    row = counts.collect().row(0)
+    return int(row[0] - row[1]) if row[0] else 0
 
 
 def join_coverage(
@@ -287,9 +378,13 @@ def join_coverage(
     }
 
 
-def row_count(frame: pl.LazyFrame) -> int:
-    return int(frame.select(pl.len()).collect().item())
+def row_count(frame: pl.LazyFrame | pl.DataFrame) -> int:
+    return int(frame.lazy().select(pl.len()).collect().item())
 
 
 def frame_logical_schema(frame: pl.LazyFrame) -> dict[str, str]:
     return logical_schema(frame.collect_schema())
+
+
+def head_rows(frame: pl.LazyFrame | pl.DataFrame, n: int) -> list[dict[str, Any]]:
+    return frame.lazy().head(n).collect().to_dicts()
