@@ -140,7 +140,7 @@ def parse_landing(
     Lines are trimmed of whitespace, a byte-order mark and one trailing comma (the 2022
     step-trainer export ends lines in `},`). Every line becomes a row or a reject with a reason
     (a blank line is rejected as "blank line"), so lines = rows + rejects. Keys the schema does
-    not know are not kept; `unknown_keys` reports how many lines carried each of them.
+    not know are not kept; `unknown_keys` reports how many landed lines carried each of them.
     """
     trimmed = lines.with_columns(
         pl.col("line")
@@ -180,13 +180,13 @@ def parse_landing(
         typed.filter(pl.col("_reason").is_not_null()).select(
             *reject_columns, pl.col("_reason").alias("reason")),
     ]).sort("line_number")
-    return rows, rejects, _unknown_keys(content, table)
+    return rows, rejects, _unknown_keys(typed.filter(pl.col("_reason").is_null()), table)
 
 
-def _unknown_keys(content: pl.DataFrame, table: Table) -> dict[str, int]:
+def _unknown_keys(landed: pl.DataFrame, table: Table) -> dict[str, int]:
     known = set(_json_keys(table))
     found = (
-        content.select(pl.col("line").str.extract_all(_KEY).list.unique().alias("k"))
+        landed.select(pl.col("line").str.extract_all(_KEY).list.unique().alias("k"))
         .explode("k").drop_nulls()
         .with_columns(pl.col("k").str.extract(_KEY))
         .filter(~pl.col("k").is_in(sorted(known)))
