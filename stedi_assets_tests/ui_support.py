@@ -99,7 +99,7 @@ def browser_page():
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 2400, "height": 1300})
+            page = browser.new_page(viewport={"width": 2400, "height": 1800})
             page.set_default_timeout(30_000)
             yield page
         finally:
@@ -120,6 +120,9 @@ def open_lineage(page, base: str) -> None:
     page.reload()  # re-fits the graph to the expanded groups
     page.get_by_role("button", name="Materialize all").wait_for()
     page.get_by_role("button", name="Hide navigation").click()
+    tree_toggle = page.locator('[aria-label="panel_show_right"]')  # the asset tree beside it
+    if tree_toggle.count():
+        tree_toggle.first.click()
     page.wait_for_timeout(1500)
 
 
