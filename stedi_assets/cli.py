@@ -2,6 +2,7 @@
 
 - `stedi-sql "SELECT count(*) FROM customer_trusted"`: read-only SQL over the zone tables
 - `stedi-ddl`: the CREATE EXTERNAL TABLE statements the Glue catalog registration is equal to
+- `stedi-deploy`: upload the Glue job script and package, create or update the Glue jobs
 """
 
 from __future__ import annotations
@@ -81,4 +82,24 @@ def ddl_main(argv: list[str] | None = None) -> int:
     ]
     print(f"CREATE DATABASE IF NOT EXISTS `{database}`;\n")
     print("\n\n".join(statements))
+    return 0
+
+
+def deploy_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="stedi-deploy",
+        description="Upload the Glue job script and the stedi_assets package to "
+                    "STEDI_GLUE_SCRIPTS_URI and create or update one AWS Glue job per step "
+                    "(Glue 5.0; STEDI_GLUE_JOB_PREFIX, STEDI_GLUE_ROLE_ARN, "
+                    "STEDI_GLUE_WORKER_TYPE, STEDI_GLUE_WORKERS). Safe to run again.",
+    )
+    parser.parse_args(argv)
+    from stedi_assets.aws.glue_deploy import DeployError, deploy
+    from stedi_assets.definitions import Settings, build_glue_jobs
+
+    try:
+        deploy(build_glue_jobs(Settings.from_env()))
+    except (DeployError, *USER_ERRORS) as exc:
+        print(f"stedi-deploy: error: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -1,7 +1,8 @@
 """The one place that reads the environment and picks engine, storage and settings.
 
-- STEDI_ENV: `local` (default; files on this machine, no catalog) or `s3` (lakehouse on S3,
-  tables registered in the Glue Data Catalog)
+- STEDI_ENV: `local` (default; files on this machine, no catalog), `s3` (lakehouse on S3,
+  tables registered in the Glue Data Catalog) or `glue` (as s3, but every step runs as an AWS
+  Glue job launched through Dagster Pipes; see README-glue.md and the STEDI_GLUE_* settings)
 - STEDI_LANDING_ROOT: folder or s3://bucket/prefix/ holding customer/, accelerometer/,
   step_trainer/ (default <repo>/data/landing)
 - STEDI_LANDING_PREFIXES: rename source folders, e.g. `customer=customers` for the seeds'
@@ -22,11 +23,22 @@
 - STEDI_UI_URL: base URL of the Dagster UI used in alert links (default http://127.0.0.1:3000)
 - STEDI_AUTOMATION: `on` (default) starts the landing sensor and declarative automation
   with `dagster dev`; `off` leaves them stopped (they can still be started in the UI)
+- STEDI_GLUE_JOB_PREFIX: Glue job names are <prefix><step> (default `stedi-`)
+- STEDI_GLUE_SCRIPTS_URI: where `stedi-deploy` puts the job script and package (default
+  <lakehouse root>/_glue/)
+- STEDI_GLUE_ROLE_ARN: IAM role the Glue jobs run as (needed by `stedi-deploy`)
+- STEDI_GLUE_WORKER_TYPE / STEDI_GLUE_WORKERS: worker type and count (default G.1X, 2)
+- STEDI_GLUE_PIPES_BUCKET: bucket for the Pipes context and messages (default: the lakehouse's)
+- STEDI_GLUE_PSEUDONYM_SECRET_ID: Secrets Manager secret the jobs read the pseudonym key from
+  (default none: Dagster sends STEDI_PSEUDONYM_SECRET in the Pipes context, never as argument)
+- STEDI_GLUE_PYTHON_MODULES: pip requirements the jobs install (default
+  dagster-pipes==1.13.27,polars==2.1.0)
 Credentials are never read here: boto3 and Polars use the standard AWS chain themselves.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,10 +49,12 @@ from dagster import Definitions, EnvVar, in_process_executor
 from stedi_assets import schemas
 from stedi_assets.alerts import AlertSettings, stedi_alerts
 from stedi_assets.assets import curated, landing, trusted
+from stedi_assets.assets.glue import glue_assets
 from stedi_assets.automation import automation_sensors, full_graph_job, stedi_daily
 from stedi_assets.aws.catalog import GlueCatalog, TableCatalog
+from stedi_assets.aws.glue_launch import GlueJobs
 from stedi_assets.io.parquet import LocalParquetIOManager, ParquetIOManager, S3ParquetIOManager
-from stedi_assets.io.s3 import is_s3_uri
+from stedi_assets.io.s3 import is_s3_uri, split_s3_uri
 from stedi_assets.resources import (
     CheckSettings,
     LandingSource,
@@ -49,7 +63,7 @@ from stedi_assets.resources import (
     S3LandingSource,
 )
 
-ENVIRONMENTS = ("local", "s3")
+ENVIRONMENTS = ("local", "s3", "glue")
 #: Only for the local environment: a documented, public key, so local runs need no set-up.
 LOCAL_PSEUDONYM_SECRET = "stedi-local-development-only"
 
@@ -103,6 +117,8 @@ class Settings:
     aws_region: str = "us-east-1"
     s3_endpoint_url: str | None = None
     glue_endpoint_url: str | None = None
+    #: STEDI_GLUE_* for STEDI_ENV=glue and stedi-deploy (see the module docstring)
+    glue: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -110,6 +126,8 @@ class Settings:
         min_join_coverage = _share(env, "STEDI_MIN_JOIN_COVERAGE", "0.5")
         stedi_env = env.get("STEDI_ENV", "local").strip().lower() or "local"
         endpoint = env.get("AWS_ENDPOINT_URL") or None
+        glue = {k[len("STEDI_GLUE_"):].lower(): v.strip() for k, v in env.items()
+                if k.startswith("STEDI_GLUE_") and k != "STEDI_GLUE_DATABASE" and v.strip()}
         # Locally a public development key; elsewhere it must come from the environment.
         pseudonym_secret = env.get("STEDI_PSEUDONYM_SECRET") or (
             LOCAL_PSEUDONYM_SECRET if stedi_env == "local" else None)
@@ -130,6 +148,7 @@ class Settings:
             aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or endpoint,
             glue_endpoint_url=env.get("AWS_ENDPOINT_URL_GLUE") or endpoint,
+            glue=glue,
         )
 
 
@@ -163,8 +182,8 @@ def build_storage(settings: Settings) -> tuple[LandingSource, ParquetIOManager, 
         catalog = TableCatalog()
         return landing, LocalParquetIOManager(root=settings.lakehouse_root), catalog
     if not is_s3_uri(settings.lakehouse_root):
-        raise ValueError("STEDI_ENV=s3 needs STEDI_LAKEHOUSE_ROOT=s3://bucket/prefix/, got "
-                         f"{settings.lakehouse_root!r}")
+        raise ValueError(f"STEDI_ENV={settings.env} needs STEDI_LAKEHOUSE_ROOT=s3://bucket/"
+                         f"prefix/, got {settings.lakehouse_root!r}")
     catalog = (GlueCatalog(database=settings.glue_database, region=settings.aws_region,
                            endpoint_url=settings.glue_endpoint_url)
                if settings.glue_database else TableCatalog())
@@ -186,9 +205,47 @@ def _pseudonym_secret(settings: Settings) -> str | EnvVar:
     return settings.pseudonym_secret
 
 
+def build_glue_jobs(settings: Settings) -> GlueJobs:
+    """The Glue jobs of STEDI_ENV=glue (and of stedi-deploy) from the STEDI_GLUE_* settings."""
+    glue, root = settings.glue, settings.lakehouse_root.rstrip("/")
+    if not is_s3_uri(root):
+        raise ValueError(f"Glue jobs need STEDI_LAKEHOUSE_ROOT=s3://bucket/prefix/, got {root!r}")
+    known = {"job_prefix", "scripts_uri", "role_arn", "worker_type", "workers", "pipes_bucket",
+             "pseudonym_secret_id", "python_modules"}
+    if set(glue) - known:
+        raise ValueError(f"unknown settings {sorted(f'STEDI_GLUE_{k.upper()}' for k in glue)}"
+                         f"; known: {sorted(f'STEDI_GLUE_{k.upper()}' for k in known)}")
+    if not glue.get("workers", "2").isdigit() or int(glue.get("workers", "2")) < 2:
+        raise ValueError(f"STEDI_GLUE_WORKERS must be a whole number >= 2, got "
+                         f"{glue.get('workers')!r}")
+    secret_id = glue.get("pseudonym_secret_id", "")
+    arguments = {
+        "--stedi-lakehouse-root": root, "--stedi-landing-root": settings.landing_root,
+        "--stedi-landing-folders": json.dumps(settings.landing_folders, sort_keys=True),
+        "--stedi-consent-as-of-date": "on" if settings.consent_as_of_date else "off",
+        "--stedi-min-join-coverage": str(settings.min_join_coverage),
+        "--stedi-max-reject-share": str(settings.max_reject_share),
+        "--stedi-aws-region": settings.aws_region,
+        **({"--stedi-s3-endpoint-url": settings.s3_endpoint_url}
+           if settings.s3_endpoint_url else {}),
+        **({"--stedi-pseudonym-secret-id": secret_id} if secret_id else {}),
+    }
+    return GlueJobs(
+        job_prefix=glue.get("job_prefix", "stedi-"), region=settings.aws_region,
+        glue_endpoint_url=settings.glue_endpoint_url, s3_endpoint_url=settings.s3_endpoint_url,
+        pipes_bucket=glue.get("pipes_bucket") or split_s3_uri(root)[0], run_arguments=arguments,
+        pseudonym_secret=None if secret_id else _pseudonym_secret(settings),
+        scripts_uri=glue.get("scripts_uri", f"{root}/_glue/"), role_arn=glue.get("role_arn"),
+        worker_type=glue.get("worker_type", "G.1X"), workers=int(glue.get("workers", "2")),
+        python_modules=glue.get("python_modules", "dagster-pipes==1.13.27,polars==2.1.0"),
+    )
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     landing, io_manager, catalog = build_storage(settings)
+    glue = {"glue": build_glue_jobs(settings)} if settings.env == "glue" else {}
     return {
+        **glue,
         "engine": PolarsEngine(),
         "landing": landing,
         "io_manager": io_manager,
@@ -196,7 +253,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "checks": CheckSettings(min_join_coverage=settings.min_join_coverage,
                                 max_reject_share=settings.max_reject_share),
         "privacy": PrivacySettings(
-            pseudonym_secret=_pseudonym_secret(settings),
+            pseudonym_secret="" if glue else _pseudonym_secret(settings),
             consent_as_of_date=settings.consent_as_of_date,
         ),
         "alerts": AlertSettings(webhook_url=settings.alert_webhook_url,
@@ -210,8 +267,9 @@ all_asset_checks = [*landing.landing_checks, *trusted.trusted_checks, *curated.c
 
 def build_definitions(settings: Settings, **resource_overrides: object) -> Definitions:
     return Definitions(
-        assets=all_assets,
-        asset_checks=all_asset_checks,
+        assets=glue_assets(all_assets, all_asset_checks) if settings.env == "glue" else all_assets,
+        # on Glue the checks run in the jobs and come back through Pipes with the tables
+        asset_checks=[] if settings.env == "glue" else all_asset_checks,
         resources={**build_resources(settings), **resource_overrides},
         jobs=[full_graph_job],
         schedules=[stedi_daily],

@@ -54,7 +54,7 @@ def test_empty_glue_database_switches_the_catalog_off():
 
 
 @pytest.mark.parametrize(("env", "message"), [
-    ({"STEDI_ENV": "gcs"}, r"STEDI_ENV must be one of \('local', 's3'\), got 'gcs'"),
+    ({"STEDI_ENV": "gcs"}, r"STEDI_ENV must be one of \('local', 's3', 'glue'\), got 'gcs'"),
     ({"STEDI_ENV": "local"}, "STEDI_LAKEHOUSE_ROOT is on S3: set STEDI_ENV=s3 as well"),
     ({"STEDI_LAKEHOUSE_ROOT": "/tmp/lake"}, "STEDI_ENV=s3 needs STEDI_LAKEHOUSE_ROOT=s3://"),
     ({"STEDI_LANDING_PREFIXES": "customers=customers"}, "source in"),

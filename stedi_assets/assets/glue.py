@@ -1,0 +1,75 @@
+"""The graph on AWS Glue: every step of the local graph as a multi-asset that runs its Glue job.
+
+Same asset keys, groups, deps, descriptions, automation and check specs as the local assets
+(taken from their definitions), kinds spark/glue. The job computes the tables and the checks
+and reports them through Dagster Pipes; here they are only launched, and the tables are
+registered in the catalog (a no-op without a Glue database), as the s3 environment does.
+"""
+
+from collections.abc import Sequence
+
+from dagster import (
+    AssetChecksDefinition,
+    AssetExecutionContext,
+    AssetsDefinition,
+    Failure,
+    MaterializeResult,
+    multi_asset,
+)
+
+from stedi_assets import schemas
+from stedi_assets.assets.common import OWNERS
+from stedi_assets.aws.catalog import CatalogError, TableCatalog
+from stedi_assets.aws.glue_launch import GlueJobs
+from stedi_assets.aws.glue_steps import STEP_OUTPUTS
+from stedi_assets.resources import LandingSource
+
+KINDS = {"spark", "glue", "parquet"}
+
+
+def _register(catalog: TableCatalog, landing: LandingSource,
+              result: MaterializeResult) -> MaterializeResult:
+    """Register a reported table in the catalog (from its reported location and types)."""
+    name = result.asset_key.path[-1]
+    table = schemas.TABLES[name]
+    metadata = dict(result.metadata or {})
+    try:
+        if table.source:
+            registered = catalog.register_json_table(name, landing.folder(table.source))
+        else:
+            types = {c.name: c.type for c in metadata["dagster/column_schema"].schema.columns}
+            registered = catalog.register_parquet_table(name, str(metadata["dagster/uri"].value),
+                                                        types)
+    except CatalogError as exc:
+        raise Failure(description=str(exc)) from None
+    if not registered:
+        return result
+    return MaterializeResult(asset_key=result.asset_key, data_version=result.data_version,
+                             metadata={**metadata, "catalog_table": registered})
+
+
+def glue_step_asset(local: AssetsDefinition,
+                    local_checks: Sequence[AssetChecksDefinition]) -> AssetsDefinition:
+    """The Glue twin of one local (multi-)asset."""
+    step = local.node_def.name
+    if set(STEP_OUTPUTS.get(step, ())) != {k.path[-1] for k in local.keys}:
+        raise ValueError(f"no Glue step computes {sorted(k.path[-1] for k in local.keys)} "
+                         f"(step {step!r}); add it to aws/glue_steps.py")
+    specs = [spec.replace_attributes(kinds=KINDS, owners=OWNERS) for spec in local.specs]
+    check_specs = [spec for checks in local_checks for spec in checks.check_specs
+                   if spec.asset_key in local.keys]
+
+    @multi_asset(name=step, specs=specs, check_specs=check_specs,
+                 description=f"Runs the Glue job of step {step}")
+    def _glue_step(context: AssetExecutionContext, glue: GlueJobs, catalog: TableCatalog,
+                   landing: LandingSource):
+        for result in glue.run(context, step):
+            yield (_register(catalog, landing, result)
+                   if isinstance(result, MaterializeResult) else result)
+
+    return _glue_step
+
+
+def glue_assets(local_assets: Sequence[AssetsDefinition],
+                local_checks: Sequence[AssetChecksDefinition]) -> list[AssetsDefinition]:
+    return [glue_step_asset(a, local_checks) for a in local_assets]

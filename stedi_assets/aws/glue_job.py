@@ -1,0 +1,185 @@
+"""The AWS Glue job script: one step of the STEDI graph on Spark, reported to Dagster via Pipes.
+
+    glue_job.py --stedi-step customer_trusted --stedi-lakehouse-root s3://lake/stedi
+                [--stedi-landing-root s3://landing/] [--stedi-landing-folders '{"customer":
+                "customers"}'] [--stedi-consent-as-of-date on] [--stedi-pseudonym-secret-id ID]
+                [--stedi-aws-region R] [--stedi-s3-endpoint-url URL] ...
+
+Plain PySpark (no `awsglue` needed). A thin shell: arguments -> SparkSession -> the step's
+wiring (`glue_steps`) over `spark_engine` -> Pipes messages. On Glue, Dagster's
+PipesGlueClient adds `--dagster-pipes-context/--dagster-pipes-messages`: the context is read
+from S3 and the messages written to S3. Started by PipesSubprocessClient (tests, local runs),
+the Pipes defaults (environment variables, a messages file) are used instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import boto3
+from dagster_pipes import (
+    DAGSTER_PIPES_CONTEXT_CLI_ARGUMENT,
+    DAGSTER_PIPES_CONTEXT_ENV_VAR,
+    DAGSTER_PIPES_MESSAGES_CLI_ARGUMENT,
+    DAGSTER_PIPES_MESSAGES_ENV_VAR,
+    PipesContext,
+    PipesMappingParamsLoader,
+    PipesS3ContextLoader,
+    PipesS3MessageWriter,
+    open_dagster_pipes,
+)
+
+from stedi_assets import schemas
+from stedi_assets.aws import glue_steps
+from stedi_assets.aws.glue_steps import LandingInput, StepOptions, StepResult
+from stedi_assets.io.landing_reader import count_lines, list_landing_files, list_s3_landing_files
+from stedi_assets.io.s3 import S3Store, is_s3_uri
+
+#: How often the job flushes Pipes messages to S3 (seconds).
+MESSAGE_INTERVAL = 5
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="stedi-glue-job")
+    parser.add_argument("--stedi-step", required=True, choices=sorted(glue_steps.STEP_OUTPUTS))
+    parser.add_argument("--stedi-lakehouse-root", required=True)
+    parser.add_argument("--stedi-landing-root", default="")
+    parser.add_argument("--stedi-landing-folders", default="{}", help="JSON {source: folder}")
+    parser.add_argument("--stedi-consent-as-of-date", default="off", choices=("on", "off"))
+    parser.add_argument("--stedi-min-join-coverage", type=float, default=0.5)
+    parser.add_argument("--stedi-max-reject-share", type=float, default=0.01)
+    parser.add_argument("--stedi-pseudonym-secret-id", default="",
+                        help="AWS Secrets Manager secret holding the pseudonym key; without it "
+                             "the key comes in the Pipes extras (never as a job argument)")
+    parser.add_argument("--stedi-aws-region", default="")
+    parser.add_argument("--stedi-s3-endpoint-url", default="")
+    # Glue adds its own (--JOB_NAME, --JOB_RUN_ID, --TempDir, ...) and the Pipes arguments.
+    args, _ = parser.parse_known_args(list(argv))
+    return args
+
+
+def _client(service: str, args: argparse.Namespace) -> Any:
+    """A boto3 client from the standard AWS credential chain (the Glue job's role on Glue)."""
+    endpoint = args.stedi_s3_endpoint_url if service == "s3" else ""
+    return boto3.session.Session().client(service, region_name=args.stedi_aws_region or None,
+                                          endpoint_url=endpoint or None)
+
+
+def _cli_value(argv: Sequence[str], name: str) -> str | None:
+    argv = list(argv)
+    return argv[argv.index(name) + 1] if name in argv[:-1] else None
+
+
+def open_pipes(argv: Sequence[str], args: argparse.Namespace):
+    """The Pipes session: S3 context and messages when launched by PipesGlueClient, the
+    defaults of PipesSubprocessClient otherwise."""
+    context_param = _cli_value(argv, DAGSTER_PIPES_CONTEXT_CLI_ARGUMENT)
+    if context_param is None:
+        return open_dagster_pipes()
+    s3 = _client("s3", args)
+    return open_dagster_pipes(
+        context_loader=PipesS3ContextLoader(client=s3),
+        message_writer=PipesS3MessageWriter(client=s3, interval=MESSAGE_INTERVAL),
+        params_loader=PipesMappingParamsLoader({
+            DAGSTER_PIPES_CONTEXT_ENV_VAR: context_param,
+            DAGSTER_PIPES_MESSAGES_ENV_VAR:
+                _cli_value(argv, DAGSTER_PIPES_MESSAGES_CLI_ARGUMENT) or "",
+        }),
+    )
+
+
+def pseudonym_secret(args: argparse.Namespace, pipes: PipesContext) -> str:
+    if args.stedi_pseudonym_secret_id:
+        secrets = _client("secretsmanager", args)
+        return secrets.get_secret_value(SecretId=args.stedi_pseudonym_secret_id)["SecretString"]
+    secret = pipes.extras.get("pseudonym_secret")
+    if not secret:
+        raise ValueError("no pseudonym secret: pass --stedi-pseudonym-secret-id (AWS Secrets "
+                         "Manager) or launch the job from Dagster, which sends it in the extras")
+    return secret
+
+
+def report(pipes: PipesContext, result: StepResult) -> None:
+    """Each written table as a materialization, each check as a check result."""
+    for table in result.tables:
+        columns = [{"name": c.name, "type": table.column_types.get(c.name, c.type),
+                    "description": c.description}
+                   for c in schemas.TABLES[table.table].columns]
+        pipes.report_asset_materialization(asset_key=table.table, metadata={
+            "dagster/row_count": table.rows,
+            "dagster/column_schema": {"raw_value": {"columns": columns}, "type": "table_schema"},
+            "dagster/uri": {"raw_value": table.uri, "type": "path"},
+            **table.metadata,
+        })
+    for check in result.checks:
+        pipes.report_asset_check(asset_key=check.table, check_name=check.name,
+                                 passed=check.passed, severity=check.severity,
+                                 metadata={"description": check.description, **check.metadata})
+
+
+class SparkTableIO:
+    """<root>/<zone>/<table>/ as Spark reads and writes it (s3:// on Glue, paths locally)."""
+
+    def __init__(self, spark: Any, root: str):
+        self.spark, self.root = spark, root.rstrip("/")
+
+    def uri(self, table: str) -> str:
+        return f"{self.root}/{schemas.zone_of(table)}/{table}"
+
+    def read(self, table: str) -> Any:
+        return self.spark.read.option("pathGlobFilter", "*.parquet").parquet(self.uri(table))
+
+    def write(self, table: str, frame: Any) -> Any:
+        frame.write.mode("overwrite").parquet(self.uri(table))
+        return self.read(table)
+
+
+def read_landing(spark: Any, args: argparse.Namespace, step: str) -> LandingInput:
+    """The source's files listed (local folder or S3 prefix), their lines read by Spark, and
+    the lines counted in the raw bytes."""
+    from stedi_assets.io import spark_landing_reader  # Spark only where the job runs
+
+    source = step.removeprefix("land_")
+    folder = json.loads(args.stedi_landing_folders or "{}").get(source, source)
+    store = None
+    if is_s3_uri(args.stedi_landing_root):
+        store = S3Store(args.stedi_aws_region or "us-east-1",
+                        args.stedi_s3_endpoint_url or None)
+        files = list_s3_landing_files(args.stedi_landing_root, folder, store)
+    else:
+        files = list_landing_files(args.stedi_landing_root, folder)
+    lines = spark_landing_reader.read_landing_lines(spark, files)
+    return LandingInput(lines, files, sum(count_lines(f, store) for f in files))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    with open_pipes(argv, args) as pipes:
+        from pyspark.sql import SparkSession
+
+        from stedi_assets.transforms import spark_engine
+
+        step = args.stedi_step
+        spark = SparkSession.builder.appName(f"stedi-{step}").getOrCreate()
+        options = StepOptions(
+            consent_as_of_date=args.stedi_consent_as_of_date == "on",
+            pseudonym_secret="" if step.startswith("land_") else pseudonym_secret(args, pipes),
+            min_join_coverage=args.stedi_min_join_coverage,
+            max_reject_share=args.stedi_max_reject_share,
+        )
+        pipes.log.info(f"STEDI step {step}: writing {glue_steps.STEP_OUTPUTS[step]} under "
+                       f"{args.stedi_lakehouse_root}")
+        landing = read_landing(spark, args, step) if step.startswith("land_") else None
+        io = SparkTableIO(spark, args.stedi_lakehouse_root)
+        result = glue_steps.run_step(step, spark_engine, io, options, landing)
+        report(pipes, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
