@@ -19,11 +19,14 @@ Traits copied from the real exports:
 from __future__ import annotations
 
 import argparse
+import binascii
 import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from stedi_assets import schemas
 
 CUSTOMERS_PER_SCALE = 1_000
 STEPS_PER_ACTIVE_CUSTOMER = 37  # ~30 step readings per customer over all customers
@@ -32,6 +35,9 @@ CHUNK_CUSTOMERS = 20_000
 BASE_EPOCH_MS = 1_655_293_787_680  # the 2022 export's first registration
 READING_INTERVAL_MS = 3_800
 FILES = {"customer": 2, "accelerometer": 4, "step_trainer": 3}
+FORMATS = ("json", "parquet")
+ACCEL_COLUMNS = schemas.TABLES["accelerometer_landing"].column_names
+STEP_COLUMNS = schemas.TABLES["step_trainer_landing"].column_names
 
 FIRST = ["Santosh", "Ben", "Frank", "Trevor", "Christina", "Sarah", "Jerry", "Lyn", "Danny",
          "Spencer", "Kathy", "Jacob", "Liz", "Bobby", "Steve", "Ahmed", "Mei", "Olivia",
@@ -49,13 +55,15 @@ def _epoch_text(values: pl.Expr, as_float: pl.Expr) -> pl.Expr:
     ).otherwise(text)
 
 
-def _uuids(rng: np.random.Generator, n: int) -> list[str]:
-    raw = rng.integers(0, 2**63, size=(n, 2), dtype=np.int64).view(np.uint64)
-    out = []
-    for hi, lo in raw:
-        h = f"{int(hi):016x}{int(lo):016x}"
-        out.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}")
-    return out
+def _uuids(rng: np.random.Generator, n: int) -> pl.Series:
+    """n version-4-looking UUIDs: two random 64-bit words as 32 hex digits, vectorised."""
+    raw = rng.integers(0, 2**63, size=(n, 2), dtype=np.int64).astype(">u8")
+    digits = np.frombuffer(binascii.hexlify(raw.tobytes()), dtype="S32").astype("U32")
+    h = pl.col("h")
+    return pl.DataFrame({"h": digits}, schema={"h": pl.String}).select(pl.concat_str([
+        h.str.slice(0, 8), pl.lit("-"), h.str.slice(8, 4), pl.lit("-4"), h.str.slice(13, 3),
+        pl.lit("-a"), h.str.slice(17, 3), pl.lit("-"), h.str.slice(20, 12),
+    ]))[:, 0]
 
 
 def _customers(rng: np.random.Generator, start: int, n: int) -> pl.DataFrame:
@@ -71,14 +79,22 @@ def _customers(rng: np.random.Generator, start: int, n: int) -> pl.DataFrame:
     def share(p: float) -> np.ndarray:
         return np.where(rng.random(n) < p, registration, -1)
 
+    phone_as_number = rng.random(n) < 0.1
+    birth = [pl.Series(rng.integers(low, high, n)).cast(pl.String)
+             for low, high in ((1930, 2006), (1, 13), (1, 29))]
+    people = pl.DataFrame({"f": first, "s": last, "i": idx}).select(
+        pl.concat_str([pl.col("f"), pl.lit(" "), pl.col("s")]).alias("customerName"),
+        pl.concat_str([pl.col("f"), pl.lit("."), pl.col("s"), pl.lit("."),
+                       pl.col("i").cast(pl.String), pl.lit("@test.com")]).alias("email"),
+    )
+    birthday = pl.concat_str([birth[0], pl.lit("-"), birth[1].str.zfill(2), pl.lit("-"),
+                              birth[2].str.zfill(2)])
     return pl.DataFrame({
         "customer": idx,
-        "customerName": [f"{f} {s}" for f, s in zip(first, last, strict=True)],
-        "email": [f"{f}.{s}.{i}@test.com" for f, s, i in zip(first, last, idx, strict=True)],
-        "phone_as_number": rng.random(n) < 0.1,
-        "birthDay": [f"{y}-{m:02d}-{d:02d}" for y, m, d in zip(
-            rng.integers(1930, 2006, n), rng.integers(1, 13, n), rng.integers(1, 29, n),
-            strict=True)],
+        "customerName": people["customerName"],
+        "email": people["email"],
+        "phone_as_number": phone_as_number,
+        "birthDay": pl.select(birthday).to_series(),
         "serialNumber": _uuids(rng, n),
         "registrationDate": registration,
         "lastUpdateDate": registration + rng.integers(0, 3_600_000, n),
@@ -108,14 +124,14 @@ def _readings(rng: np.random.Generator, customers: pl.DataFrame):
     active = customers.filter(pl.col("active"))
     n_steps = rng.poisson(STEPS_PER_ACTIVE_CUSTOMER, active.height)
     owner = np.repeat(np.arange(active.height), n_steps)
-    position = np.concatenate([np.arange(k) for k in n_steps]) if len(n_steps) else np.array([])
+    position = np.arange(n_steps.sum()) - np.repeat(np.cumsum(n_steps) - n_steps, n_steps)
     start = active["start"].to_numpy()[owner]
     times = start + position.astype(np.int64) * READING_INTERVAL_MS
     customer = active["customer"].to_numpy()[owner]
     steps = pl.DataFrame({
         "customer": customer,
         "sensorReadingTime": times.astype(np.int64),
-        "serialNumber": active["serialNumber"].to_numpy()[owner],
+        "serialNumber": active["serialNumber"].gather(owner),
         "distanceFromObject": rng.integers(180, 320, len(times)),
     })
     has_phone = rng.random(len(times)) >= 0.03  # a few step readings without a phone reading
@@ -125,7 +141,7 @@ def _readings(rng: np.random.Generator, customers: pl.DataFrame):
     m = len(rep)
     accel = pl.DataFrame({
         "customer": customer[rep],
-        "user": active["email"].to_numpy()[owner][rep],
+        "user": active["email"].gather(owner[rep]),
         "timestamp": times[rep].astype(np.int64),
         "x": rng.integers(-1, 2, m).astype(np.float64),
         "y": rng.integers(-1, 2, m).astype(np.float64),
@@ -182,10 +198,16 @@ def _file_name(source: str, index: int) -> str:
 
 
 def _append(path: Path, lines: pl.Series) -> None:
+    """Append the lines, each ending in a newline (written by Polars, no Python strings)."""
     if lines.len():
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write("\n".join(lines.to_list()))
-            fh.write("\n")
+        with path.open("ab") as fh:
+            lines.to_frame("line").write_csv(fh, include_header=False, quote_style="never")
+
+
+def _customer_rows(c: pl.DataFrame) -> pl.DataFrame:
+    """The customer rows as landing types them (the phone always as text)."""
+    return c.with_columns(pl.lit("8015551212").alias("phone")).select(
+        schemas.TABLES["customer_landing"].column_names)
 
 
 def _split(frame: pl.DataFrame, parts: int) -> list[pl.DataFrame]:
@@ -193,35 +215,57 @@ def _split(frame: pl.DataFrame, parts: int) -> list[pl.DataFrame]:
     return [frame.filter(pl.col("customer") % parts == i) for i in range(parts)]
 
 
-def generate(out: Path, scale: float = 1.0, seed: int = 42) -> dict[str, int]:
-    """Write the three landing sources under `out`; return the number of lines per source."""
+class _Writer:
+    """Writes the rows of one chunk: JSON lines appended to the landing files, or (parquet) one
+    Parquet file per landing file and chunk, `<source>/part-<file>-<chunk>.parquet`, holding the
+    rows landing would give for those lines, in the same order."""
+
+    def __init__(self, out: Path, fmt: str) -> None:
+        self.out, self.fmt, self.chunk = out, fmt, 0
+        for source in FILES:
+            folder = out / source
+            folder.mkdir(parents=True, exist_ok=True)
+            for old in [*folder.glob("*.json"), *folder.glob("*.parquet")]:
+                old.unlink()
+
+    def write(self, source: str, index: int, rows: pl.DataFrame, lines: pl.Series) -> None:
+        if self.fmt == "json":
+            _append(self.out / source / _file_name(source, index), lines)
+        elif rows.height:
+            rows.write_parquet(self.out / source / f"part-{index}-{self.chunk:05d}.parquet")
+
+
+def generate(out: Path, scale: float = 1.0, seed: int = 42, fmt: str = "json") -> dict[str, int]:
+    """Write the three landing sources under `out` as JSON lines (`fmt="json"`) or Parquet
+    (`fmt="parquet"`, the same rows); return the number of lines (rows) per source."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     n_customers = max(1, round(CUSTOMERS_PER_SCALE * scale))
-    paths = {}
-    for source, n_files in FILES.items():
-        folder = out / source
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("*.json"):
-            old.unlink()
-        paths[source] = [folder / _file_name(source, i) for i in range(n_files)]
+    writer = _Writer(out, fmt)
+    json = fmt == "json"
     counts = dict.fromkeys(FILES, 0)
     for chunk, start in enumerate(range(0, n_customers, CHUNK_CUSTOMERS)):
+        writer.chunk = chunk
         rng = np.random.default_rng(np.random.SeedSequence([seed, chunk]))
         customers = _share_starts(rng, _customers(rng, start, min(CHUNK_CUSTOMERS,
                                                                   n_customers - start)))
         steps, accel = _readings(rng, customers)
         # customer: the export, plus a re-export that repeats ~3% of the records
-        _append(paths["customer"][0], _customer_lines(customers))
-        repeated = customers.filter(pl.Series(rng.random(customers.height) < 0.03))
-        _append(paths["customer"][1], _customer_lines(repeated))
-        counts["customer"] += customers.height + repeated.height
+        repeated_mask = pl.Series(rng.random(customers.height) < 0.03)
+        for i, part in enumerate([customers, customers.filter(repeated_mask)]):
+            writer.write("customer", i, _customer_rows(part),
+                         _customer_lines(part) if json else None)
+            counts["customer"] += part.height
         # accelerometer: file 0 from the old app, spelling the key `timeStamp`
-        for i, part in enumerate(_split(accel, len(paths["accelerometer"]))):
-            _append(paths["accelerometer"][i], _accel_lines(part, "timeStamp" if i == 0
-                                                            else "timestamp"))
+        for i, part in enumerate(_split(accel, FILES["accelerometer"])):
+            writer.write("accelerometer", i, part.select(ACCEL_COLUMNS),
+                         _accel_lines(part, "timeStamp" if i == 0 else "timestamp")
+                         if json else None)
             counts["accelerometer"] += part.height
         # step_trainer: file 0 in the 2022 export style, lines ending in "},"
-        for i, part in enumerate(_split(steps, len(paths["step_trainer"]))):
-            _append(paths["step_trainer"][i], _step_lines(part, "," if i == 0 else ""))
+        for i, part in enumerate(_split(steps, FILES["step_trainer"])):
+            writer.write("step_trainer", i, part.select(STEP_COLUMNS),
+                         _step_lines(part, "," if i == 0 else "") if json else None)
             counts["step_trainer"] += part.height
     return counts
 
@@ -233,10 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     parser.add_argument("--out", type=Path, default=Path("data/landing"),
                         help="landing root to write customer/, accelerometer/, step_trainer/")
+    parser.add_argument("--format", choices=FORMATS, default="json",
+                        help="json: JSON-lines landing files (default); parquet: the same rows "
+                             "as <source>/part-*.parquet")
     args = parser.parse_args(argv)
     if args.scale <= 0:
         parser.error("--scale must be positive")
-    counts = generate(args.out, args.scale, args.seed)
+    counts = generate(args.out, args.scale, args.seed, args.format)
     for source, n in counts.items():
         print(f"{source:<14} {n:>12,} lines -> {args.out / source}")
     return 0

@@ -5,8 +5,12 @@ Which flavour of each is used is decided in `definitions` only.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -15,10 +19,11 @@ from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
 from stedi_assets.io.landing_reader import (
+    is_parquet,
+    iter_landing_lines,
     landing_fingerprint,
     list_landing_files,
     list_s3_landing_files,
-    read_landing_lines,
     s3_landing_fingerprint,
 )
 from stedi_assets.io.s3 import S3Store
@@ -28,13 +33,20 @@ from stedi_assets.transforms import polars_engine
 
 @dataclass
 class LandingBatch:
-    """What reading one landing source gave: rows, quarantined lines and the accounting."""
+    """What reading one landing source gave: rows, quarantined lines and the accounting.
+    `close()` frees what the rows still need on disk (streamed rows spilled to a work folder)
+    once they have been stored."""
 
     rows: Any
     rejects: Any
     files: list[str]
     lines_read: int
     unknown_keys: dict[str, int]
+    cleanup: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        if self.cleanup is not None:
+            self.cleanup()
 
 
 class LandingSource(ConfigurableResource):
@@ -103,9 +115,22 @@ class Engine(ConfigurableResource):
         """Read landing files (local paths, or s3:// URIs reachable through `store`)."""
         raise NotImplementedError
 
+    def stream_landing(self, files: list[str], table: Table,
+                       store: S3Store | None = None) -> LandingBatch:
+        """Like read_landing, for sources larger than memory: an engine that can, returns rows
+        still to be computed or spilled (call `close()` on the batch once they are stored)."""
+        return self.read_landing(files, table, store)
+
 
 class PolarsEngine(Engine):
-    """Computes every table with Polars on this machine (lazy, streaming where possible)."""
+    """Computes every table with Polars on this machine (lazy, streaming where possible).
+
+    Landing files are parsed in batches of `batch_lines` lines; `stream_landing` spills each
+    batch's rows to a Parquet part under `spill_root` (default: the system temp folder), so
+    memory is bounded by a batch, not by the source."""
+
+    batch_lines: int = 2_000_000
+    spill_root: str | None = None
 
     @property
     def kind(self) -> str:
@@ -116,21 +141,71 @@ class PolarsEngine(Engine):
         """The engine module: one function per table plus the check figures."""
         return polars_engine
 
+    def _parsed_batches(self, files: list[str], table: Table, store: S3Store | None,
+                        accounting: Counter):
+        """(rows, rejects) per batch of lines, file by file in order; fills `accounting`
+        with lines read and unknown keys. Parquet landing files are already rows."""
+        options = store.storage_options if store else None
+        for path in files:
+            if is_parquet(path):
+                rows = pl.scan_parquet(path, storage_options=options).select(
+                    polars_engine.typed_columns(table))
+                accounting["_lines"] += polars_engine.row_count(rows)
+                yield rows, None
+                continue
+            for lines in iter_landing_lines(path, store, self.batch_lines):
+                rows, rejects, unknown = self.ops.parse_landing(lines, table)
+                accounting["_lines"] += lines.height
+                accounting.update({f"key:{k}": v for k, v in unknown.items()})
+                yield rows, rejects
+
+    @staticmethod
+    def _batch(files, table, rows, rejects, accounting, cleanup=None) -> LandingBatch:
+        rejects = [r for r in rejects if r is not None and r.height]
+        unknown = {k[4:]: v for k, v in accounting.items() if k.startswith("key:")}
+        return LandingBatch(
+            rows=rows,
+            rejects=pl.concat(rejects) if rejects else polars_engine.empty_rejects(),
+            files=files, lines_read=accounting["_lines"],
+            unknown_keys=dict(sorted(unknown.items())), cleanup=cleanup)
+
     def read_landing(self, files: list[str], table: Table,
                      store: S3Store | None = None) -> LandingBatch:
-        rows, rejects, lines_read, unknown = [], [], 0, Counter()
-        for path in files:
-            lines = read_landing_lines(path, store)
-            file_rows, file_rejects, file_unknown = self.ops.parse_landing(lines, table)
-            rows.append(file_rows)
+        """All rows in memory (a DataFrame): for small sources and tests."""
+        accounting: Counter = Counter()
+        rows, rejects = [], []
+        for file_rows, file_rejects in self._parsed_batches(files, table, store, accounting):
+            rows.append(file_rows.lazy().collect())
             rejects.append(file_rejects)
-            lines_read += lines.height
-            unknown.update(file_unknown)
-        return LandingBatch(
-            rows=pl.concat(rows) if rows else polars_engine.empty_rows(table),
-            rejects=pl.concat(rejects) if rejects else polars_engine.empty_rejects(),
-            files=files, lines_read=lines_read, unknown_keys=dict(sorted(unknown.items())),
-        )
+        return self._batch(files, table,
+                           pl.concat(rows) if rows else polars_engine.empty_rows(table),
+                           rejects, accounting)
+
+    def stream_landing(self, files: list[str], table: Table,
+                       store: S3Store | None = None) -> LandingBatch:
+        """Rows as a LazyFrame over Parquet parts spilled batch by batch (same rows, same
+        order as read_landing); rejects in memory (they are few, or the quarantine check
+        fails). Call `close()` once the rows are stored."""
+        spill = Path(tempfile.mkdtemp(prefix=f"stedi-{table.name}-", dir=self.spill_root))
+        accounting: Counter = Counter()
+        parts: list[pl.LazyFrame] = []
+        rejects = []
+        try:
+            batches = self._parsed_batches(files, table, store, accounting)
+            for index, (rows, batch_rejects) in enumerate(batches):
+                rejects.append(batch_rejects)
+                if isinstance(rows, pl.LazyFrame):
+                    parts.append(rows)
+                    continue
+                part = spill / f"part-{index:06d}.parquet"
+                rows.write_parquet(part, compression="lz4", statistics=False)
+                parts.append(pl.scan_parquet(part))
+        except BaseException:
+            shutil.rmtree(spill, ignore_errors=True)
+            raise
+        rows = pl.concat(parts) if parts else polars_engine.empty_rows(table).lazy()
+        return self._batch(files, table, rows, rejects, accounting,
+                           cleanup=lambda: shutil.rmtree(spill, ignore_errors=True))
 
 
 class CheckSettings(ConfigurableResource):

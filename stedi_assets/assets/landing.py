@@ -19,7 +19,7 @@ from stedi_assets import schemas
 from stedi_assets.assets.common import asset_out
 from stedi_assets.aws.catalog import CatalogError, TableCatalog
 from stedi_assets.io.landing_reader import LandingError, count_lines
-from stedi_assets.resources import CheckSettings, Engine, LandingSource
+from stedi_assets.resources import CheckSettings, Engine, LandingBatch, LandingSource
 
 MAX_REPORTED_REJECTS = 5
 
@@ -32,31 +32,43 @@ def _landing_asset(table: schemas.Table) -> AssetsDefinition:
     def _landing(context: AssetExecutionContext, engine: Engine, landing: LandingSource,
                  catalog: TableCatalog):
         try:
-            batch = engine.read_landing(landing.files(table.source), table, landing.store)
-            catalog_table = catalog.register_json_table(table.name,
-                                                        landing.folder(table.source))
-        except (LandingError, CatalogError) as exc:
+            batch = engine.stream_landing(landing.files(table.source), table, landing.store)
+        except LandingError as exc:
             raise Failure(description=str(exc)) from None
-        rejected = engine.ops.row_count(batch.rejects)
-        if rejected:
-            examples = [f"{r['file']}:{r['line_number']}: {r['reason']}"
-                        for r in engine.ops.head_rows(batch.rejects, MAX_REPORTED_REJECTS)]
-            context.log.warning(f"{rejected} line(s) of {table.source} quarantined in "
-                                f"{rejects.name}, e.g.\n" + "\n".join(examples))
-        metadata = {
-            "files": len(batch.files),
-            "lines_read": batch.lines_read,
-            "lines_rejected": rejected,
-            "unknown_keys": batch.unknown_keys or {},
-            "landing_folder": MetadataValue.path(landing.folder(table.source)),
-        }
-        if catalog_table:
-            metadata["catalog_table"] = catalog_table
-        yield Output(batch.rows, output_name=table.name, metadata=metadata)
-        yield Output(batch.rejects, output_name=rejects.name,
-                     metadata={"lines_rejected": rejected})
+        try:
+            try:
+                catalog_table = catalog.register_json_table(table.name,
+                                                            landing.folder(table.source))
+            except CatalogError as exc:
+                raise Failure(description=str(exc)) from None
+            yield from _outputs(context, engine, landing, table, batch, catalog_table)
+        finally:
+            batch.close()  # the rows are stored (or the step failed): free the spilled parts
 
     return _landing
+
+
+def _outputs(context: AssetExecutionContext, engine: Engine, landing: LandingSource,
+             table: schemas.Table, batch: LandingBatch, catalog_table):
+    rejects = schemas.rejects_table(table)
+    rejected = engine.ops.row_count(batch.rejects)
+    if rejected:
+        examples = [f"{r['file']}:{r['line_number']}: {r['reason']}"
+                    for r in engine.ops.head_rows(batch.rejects, MAX_REPORTED_REJECTS)]
+        context.log.warning(f"{rejected} line(s) of {table.source} quarantined in "
+                            f"{rejects.name}, e.g.\n" + "\n".join(examples))
+    metadata = {
+        "files": len(batch.files),
+        "lines_read": batch.lines_read,
+        "lines_rejected": rejected,
+        "unknown_keys": batch.unknown_keys or {},
+        "landing_folder": MetadataValue.path(landing.folder(table.source)),
+    }
+    if catalog_table:
+        metadata["catalog_table"] = catalog_table
+    yield Output(batch.rows, output_name=table.name, metadata=metadata)
+    yield Output(batch.rejects, output_name=rejects.name,
+                 metadata={"lines_rejected": rejected})
 
 
 def _schema_check(table: schemas.Table) -> AssetChecksDefinition:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -63,6 +64,11 @@ def list_s3_landing_files(root: str, source: str, store: S3Store) -> list[str]:
     return files
 
 
+def is_parquet(path: str) -> bool:
+    """A landing file already typed as Parquet (e.g. `stedi-generate --format parquet`)."""
+    return path.endswith(".parquet")
+
+
 def _first_undecodable_line(path: str) -> int:
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
@@ -94,6 +100,27 @@ def read_landing_lines(path: str, store: S3Store | None = None) -> pl.DataFrame:
     )
 
 
+def iter_landing_lines(path: str, store: S3Store | None = None,
+                       batch_lines: int = 1_000_000) -> Iterator[pl.DataFrame]:
+    """The lines of one file as read_landing_lines gives them, in batches of about
+    `batch_lines` lines (streamed: memory stays bounded by the batch, not the file)."""
+    done = 0
+    try:
+        batches = pl.scan_lines(
+            path, name="line", row_index_name="line_number", row_index_offset=1,
+            storage_options=store.storage_options if store else None,
+        ).collect_batches(chunk_size=batch_lines)
+        for frame in batches:
+            if frame.height:
+                done = int(frame["line_number"][-1])
+                yield frame.select(pl.lit(path).alias("file"),
+                                   pl.col("line_number").cast(pl.Int64), pl.col("line"))
+    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, OSError):
+        # not UTF-8 somewhere, or unreadable: the eager reader quarantines or names it
+        rest = read_landing_lines(path, store)
+        yield from rest.filter(pl.col("line_number") > done).iter_slices(batch_lines)
+
+
 def _lines_with_encoding_errors(path: str) -> pl.DataFrame:
     lines: list[str | None] = []
     with open(path, "rb") as fh:
@@ -110,8 +137,13 @@ def _lines_with_encoding_errors(path: str) -> pl.DataFrame:
 
 def count_lines(path: str, store: S3Store | None = None) -> int:
     """Lines in a file counted from its raw bytes (independently of any parser): newlines, plus
-    one for a last line without a newline."""
+    one for a last line without a newline. A Parquet landing file counts its rows (from the
+    file's footer)."""
     count, last = 0, b"\n"
+    if is_parquet(path):
+        options = store.storage_options if store else None
+        return int(pl.scan_parquet(path, storage_options=options).select(pl.len())
+                   .collect().item())
     if store is None:
         with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):

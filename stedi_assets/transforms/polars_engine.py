@@ -185,6 +185,10 @@ def parse_landing(
 
 def _unknown_keys(landed: pl.DataFrame, table: Table) -> dict[str, int]:
     known = set(_json_keys(table))
+    # Cheap pre-filter: a line can hold an unknown key only if it has more `"...:` key ends
+    # than decoded known keys (exact: every key match ends in one of them).
+    present = pl.sum_horizontal(pl.col(k).is_not_null().cast(pl.Int32) for k in sorted(known))
+    landed = landed.filter(pl.col("line").str.count_matches(r'"\s*:') > present)
     found = (
         landed.select(pl.col("line").str.extract_all(_KEY).list.unique().alias("k"))
         .explode("k").drop_nulls()
@@ -193,6 +197,12 @@ def _unknown_keys(landed: pl.DataFrame, table: Table) -> dict[str, int]:
         .group_by("k").len()
     )
     return dict(zip(found["k"], found["len"], strict=True))
+
+
+def typed_columns(table: Table) -> list[pl.Expr]:
+    """The table's columns cast to their declared types, in declared order (for rows that
+    arrive already typed, e.g. Parquet landing files)."""
+    return [pl.col(c.name).cast(POLARS_TYPES[c.type]) for c in table.columns]
 
 
 def empty_rows(table: Table) -> pl.DataFrame:

@@ -1,0 +1,207 @@
+"""Benchmark the STEDI graph at scale: Polars through Dagster vs DuckDB hand SQL vs PySpark vs
+the cost of scanning the inputs (and the floor: scan inputs once + write outputs once).
+
+    python benchmarks/scale.py --scales 1,10,100 --reps 3 --work-dir /tmp/stedi-bench
+
+Inputs are generated once per scale into <work-dir>/sf<N>/landing (reused by later runs).
+Every run is a subprocess, so its peak RSS is measured alone (os.wait4). Engines alternate
+within each repetition (the order rotates) so drift affects all alike; the table shows medians.
+Results go to benchmarks/results/scale.{csv,json,png}. Speed/memory targets live here, not in
+the tests: the script prints whether they were reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+sys.path.insert(0, str(REPO / "benchmarks"))
+from duckdb_chain import TABLES, table_figures  # noqa: E402
+
+ENGINES = ("polars", "duckdb", "spark", "scan", "floor")
+TARGET_RSS_GB_SF1000 = 4.0
+TARGET_RATIO_DUCKDB = 1.0
+TARGET_RATIO_FLOOR = 2.0
+SPARK_MODULE = "stedi_assets.transforms.spark_engine"
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall seconds, peak RSS GB) of one subprocess (and the children it waited for)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO),
+                                                **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if status:
+        sys.stdout.write(output.decode(errors="replace")[-3000:])
+        raise RuntimeError(f"{cmd[:4]} failed with status {status}")
+    return wall, usage.ru_maxrss / 1024 / 1024
+
+
+def ensure_inputs(work: Path, scale: int, fmt: str) -> Path:
+    landing = work / f"sf{scale}" / ("landing" if fmt == "json" else "landing-parquet")
+    done = landing / "_GENERATED"
+    if not done.exists():
+        print(f"generating SF{scale} ({fmt}) into {landing} ...", flush=True)
+        _run([sys.executable, "-m", "stedi_assets.generate", "--scale", str(scale),
+              "--seed", "42", "--out", str(landing), "--format", fmt])
+        done.write_text("stedi-generate --seed 42\n")
+    return landing
+
+
+def run_polars(landing: Path, out: Path, work: Path) -> tuple[float, float]:
+    env = {"STEDI_LANDING_ROOT": str(landing), "STEDI_LAKEHOUSE_ROOT": str(out),
+           "STEDI_AUTOMATION": "off", "DAGSTER_HOME": str(work / "dagster_home")}
+    (work / "dagster_home").mkdir(exist_ok=True)
+    return _run([str(Path(sys.executable).parent / "dagster"), "asset", "materialize",
+                 "-m", "stedi_assets", "--select", "*"], env)
+
+
+def run_duckdb(landing: Path, out: Path) -> tuple[float, float]:
+    return _run([sys.executable, str(REPO / "benchmarks" / "duckdb_chain.py"),
+                 str(landing), str(out)])
+
+
+def run_scan(landing: Path, polars_out: Path, floor: bool, out: Path) -> tuple[float, float]:
+    cmd = [sys.executable, str(REPO / "benchmarks" / "scan_floor.py"), str(landing)]
+    if floor:
+        cmd += ["--write", str(polars_out), str(out)]
+    return _run(cmd)
+
+
+def verify(polars_out: Path, duckdb_out: Path) -> dict[str, bool]:
+    """Row counts and an order-independent checksum per table, Polars vs DuckDB."""
+    import duckdb
+
+    con = duckdb.connect()
+    same = {}
+    for table in TABLES:
+        zone = "curated" if table.endswith("curated") else "trusted"
+        polars_table = f"{polars_out}/{zone}/{table}/*.parquet"
+        columns = [r[0] for r in con.execute(
+            f"DESCRIBE SELECT * FROM read_parquet('{polars_table}')").fetchall()]
+        same[table] = (table_figures(con, polars_table, columns)
+                       == table_figures(con, f"{duckdb_out}/{table}.parquet", columns))
+    return same
+
+
+def bench_scale(work: Path, scale: int, reps: int, fmt: str, engines: list[str]) -> list[dict]:
+    landing = ensure_inputs(work, scale, fmt)
+    base = work / f"sf{scale}"
+    runs: list[dict] = []
+    for rep in range(reps):
+        order = engines[rep % len(engines):] + engines[:rep % len(engines)]
+        for engine in order:
+            if engine == "polars":
+                wall, rss = run_polars(landing, base / "lakehouse-polars", work)
+            elif engine == "duckdb":
+                wall, rss = run_duckdb(landing, base / "out-duckdb")
+            elif engine == "spark":
+                continue
+            else:
+                if not (base / "lakehouse-polars").exists():
+                    run_polars(landing, base / "lakehouse-polars", work)
+                wall, rss = run_scan(landing, base / "lakehouse-polars", engine == "floor",
+                                     base / "out-floor")
+            runs.append({"scale": scale, "format": fmt, "engine": engine, "rep": rep,
+                         "wall_s": round(wall, 2), "peak_rss_gb": round(rss, 3)})
+            print(f"SF{scale} {engine:<7} rep {rep}: {wall:8.2f} s  {rss:6.2f} GB", flush=True)
+    if "polars" in engines and "duckdb" in engines:
+        same = verify(base / "lakehouse-polars", base / "out-duckdb")
+        print(f"SF{scale} Polars vs DuckDB outputs (rows + checksum): {same}")
+        for run in runs:
+            run["outputs_match_duckdb"] = all(same.values())
+    return runs
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    rows = []
+    for scale in sorted({r["scale"] for r in runs}):
+        med = {}
+        for engine in ENGINES:
+            mine = [r for r in runs if r["scale"] == scale and r["engine"] == engine]
+            if mine:
+                med[engine] = (statistics.median(r["wall_s"] for r in mine),
+                               max(r["peak_rss_gb"] for r in mine), len(mine))
+        for engine, (wall, rss, n) in med.items():
+            rows.append({
+                "scale": scale, "engine": engine, "runs": n, "wall_s": round(wall, 2),
+                "peak_rss_gb": round(rss, 3),
+                "polars_over_this": round(med["polars"][0] / wall, 2) if "polars" in med
+                else None,
+            })
+    return rows
+
+
+def report(rows: list[dict], runs: list[dict], tag: str) -> None:
+    print(f"\n{'SF':>5} {'engine':<8} {'runs':>4} {'wall s':>9} {'peak GB':>8} "
+          f"{'Polars/this':>11}")
+    for r in rows:
+        ratio = "" if r["polars_over_this"] is None else f"{r['polars_over_this']:.2f}"
+        print(f"{r['scale']:>5} {r['engine']:<8} {r['runs']:>4} {r['wall_s']:>9.2f} "
+              f"{r['peak_rss_gb']:>8.2f} {ratio:>11}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{tag}.json").write_text(json.dumps({"summary": rows, "runs": runs}, indent=1))
+    header = list(rows[0])
+    lines = [",".join(header)] + [",".join("" if r[h] is None else str(r[h]) for h in header)
+                                  for r in rows]
+    (RESULTS / f"{tag}.csv").write_text("\n".join(lines) + "\n")
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (pip install -e .[bench]): no plot")
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for engine in ENGINES:
+        mine = [r for r in rows if r["engine"] == engine]
+        if mine:
+            ax.plot([r["scale"] for r in mine], [r["wall_s"] for r in mine], marker="o",
+                    label=engine)
+    ax.set(xscale="log", yscale="log", xlabel="scale factor (SF1 = 100k accelerometer lines)",
+           ylabel="wall time, s", title="STEDI graph: time vs scale (2 cores)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{tag}.png", dpi=110)
+    print(f"results in {RESULTS}/{tag}.{{csv,json,png}}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", default="1,10,100", help="comma separated, e.g. 1,10,100,1000")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per engine (median)")
+    parser.add_argument("--reps-large", type=int, default=1,
+                        help="repetitions at SF >= --large-from")
+    parser.add_argument("--large-from", type=int, default=1000)
+    parser.add_argument("--format", choices=("json", "parquet"), default="json")
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/stedi-bench"))
+    parser.add_argument("--tag", default="scale", help="results file name")
+    args = parser.parse_args()
+    engines = [e for e in args.engines.split(",") if e]
+    if "spark" in engines and importlib.util.find_spec(SPARK_MODULE) is None:
+        print(f"note: {SPARK_MODULE} is not on this branch: PySpark skipped")
+        engines.remove("spark")
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for scale in (int(s) for s in args.scales.split(",")):
+        reps = args.reps_large if scale >= args.large_from else args.reps
+        runs += bench_scale(args.work_dir, scale, reps, args.format, engines)
+    report(summarise(runs), runs, args.tag)
+
+
+if __name__ == "__main__":
+    main()
