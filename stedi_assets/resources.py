@@ -11,10 +11,12 @@ from typing import Any
 
 import polars as pl
 from dagster import ConfigurableResource
+from dagster_pyspark import PySparkResource
 
+from stedi_assets.io import spark_landing_reader
 from stedi_assets.io.landing_reader import list_landing_files, read_landing_lines
 from stedi_assets.schemas import Table
-from stedi_assets.transforms import polars_engine
+from stedi_assets.transforms import polars_engine, spark_engine
 
 
 @dataclass
@@ -86,6 +88,35 @@ class PolarsEngine(Engine):
             rows=pl.concat(rows) if rows else polars_engine.empty_rows(table),
             rejects=pl.concat(rejects) if rejects else polars_engine.empty_rejects(),
             files=files, lines_read=lines_read, blank_lines=blank,
+        )
+
+
+class SparkEngine(Engine):
+    """Computes every table with Spark on the session of `pyspark` (dagster-pyspark's
+    PySparkResource): local[*] by default, or any master URL / Spark Connect (`spark.remote`)
+    given in its spark_config. Frames stay Spark DataFrames between IO manager and transforms;
+    only rejected landing lines are brought to the driver, as the Polars frame the landing
+    assets report from."""
+
+    pyspark: PySparkResource
+
+    @property
+    def kind(self) -> str:
+        return "spark"
+
+    @property
+    def ops(self) -> ModuleType:
+        """The engine module: one function per table plus the check figures."""
+        return spark_engine
+
+    def read_landing(self, files: list[str], table: Table) -> LandingBatch:
+        lines = spark_landing_reader.read_landing_lines(self.pyspark.spark_session, files)
+        rows, rejects, blank = self.ops.parse_landing(lines, table)
+        rejected = [r.asDict() for r in rejects.collect()]
+        return LandingBatch(
+            rows=rows,
+            rejects=pl.DataFrame(rejected, schema=polars_engine.REJECT_COLUMNS, orient="row"),
+            files=files, lines_read=lines.count(), blank_lines=blank,
         )
 
 
