@@ -235,12 +235,8 @@ class SparkEngine(Engine):
                              "as Glue jobs (STEDI_ENV=glue)")
         lines = spark_landing_reader.read_landing_lines(self.pyspark.spark_session, files)
         rows, rejects, unknown = self.ops.parse_landing(lines, table)
-        rejected = [r.asDict() for r in rejects.collect()]
-        return LandingBatch(
-            rows=rows,
-            rejects=pl.DataFrame(rejected, schema=polars_engine.REJECT_COLUMNS, orient="row"),
-            files=files, lines_read=lines.count(), unknown_keys=unknown,
-        )
+        return LandingBatch(rows=rows, rejects=rejects, files=files, lines_read=lines.count(),
+                            unknown_keys=unknown)
 
 
 class CheckSettings(ConfigurableResource):

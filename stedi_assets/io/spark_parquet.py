@@ -3,8 +3,6 @@ written by one engine is read by the other. Outputs and inputs are Spark DataFra
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -16,6 +14,7 @@ from pyspark.sql.utils import AnalysisException
 from stedi_assets.io.parquet import (
     ParquetIOManager,
     TableNotMaterializedError,
+    swap_in_new_version,
     table_schema_metadata,
 )
 from stedi_assets.transforms.spark_engine import logical_schema
@@ -31,27 +30,19 @@ def _local_path(uri: str) -> Path | None:
 
 class SparkParquetIOManager(ParquetIOManager):
     """Stores each STEDI table as Parquet under <root>/<zone>/<table>/, written and read by
-    Spark. On a local root a table is swapped in whole (written beside, then renamed); on a
-    cluster file system Spark's overwrite replaces it."""
+    Spark. On a local root a table is swapped in whole (a new version directory behind an
+    atomically swapped link, as LocalParquetIOManager does); on a cluster file system Spark's
+    overwrite replaces it."""
 
     pyspark: PySparkResource
 
     def _write(self, frame: DataFrame, table_uri: str) -> None:
-        final = _local_path(table_uri)
-        if final is None:
+        local = _local_path(table_uri)
+        if local is None:
             frame.write.mode("overwrite").parquet(table_uri)
             return
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging = final.parent / f".{final.name}.{uuid.uuid4().hex}.staging"
-        try:
-            frame.write.parquet(str(staging))
-            retired = final.parent / f".{final.name}.{uuid.uuid4().hex}.retired"
-            if final.exists():
-                final.rename(retired)
-            staging.rename(final)
-            shutil.rmtree(retired, ignore_errors=True)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        # the same atomic version swap as the Polars IO manager, so both read each other's
+        swap_in_new_version(str(local), lambda version: frame.write.parquet(str(version)))
 
     def _exists(self, table_uri: str) -> bool:
         local = _local_path(table_uri)

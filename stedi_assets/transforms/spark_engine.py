@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -229,12 +229,17 @@ def _problem(table: Table, column: schemas.Column) -> Column:
         bad_type)
 
 
-def parse_landing(lines: DataFrame, table: Table) -> tuple[DataFrame, DataFrame, int]:
-    """Turn raw landing lines (file, line_number, line) into (rows, rejects, blank_lines).
+_KEY = r'"([A-Za-z_][A-Za-z0-9_]*)"\s*:'
+
+
+def parse_landing(
+    lines: DataFrame, table: Table
+) -> tuple[DataFrame, DataFrame, dict[str, int]]:
+    """Turn raw landing lines (file, line_number, line) into (rows, rejects, unknown_keys).
 
     Same rules as polars_engine.parse_landing: lines are trimmed of whitespace, a byte-order
-    mark and one trailing comma; blank lines are counted, not rejected; unknown keys are
-    ignored; every other line becomes a row or a reject with a reason.
+    mark and one trailing comma; every line becomes a row or a reject with a reason (a blank
+    line is rejected as "blank line"); unknown keys are not kept and are counted per landed line.
     """
     chars = "' \\t\\r\\n\\uFEFF'"  # _WHITESPACE as a SQL literal
     strip = "trim(BOTH " + chars + " FROM {})"
@@ -246,7 +251,6 @@ def parse_landing(lines: DataFrame, table: Table) -> tuple[DataFrame, DataFrame,
             f"CASE WHEN endswith({stripped}, ',') THEN substr({stripped}, 1, "
             f"char_length({stripped}) - 1) ELSE {stripped} END")).alias("line"),
     )
-    blank_lines = trimmed.filter(F.col("line") == "").count()
     decoded = _decode(trimmed.filter(F.col("line") != ""), table)
     typed = decoded.select(
         "*", *(_typed(table, c).alias(f"_typed_{c.name}") for c in table.columns))
@@ -265,12 +269,25 @@ def parse_landing(lines: DataFrame, table: Table) -> tuple[DataFrame, DataFrame,
     decode_reason = F.when(F.col("_bad_json"), invalid_reason(F.col("line"))).otherwise(
         F.col("_decode_reason"))
     problems = F.concat_ws("; ", *(_problem(table, c) for c in table.columns))
-    rejects = typed.filter(~F.col("_ok")).select(
-        F.col("file").cast("string"), F.col("line_number").cast("bigint"),
-        F.col("_raw").alias("line"),
+    reject_columns = [F.col("file").cast("string"), F.col("line_number").cast("bigint"),
+                      F.col("_raw").alias("line")]
+    rejects = trimmed.filter(F.col("line").isNull() | (F.col("line") == "")).select(
+        *reject_columns,
+        F.when(F.col("line").isNull(), F.lit("not UTF-8 text"))
+        .otherwise(F.lit("blank line")).alias("reason"),
+    ).unionByName(typed.filter(~F.col("_ok")).select(
+        *reject_columns,
         F.concat_ws("; ", decode_reason, F.when(problems != "", problems)).alias("reason"),
-    )
-    return rows, rejects, int(blank_lines)
+    ))
+    return rows, rejects, _unknown_keys(typed.filter(F.col("_ok")), table)
+
+
+def _unknown_keys(landed: DataFrame, table: Table) -> dict[str, int]:
+    known = set(_json_keys(table))
+    keys = landed.select(F.explode(F.array_distinct(
+        F.regexp_extract_all("line", F.lit(_KEY), 1))).alias("k"))
+    found = keys.filter(~F.col("k").isin(*sorted(known))).groupBy("k").count().collect()
+    return {r["k"]: int(r["count"]) for r in sorted(found, key=lambda r: r["k"])}
 
 
 def empty_rows(table: Table) -> DataFrame:
@@ -291,69 +308,134 @@ def _semi_join(frame: DataFrame, keys: DataFrame, on: str) -> DataFrame:
     return frame.join(keys, on=on, how="left_semi").select(*frame.columns)
 
 
+def _customer_key_udf(secret: str) -> Any:
+    """HMAC-SHA256 of an email as a UDF; built here so cloudpickle ships it by value."""
+    import hashlib
+    import hmac
+
+    def key(email: str | None) -> str | None:
+        if email is None:
+            return None
+        return hmac.new(secret.encode(), email.encode(), hashlib.sha256).hexdigest()
+
+    return F.udf(key, T.StringType())
+
+
+def _with_customer_key(frame: DataFrame, email: str, secret: str) -> DataFrame:
+    """Add `customerKey` for the `email` column, hashing each distinct email once."""
+    distinct = frame.select(email).distinct().where(F.col(email).isNotNull())
+    keyed = distinct.select(email, _customer_key_udf(secret)(F.col(email)).alias("customerKey"))
+    return frame.join(keyed, on=email, how="left")
+
+
+def latest_customer_records(customer_landing: DataFrame) -> DataFrame:
+    """One record per email: the one with the greatest lastUpdateDate. On a tie a record
+    without research consent wins (privacy first), then the greatest values of the other
+    columns in schema order, so the choice never depends on the order rows landed in. A later
+    record without research consent withdraws the consent."""
+    others = [c for c in schemas.TABLES["customer_landing"].column_names
+              if c not in ("email", "lastUpdateDate", _CONSENT)]
+    window = Window.partitionBy("email").orderBy(
+        F.col("lastUpdateDate").desc_nulls_last(), F.col(_CONSENT).isNull().desc(),
+        F.col(_CONSENT).desc_nulls_last(), *(F.col(c).desc_nulls_last() for c in others))
+    return customer_landing.withColumn("_rank", F.row_number().over(window)).filter(
+        F.col("_rank") == 1).drop("_rank")
+
+
 def customer_trusted(customer_landing: DataFrame) -> DataFrame:
-    """Customers who agreed to share with research."""
-    return customer_landing.filter(F.col(_CONSENT).isNotNull())
+    """Customers whose latest record agrees to share with research (one row per email)."""
+    return latest_customer_records(customer_landing).filter(F.col(_CONSENT).isNotNull())
 
 
 def accelerometer_trusted(
-    accelerometer_landing: DataFrame, customer_trusted: DataFrame
+    accelerometer_landing: DataFrame, customer_trusted: DataFrame, *,
+    consent_as_of_date: bool = False, deduplicate: bool = True,
 ) -> DataFrame:
-    """Readings whose user is a consenting customer (semi-join: duplicates never multiply)."""
-    return _semi_join(accelerometer_landing, customer_trusted.select(F.col("email").alias("user")),
-                      "user")
+    """Readings of consenting customers (semi-join: a repeated email never multiplies rows);
+    with consent_as_of_date, only readings taken at or after the consent date; exact duplicate
+    rows removed."""
+    customers = customer_trusted.select(F.col("email").alias("user"), _CONSENT).dropDuplicates(
+        ["user"])
+    if consent_as_of_date:
+        kept = accelerometer_landing.join(customers, on="user", how="inner").filter(
+            F.col("timestamp") >= F.col(_CONSENT)).select(*accelerometer_landing.columns)
+    else:
+        kept = _semi_join(accelerometer_landing, customers.select("user"), "user")
+    return kept.distinct() if deduplicate else kept
 
 
 def customer_curated(
-    customer_trusted: DataFrame, accelerometer_trusted: DataFrame
+    customer_trusted: DataFrame, accelerometer_trusted: DataFrame, *, secret: str
 ) -> DataFrame:
-    """Consenting customers with at least one accelerometer reading, distinct records."""
-    return _semi_join(
-        customer_trusted, accelerometer_trusted.select(F.col("user").alias("email")), "email"
-    ).distinct()
+    """Consenting customers with at least one trusted accelerometer reading, identified only by
+    their pseudonymous key."""
+    table = schemas.TABLES["customer_curated"]
+    with_readings = _semi_join(
+        customer_trusted, accelerometer_trusted.select(F.col("user").alias("email")), "email")
+    return _with_customer_key(with_readings, "email", secret).select(
+        table.column_names).distinct()
 
 
 def step_trainer_trusted(
-    step_trainer_landing: DataFrame, customer_curated: DataFrame
+    step_trainer_landing: DataFrame, customer_curated: DataFrame, *,
+    deduplicate: bool = True,
 ) -> DataFrame:
-    """Readings of Step Trainers that belong to a curated customer (semi-join)."""
-    return _semi_join(step_trainer_landing, customer_curated.select("serialNumber"),
+    """Readings of Step Trainers that belong to a curated customer (semi-join), exact duplicate
+    rows removed."""
+    kept = _semi_join(step_trainer_landing, customer_curated.select("serialNumber"),
                       "serialNumber")
+    return kept.distinct() if deduplicate else kept
 
 
 def machine_learning_curated(
-    step_trainer_trusted: DataFrame, accelerometer_trusted: DataFrame
+    step_trainer_trusted: DataFrame, accelerometer_trusted: DataFrame, *, secret: str
 ) -> DataFrame:
-    """Step readings paired with accelerometer readings at the same instant; no identifiers."""
+    """Step readings paired with accelerometer readings at the same instant; the phone's owner
+    appears only as a pseudonymous key."""
     table = schemas.TABLES["machine_learning_curated"]
     accel = accelerometer_trusted.select(
-        F.col("timestamp").alias("sensorReadingTime"), "x", "y", "z")
-    return step_trainer_trusted.join(accel, on="sensorReadingTime", how="inner").select(
-        table.column_names)
+        F.col("timestamp").alias("sensorReadingTime"), "x", "y", "z", "user")
+    joined = step_trainer_trusted.join(accel, on="sensorReadingTime", how="inner")
+    return _with_customer_key(joined, "user", secret).select(table.column_names)
 
 
 # --------------------------------------------------------------------------------------------
 # Figures for the asset checks (computed from upstream data, never trusting the table alone)
 # --------------------------------------------------------------------------------------------
 
+def consenting_customers(customer_landing: DataFrame, secret: str) -> DataFrame:
+    """email, serialNumber, customerKey and consent date of every customer whose latest
+    landing record has research consent."""
+    latest = latest_customer_records(customer_landing).filter(F.col(_CONSENT).isNotNull())
+    return _with_customer_key(latest.select("email", "serialNumber", _CONSENT), "email", secret)
+
+
 def consent_violations(
-    table: DataFrame, customer_landing: DataFrame, key: str, customer_key: str
+    table: DataFrame, consenting: DataFrame, key: str, consenting_key: str,
+    time_column: str | None = None,
 ) -> dict[str, Any]:
-    """Rows of `table` whose `key` is not the `customer_key` of a consenting landing customer."""
-    consenting = (
-        customer_landing.filter(F.col(_CONSENT).isNotNull())
-        .select(F.col(customer_key).alias(key))
-        .distinct()
-    )
-    violating = table.join(consenting, on=key, how="left_anti")
+    """Rows of `table` whose `key` is not the `consenting_key` of a consenting customer; with
+    `time_column`, also rows taken before that customer's consent date. A table carrying the
+    consent date must have it on every row."""
+    customers = consenting.select(F.col(consenting_key).alias(key),
+                                  F.col(_CONSENT).alias("_consent")).dropDuplicates([key])
+    marked = table.join(customers, on=key, how="left")
+    bad = F.col("_consent").isNull()
+    if time_column:
+        bad = bad | (F.col(time_column) < F.col("_consent"))
     if _CONSENT in table.columns:
-        # A customer table must also carry the consent date on every row.
-        violating = violating.unionByName(table.filter(F.col(_CONSENT).isNull())).distinct()
-    figures = table.select(F.count(F.lit(1)).alias("n")).crossJoin(
-        violating.select(F.count(F.lit(1)).alias("v"))
-    ).first()
-    sample = [r[key] for r in violating.select(key).distinct().limit(5).collect()]
-    return {"rows_checked": int(figures["n"]), "violations": int(figures["v"]), "sample": sample}
+        bad = bad | F.col(_CONSENT).isNull()
+    figures = marked.select(F.count(F.lit(1)).alias("n"),
+                            F.sum(F.when(bad, 1).otherwise(0)).alias("v")).first()
+    sample = [r[key] for r in marked.filter(bad).select(key).distinct()
+              .orderBy(F.col(key).asc_nulls_first()).limit(5).collect()]
+    return {"rows_checked": int(figures["n"]), "violations": int(figures["v"] or 0),
+            "sample": sample}
+
+
+def exact_duplicates(frame: DataFrame) -> int:
+    """How many rows are exact copies of an earlier row."""
+    return int(frame.count() - frame.distinct().count())
 
 
 def join_coverage(
@@ -384,6 +466,10 @@ def join_coverage(
 
 def row_count(frame: DataFrame) -> int:
     return int(frame.count())
+
+
+def head_rows(frame: DataFrame, n: int) -> list[dict[str, Any]]:
+    return [r.asDict() for r in frame.limit(n).collect()]
 
 
 def frame_logical_schema(frame: DataFrame) -> dict[str, str]:
