@@ -13,7 +13,6 @@ from pyspark.sql.utils import AnalysisException
 
 from stedi_assets.io.parquet import (
     ParquetIOManager,
-    TableNotMaterializedError,
     swap_in_new_version,
     table_schema_metadata,
 )
@@ -77,11 +76,4 @@ class SparkParquetIOManager(ParquetIOManager):
         )
 
     def load_input(self, context: InputContext) -> DataFrame:
-        table_name = context.asset_key.path[-1]
-        uri = self.table_uri(table_name)
-        if not self._exists(uri):
-            raise TableNotMaterializedError(
-                f"table {table_name} has not been materialized yet: nothing at {uri}. "
-                f"Materialize it (and its upstream assets) first."
-            )
-        return self._scan(uri)
+        return self.scan_table(context.asset_key.path[-1])  # a Spark DataFrame here

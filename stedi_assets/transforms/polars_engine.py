@@ -13,6 +13,7 @@ import polars as pl
 
 from stedi_assets import schemas
 from stedi_assets.schemas import Table
+from stedi_assets.transforms.figures import join_coverage_figures
 from stedi_assets.transforms.pseudonyms import customer_key
 
 POLARS_TYPES: dict[str, pl.DataType] = {
@@ -375,15 +376,7 @@ def join_coverage(
         ]
     ).collect()["n"].to_list()
     step_readings, matched, joined_rows, foreign = (int(v) for v in figures)
-    return {
-        "step_readings": step_readings,
-        "matched_step_readings": matched,
-        "coverage": matched / step_readings if step_readings else 0.0,
-        "joined_rows": joined_rows,
-        "rows_per_matched_reading": joined_rows / matched if matched else 0.0,
-        "foreign_pairs": foreign,
-        "foreign_share": foreign / joined_rows if joined_rows else 0.0,
-    }
+    return join_coverage_figures(step_readings, matched, joined_rows, foreign)
 
 
 def row_count(frame: pl.LazyFrame | pl.DataFrame) -> int:

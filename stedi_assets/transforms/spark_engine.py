@@ -16,6 +16,7 @@ from pyspark.sql import types as T
 
 from stedi_assets import schemas
 from stedi_assets.schemas import Table
+from stedi_assets.transforms.figures import join_coverage_figures
 
 SPARK_TYPES: dict[str, T.DataType] = {
     schemas.STRING: T.StringType(),
@@ -453,15 +454,7 @@ def join_coverage(
     matched = step_trainer_trusted.join(accel, on="sensorReadingTime", how="left_semi").count()
     joined_rows = joined.count()
     foreign = joined.join(owners, on=["serialNumber", "user"], how="left_anti").count()
-    return {
-        "step_readings": step_readings,
-        "matched_step_readings": matched,
-        "coverage": matched / step_readings if step_readings else 0.0,
-        "joined_rows": joined_rows,
-        "rows_per_matched_reading": joined_rows / matched if matched else 0.0,
-        "foreign_pairs": foreign,
-        "foreign_share": foreign / joined_rows if joined_rows else 0.0,
-    }
+    return join_coverage_figures(step_readings, matched, joined_rows, foreign)
 
 
 def row_count(frame: DataFrame) -> int:
