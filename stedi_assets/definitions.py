@@ -23,6 +23,10 @@
 - STEDI_UI_URL: base URL of the Dagster UI used in alert links (default http://127.0.0.1:3000)
 - STEDI_AUTOMATION: `on` (default) starts the landing sensor and declarative automation
   with `dagster dev`; `off` leaves them stopped (they can still be started in the UI)
+- STEDI_ENGINE: polars (default) or spark
+- STEDI_SPARK_MASTER: Spark master URL for STEDI_ENGINE=spark (default local[*])
+- STEDI_SPARK_REMOTE: Spark Connect URL (sc://host:15002); used instead of the master
+- STEDI_SPARK_CONF: extra Spark settings as a JSON object, e.g. {"spark.driver.memory": "4g"}
 - STEDI_GLUE_JOB_PREFIX: Glue job names are <prefix><step> (default `stedi-`)
 - STEDI_GLUE_SCRIPTS_URI: where `stedi-deploy` puts the job script and package (default
   <lakehouse root>/_glue/)
@@ -40,30 +44,36 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import Definitions, EnvVar, in_process_executor
+from dagster import Definitions, EnvVar, in_process_executor, map_asset_specs
+from dagster_pyspark import PySparkResource
 
 from stedi_assets import schemas
 from stedi_assets.alerts import AlertSettings, stedi_alerts
 from stedi_assets.assets import curated, landing, trusted
+from stedi_assets.assets.common import KINDS
 from stedi_assets.assets.glue import glue_assets
 from stedi_assets.automation import automation_sensors, full_graph_job, stedi_daily
 from stedi_assets.aws.catalog import GlueCatalog, TableCatalog
 from stedi_assets.aws.glue_launch import GlueJobs
 from stedi_assets.io.parquet import LocalParquetIOManager, ParquetIOManager, S3ParquetIOManager
 from stedi_assets.io.s3 import is_s3_uri, split_s3_uri
+from stedi_assets.io.spark_parquet import SparkParquetIOManager
 from stedi_assets.resources import (
     CheckSettings,
     LandingSource,
     PolarsEngine,
     PrivacySettings,
     S3LandingSource,
+    SparkEngine,
 )
 
 ENVIRONMENTS = ("local", "s3", "glue")
+ENGINES = ("polars", "spark")
 #: Only for the local environment: a documented, public key, so local runs need no set-up.
 LOCAL_PSEUDONYM_SECRET = "stedi-local-development-only"
 
@@ -117,6 +127,8 @@ class Settings:
     aws_region: str = "us-east-1"
     s3_endpoint_url: str | None = None
     glue_endpoint_url: str | None = None
+    engine: str = "polars"
+    spark_config: Mapping[str, str] = field(default_factory=dict)
     #: STEDI_GLUE_* for STEDI_ENV=glue and stedi-deploy (see the module docstring)
     glue: dict[str, str] = field(default_factory=dict)
 
@@ -149,6 +161,7 @@ class Settings:
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or endpoint,
             glue_endpoint_url=env.get("AWS_ENDPOINT_URL_GLUE") or endpoint,
             glue=glue,
+            **_engine_settings(env),
         )
 
 
@@ -205,6 +218,42 @@ def _pseudonym_secret(settings: Settings) -> str | EnvVar:
     return settings.pseudonym_secret
 
 
+def _engine_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """STEDI_ENGINE and, for spark, the session settings (STEDI_SPARK_*)."""
+    engine = env.get("STEDI_ENGINE", "polars").strip().lower()
+    if engine not in ENGINES:
+        raise ValueError(f"STEDI_ENGINE must be one of {ENGINES}, got {engine!r}")
+    remote = env.get("STEDI_SPARK_REMOTE")
+    master = env.get("STEDI_SPARK_MASTER", "local[*]")
+    config = {"spark.remote": remote} if remote else {"spark.master": master}
+    config["spark.sql.session.timeZone"] = "UTC"
+    if not remote and master.startswith("local"):
+        config["spark.pyspark.python"] = sys.executable  # Python workers match the driver
+    try:
+        extra = json.loads(env.get("STEDI_SPARK_CONF") or "{}")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"STEDI_SPARK_CONF must be a JSON object: {exc}") from None
+    if not isinstance(extra, dict):
+        raise ValueError("STEDI_SPARK_CONF must be a JSON object of Spark settings")
+    config.update({str(k): str(v) for k, v in extra.items()})
+    return {"engine": engine, "spark_config": config}
+
+
+def engine_resources(settings: Settings, io_manager: ParquetIOManager) -> dict[str, object]:
+    """The engine and the IO manager that hands it frames of its own kind."""
+    if settings.engine == "spark":
+        if settings.env != "local":
+            raise ValueError("STEDI_ENGINE=spark works with STEDI_ENV=local (local paths, or "
+                             "a cluster's shared filesystem); on AWS run Spark as Glue jobs "
+                             "with STEDI_ENV=glue")
+        pyspark = PySparkResource(spark_config=dict(settings.spark_config))
+        return {
+            "engine": SparkEngine(pyspark=pyspark),
+            "io_manager": SparkParquetIOManager(root=settings.lakehouse_root, pyspark=pyspark),
+        }
+    return {"engine": PolarsEngine(), "io_manager": io_manager}
+
+
 def build_glue_jobs(settings: Settings) -> GlueJobs:
     """The Glue jobs of STEDI_ENV=glue (and of stedi-deploy) from the STEDI_GLUE_* settings."""
     glue, root = settings.glue, settings.lakehouse_root.rstrip("/")
@@ -246,9 +295,8 @@ def build_resources(settings: Settings) -> dict[str, object]:
     glue = {"glue": build_glue_jobs(settings)} if settings.env == "glue" else {}
     return {
         **glue,
-        "engine": PolarsEngine(),
+        **engine_resources(settings, io_manager),
         "landing": landing,
-        "io_manager": io_manager,
         "catalog": catalog,
         "checks": CheckSettings(min_join_coverage=settings.min_join_coverage,
                                 max_reject_share=settings.max_reject_share),
@@ -266,8 +314,11 @@ all_asset_checks = [*landing.landing_checks, *trusted.trusted_checks, *curated.c
 
 
 def build_definitions(settings: Settings, **resource_overrides: object) -> Definitions:
+    # Kinds show the engine that computes the tables (the asset modules default to polars).
+    kinds = {settings.engine, *(KINDS - set(ENGINES))}
     return Definitions(
-        assets=glue_assets(all_assets, all_asset_checks) if settings.env == "glue" else all_assets,
+        assets=glue_assets(all_assets, all_asset_checks) if settings.env == "glue" else
+        map_asset_specs(lambda spec: spec.replace_attributes(kinds=kinds), all_assets),
         # on Glue the checks run in the jobs and come back through Pipes with the tables
         asset_checks=[] if settings.env == "glue" else all_asset_checks,
         resources={**build_resources(settings), **resource_overrides},

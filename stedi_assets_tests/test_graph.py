@@ -69,7 +69,7 @@ def test_sample_tables_match_an_independent_computation(sample_run):
     a = sample_run.table("accelerometer_landing")
     s = sample_run.table("step_trainer_landing")
     latest: dict[str, dict] = {}
-    for row in c:  # latest lastUpdateDate wins; a later-landed record wins a tie
+    for row in c:  # latest lastUpdateDate wins (the sample's repeated records are identical)
         held = latest.get(row["email"])
         if held is None or (row["lastUpdateDate"] or -1) >= (held["lastUpdateDate"] or -1):
             latest[row["email"]] = row

@@ -121,13 +121,16 @@ def landing_lines(records, accel, step, junk) -> dict[str, list[str]]:
 
 
 def latest_consent(records) -> dict[str, int | None]:
-    """The reference rule, written independently: greatest lastUpdateDate, later line wins."""
+    """The reference rule, written independently: greatest lastUpdateDate; on a tie, no
+    consent wins; between consenting records the greatest consent date."""
+    def rank(r):
+        updated = -1 if r["lastUpdateDate"] is None else r["lastUpdateDate"]
+        consent = r["shareWithResearchAsOfDate"]
+        return (updated, consent is None, -1 if consent is None else consent)
+
     latest: dict[str, dict] = {}
     for r in records:
-        held = latest.get(r["email"])
-        rank = -1 if r["lastUpdateDate"] is None else r["lastUpdateDate"]
-        if held is None or rank >= (-1 if held["lastUpdateDate"] is None
-                                    else held["lastUpdateDate"]):
+        if r["email"] not in latest or rank(r) > rank(latest[r["email"]]):
             latest[r["email"]] = r
     return {e: r["shareWithResearchAsOfDate"] for e, r in latest.items()}
 

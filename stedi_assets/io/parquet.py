@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -117,6 +118,33 @@ class ParquetIOManager(ConfigurableIOManager):
             raise Failure(description=str(exc)) from None
 
 
+def swap_in_new_version(table_uri: str, write: Callable[[Path], None]) -> None:
+    """Write a table as a new version directory, then point `<zone>/<table>` at it with one
+    atomic rename of a symbolic link. `write` creates the directory it is given."""
+    link = Path(table_uri)
+    versions = link.parent / f".{link.name}.versions"
+    versions.mkdir(parents=True, exist_ok=True)
+    version = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
+    target = versions / version
+    try:
+        write(target)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    for stale in link.parent.glob(f".{link.name}.link-*"):  # from a writer killed mid-swap
+        stale.unlink()
+    previous = os.readlink(link) if link.is_symlink() else None
+    if link.exists() and not link.is_symlink():  # a table from before versioning
+        shutil.rmtree(link)
+    staged_link = link.parent / f".{link.name}.link-{uuid.uuid4().hex}"
+    staged_link.symlink_to(target.relative_to(link.parent), target_is_directory=True)
+    os.replace(staged_link, link)  # the atomic swap
+    keep = {version, Path(previous).name if previous else None}
+    for old in versions.iterdir():
+        if old.name not in keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 class LocalParquetIOManager(ParquetIOManager):
     """Tables on the local disk, replaced all or nothing.
 
@@ -129,32 +157,14 @@ class LocalParquetIOManager(ParquetIOManager):
     """
 
     def _write(self, frame: pl.LazyFrame | pl.DataFrame, table_uri: str) -> None:
-        link = Path(table_uri)
-        versions = link.parent / f".{link.name}.versions"
-        versions.mkdir(parents=True, exist_ok=True)
-        version = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
-        target = versions / version
-        target.mkdir()
-        try:
+        def write(version: Path) -> None:
+            version.mkdir()
             if isinstance(frame, pl.LazyFrame):
-                frame.sink_parquet(target / DATA_FILE)
+                frame.sink_parquet(version / DATA_FILE)
             else:
-                frame.write_parquet(target / DATA_FILE)
-        except BaseException:
-            shutil.rmtree(target, ignore_errors=True)
-            raise
-        for stale in link.parent.glob(f".{link.name}.link-*"):  # from a writer killed mid-swap
-            stale.unlink()
-        previous = os.readlink(link) if link.is_symlink() else None
-        if link.exists() and not link.is_symlink():  # a table from before versioning
-            shutil.rmtree(link)
-        staged_link = link.parent / f".{link.name}.link-{uuid.uuid4().hex}"
-        staged_link.symlink_to(target.relative_to(link.parent), target_is_directory=True)
-        os.replace(staged_link, link)  # the atomic swap
-        keep = {version, Path(previous).name if previous else None}
-        for old in versions.iterdir():
-            if old.name not in keep:
-                shutil.rmtree(old, ignore_errors=True)
+                frame.write_parquet(version / DATA_FILE)
+
+        swap_in_new_version(table_uri, write)
 
     def _exists(self, table_uri: str) -> bool:
         return any(Path(table_uri).glob("*.parquet"))

@@ -6,8 +6,6 @@ need. No Dagster, no paths, no environment variables here.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from typing import Any
 
@@ -15,6 +13,8 @@ import polars as pl
 
 from stedi_assets import schemas
 from stedi_assets.schemas import Table
+from stedi_assets.transforms.figures import join_coverage_figures
+from stedi_assets.transforms.pseudonyms import customer_key
 
 POLARS_TYPES: dict[str, pl.DataType] = {
     schemas.STRING: pl.String(),
@@ -217,13 +217,6 @@ def empty_rejects() -> pl.DataFrame:
 # Privacy helpers
 # --------------------------------------------------------------------------------------------
 
-def customer_key(email: str | None, secret: str) -> str | None:
-    """The pseudonymous key of one email: HMAC-SHA256(secret, email) in hex."""
-    if email is None:
-        return None
-    return hmac.new(secret.encode(), email.encode(), hashlib.sha256).hexdigest()
-
-
 def _with_customer_key(frame: pl.LazyFrame, email: str, secret: str) -> pl.LazyFrame:
     """Add `customerKey` for the `email` column, hashing each distinct email once."""
     def keys(emails: pl.Series) -> pl.Series:
@@ -235,11 +228,17 @@ def _with_customer_key(frame: pl.LazyFrame, email: str, secret: str) -> pl.LazyF
 
 
 def latest_customer_records(customer_landing: pl.LazyFrame) -> pl.LazyFrame:
-    """One record per email: the one with the greatest lastUpdateDate (the last one landed
-    wins a tie). A later record without research consent withdraws the consent."""
-    return customer_landing.with_row_index("_order").sort(
-        "lastUpdateDate", "_order", nulls_last=False
-    ).unique(subset="email", keep="last", maintain_order=True).sort("_order").drop("_order")
+    """One record per email: the one with the greatest lastUpdateDate. On a tie a record
+    without research consent wins (privacy first), then the greatest values of the other
+    columns in schema order, so the choice never depends on the order rows landed in. A later
+    record without research consent withdraws the consent."""
+    others = [c for c in schemas.TABLES["customer_landing"].column_names
+              if c not in ("email", "lastUpdateDate", _CONSENT)]
+    return customer_landing.with_columns(
+        pl.col(_CONSENT).is_null().alias("_withdrawn")
+    ).sort(
+        "lastUpdateDate", "_withdrawn", _CONSENT, *others, nulls_last=False
+    ).unique(subset="email", keep="last", maintain_order=True).drop("_withdrawn")
 
 
 # --------------------------------------------------------------------------------------------
@@ -377,15 +376,7 @@ def join_coverage(
         ]
     ).collect()["n"].to_list()
     step_readings, matched, joined_rows, foreign = (int(v) for v in figures)
-    return {
-        "step_readings": step_readings,
-        "matched_step_readings": matched,
-        "coverage": matched / step_readings if step_readings else 0.0,
-        "joined_rows": joined_rows,
-        "rows_per_matched_reading": joined_rows / matched if matched else 0.0,
-        "foreign_pairs": foreign,
-        "foreign_share": foreign / joined_rows if joined_rows else 0.0,
-    }
+    return join_coverage_figures(step_readings, matched, joined_rows, foreign)
 
 
 def row_count(frame: pl.LazyFrame | pl.DataFrame) -> int:

@@ -1,0 +1,469 @@
+"""The STEDI transforms on Spark: pure functions, DataFrames in -> DataFrames out.
+
+The same function names, columns, types, null handling and semi-join behaviour as
+`polars_engine` (the reference semantics); a parity test walks both modules. No Dagster, no
+paths, no environment variables here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from stedi_assets import schemas
+from stedi_assets.schemas import Table
+from stedi_assets.transforms.figures import join_coverage_figures
+
+SPARK_TYPES: dict[str, T.DataType] = {
+    schemas.STRING: T.StringType(),
+    schemas.INT64: T.LongType(),
+    schemas.FLOAT64: T.DoubleType(),
+}
+
+REJECT_SCHEMA = "file string, line_number bigint, line string, reason string"
+
+_CONSENT = "shareWithResearchAsOfDate"
+_WHITESPACE = " \t\r\n\ufeff"  # the BOM counts as whitespace, as in polars_engine
+_CORRUPT = "_corrupt_record"
+# What Polars' strict=False casts accept (checked against polars 2.1): digits with a sign for
+# int64; decimal/exponent forms and inf/infinity/nan (any case) for float64. Spark's own casts
+# are laxer (they trim blanks, truncate "1.5" to 1, accept "1d" and hex), so they only run on
+# text made of the characters Polars accepts (checked with translate: regexes cost too much).
+_FLOAT_SPECIALS = ["inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan"]
+_INT64_LIMIT = 2.0**63
+
+
+def _only_chars(text: Column, chars: str, rest: tuple[str, ...] = ("",)) -> Column:
+    """`text` is made of `chars` only (what is left after removing them is in `rest`)."""
+    return F.translate(text, chars, "").isin(*rest)
+
+
+def _int_text(text: Column) -> Column:
+    return _only_chars(text, "0123456789", ("", "+", "-")) & (F.length(text) > 0)
+
+
+def _float_text(text: Column) -> Column:
+    return _only_chars(text, "0123456789+-.eE") | F.lower(text).isin(*_FLOAT_SPECIALS)
+
+
+def spark_schema(table: Table) -> T.StructType:
+    return T.StructType([T.StructField(c.name, SPARK_TYPES[c.type]) for c in table.columns])
+
+
+def logical_schema(schema: T.StructType) -> dict[str, str]:
+    """{column: logical type} of a Spark schema (unknown types keep their Spark name)."""
+    reverse = {v.simpleString(): k for k, v in SPARK_TYPES.items()}
+    return {f.name: reverse.get(f.dataType.simpleString(), f.dataType.simpleString())
+            for f in schema.fields}
+
+
+# --------------------------------------------------------------------------------------------
+# Landing: JSON lines -> typed rows + rejects
+# --------------------------------------------------------------------------------------------
+
+def _json_keys(table: Table) -> list[str]:
+    return [key for c in table.columns for key in (c.name, *c.aliases)]
+
+
+def _text_columns(table: Table, column: schemas.Column) -> list[str]:
+    """The decoded text columns of a table column and its aliases. They are named by key
+    position: Spark resolves names case-insensitively, so `timestamp`/`timeStamp` collide."""
+    keys = _json_keys(table)
+    return [f"_text_{keys.index(k)}" for k in (column.name, *column.aliases)]
+
+
+def _key_then(key: str, pattern: str) -> str:
+    """Regex: the line holds `"key":` followed by `pattern` (tells a JSON number or a nested
+    value from a string that merely looks like one, since from_json hands both back as text)."""
+    return f'"{key}"\\s*:\\s*{pattern}'
+
+
+def _polars_number_text(sql: str) -> Column:
+    """The text of a JSON number token (SQL expression `sql`, as from_json hands it back)
+    spelled as Polars' json_decode spells it: 8015551212.0 -> "8015551212", 1e-7 ->
+    "0.0000001", 1e400 -> "inf". Spark hands back Java's spelling ("8.015551212E9",
+    "1.0E-7", "\"Infinity\""). Costly: only evaluated where the spelling is kept."""
+    text = F.expr(sql)
+    double = F.expr(f"try_cast({sql} as double)")
+    plain = []
+    for scale in (18, 0):
+        decimal = F.expr(f"try_cast({sql} as decimal(38,{scale}))")
+        spelled = F.regexp_replace(F.format_number(decimal, scale), ",", "")
+        if scale:
+            spelled = F.regexp_replace(F.regexp_replace(spelled, "0+$", ""), "\\.$", "")
+        plain.append(F.when(decimal.cast("double") == double, spelled))
+    return F.coalesce(
+        F.when(_int_text(text), text),
+        F.when(text == "-0.0", F.lit("-0")),
+        _infinity(text),
+        *plain,
+        text,
+    )
+
+
+def _infinity(text: Column) -> Column:
+    """from_json spells an overflowing number (1e400) "Infinity" in quotes; Python says inf."""
+    return F.when(text == '"Infinity"', F.lit("inf")).when(text == '"-Infinity"', F.lit("-inf"))
+
+
+def _invalid_json_reason_udf() -> Any:
+    """A UDF saying why a line Spark could not read as one JSON object is rejected, in
+    polars_engine's words (it falls back to Python's json module for such lines). Built in a
+    function so cloudpickle ships it by value: executors need no `stedi_assets` install."""
+
+    def reason(text: str | None) -> str:
+        try:
+            obj = json.loads(text or "")
+        except json.JSONDecodeError as exc:
+            return f"invalid JSON: {exc.msg} (column {exc.colno})"
+        if obj is None:
+            return "not a JSON object"
+        if not isinstance(obj, dict):
+            return f"not a JSON object but a {type(obj).__name__}"
+        return "invalid JSON for Spark's JSON reader"
+
+    return F.udf(reason, T.StringType())
+
+
+def _computed_once(frame: DataFrame) -> DataFrame:
+    """Stop the optimizer from inlining the columns computed so far into every later use
+    (it would run from_json and the regexes hundreds of times per line): a Generate node is
+    a barrier that projections and filters are not pushed through."""
+    return frame.select(F.inline(F.array(F.struct(*(F.col(f"`{c}`") for c in frame.columns)))))
+
+
+def _decode(content: DataFrame, table: Table) -> DataFrame:
+    """from_json every line into one text column per key (`_text_<i>`, by key position),
+    plus `_bad_json` and `_decode_reason`. Text columns keep Polars' spelling of numbers; a
+    nested value is null with a reason, as in polars_engine's line-by-line path. Each stage
+    is one select: chains of withColumn re-analyse the growing plan every time."""
+    keys = _json_keys(table)
+    struct = T.StructType(
+        [T.StructField(k, T.StringType()) for k in keys] + [T.StructField(_CORRUPT, T.StringType())]
+    )
+    options = {"columnNameOfCorruptRecord": _CORRUPT, "allowSingleQuotes": "false",
+               "allowNonNumericNumbers": "false", "mode": "PERMISSIVE"}
+    # Fields are renamed by position: `timestamp` and its alias `timeStamp` differ only in
+    # case, which Spark's case-insensitive resolver would call ambiguous.
+    positional = ",".join(f"k{i}:string" for i in range(len(keys) + 1))
+    parsed = _computed_once(content.select(
+        "*", F.from_json("line", struct, options).cast(f"struct<{positional}>").alias("_json")
+    ))
+    # Spark stops at the end of the first value and ignores trailing text; Polars does not.
+    bad_json = F.col(f"_json.k{len(keys)}").isNotNull() | ~F.col("line").endswith("}")
+    raws = parsed.select(
+        *content.columns, bad_json.alias("_bad_json"),
+        *(F.when(~bad_json, F.col(f"_json.k{i}")).alias(f"_raw_{i}") for i in range(len(keys))),
+    )
+    key_types = {k: c.type for c in table.columns for k in (c.name, *c.aliases)}
+    texts, nested = [], []
+    for i, key in enumerate(keys):
+        raw = F.col(f"_raw_{i}")
+        first = F.substring(raw, 1, 1)
+        # Cheap test first: the line regex only runs where the text could be a number/nested.
+        is_nested = first.isin("{", "[") & F.col("line").rlike(_key_then(key, r"[\[{]"))
+        if key_types[key] == schemas.STRING:
+            is_number = first.isin(*'"-0123456789') & F.col("line").rlike(
+                _key_then(key, "-?[0-9]"))
+            text = F.when(is_number, _polars_number_text(f"`_raw_{i}`"))
+        else:  # typed columns only need the value; _problem spells a bad one
+            text = _infinity(raw)
+        texts.append(F.when(is_nested, F.lit(None)).otherwise(F.coalesce(text, raw))
+                     .alias(f"_text_{i}"))
+        kind = F.when(raw.startswith("{"), "dict").otherwise("list")
+        nested.append(F.when(is_nested, F.concat(
+            F.lit(f"{key}: nested "), kind, F.lit(" where a single value is expected"))))
+    # Line by line, Polars keeps the reason of the last nested key.
+    decode_reason = F.when(F.col("_bad_json"), F.lit("invalid JSON")).otherwise(
+        F.coalesce(*nested[::-1]))
+    return raws.select(*content.columns, "_bad_json", decode_reason.alias("_decode_reason"),
+                       *texts)
+
+
+def _typed(table: Table, column: schemas.Column) -> Column:
+    """Cast a decoded text column to its logical type (null where the text does not fit)."""
+    names = _text_columns(table, column)
+    text = F.coalesce(*(F.col(n) for n in names))
+    if column.type == schemas.STRING:
+        return text
+    as_float = F.when(_float_text(text), F.expr(
+        "try_cast(coalesce(" + ", ".join(f"`{n}`" for n in names) + ") as double)"))
+    if column.type == schemas.FLOAT64:
+        return as_float
+    whole = (~F.isnan(as_float) & (F.abs(as_float) < F.lit(_INT64_LIMIT))
+             & ((as_float % 1) == 0))
+    exact = F.when(_int_text(text), F.expr(
+        "try_cast(coalesce("
+        + ", ".join(f"`{n}`" for n in names)
+        + ") as bigint)"))
+    return F.coalesce(exact, F.when(whole, as_float.cast("bigint")))
+
+
+def _fits(table: Table, column: schemas.Column) -> Column:
+    """The column's value is usable: present (when required) and of its type when present."""
+    text = F.coalesce(*(F.col(n) for n in _text_columns(table, column)))
+    typed_ok = text.isNull() | F.col(f"_typed_{column.name}").isNotNull()
+    return text.isNotNull() & typed_ok if column.required else typed_ok
+
+
+def _problem(table: Table, column: schemas.Column) -> Column:
+    names = _text_columns(table, column)
+    text = F.coalesce(*(F.col(n) for n in names))
+    # A bad number is quoted in the reason as Polars spells it.
+    keys = (column.name, *column.aliases)
+    is_number = F.coalesce(*(
+        F.when(F.col(n).isNotNull(), F.col("line").rlike(_key_then(k, "-?[0-9]")))
+        for n, k in zip(names, keys, strict=True)))
+    quoted = F.when(is_number, _polars_number_text(
+        "coalesce(" + ", ".join(f"`{n}`" for n in names) + ")")).otherwise(text)
+    bad_type = F.when(
+        text.isNotNull() & F.col(f"_typed_{column.name}").isNull(),
+        F.concat(F.lit(f"{column.name}: "), quoted, F.lit(f" is not a valid {column.type}")),
+    )
+    if not column.required:
+        return bad_type
+    return F.when(text.isNull(), F.lit(f"missing required key {column.name!r}")).otherwise(
+        bad_type)
+
+
+_KEY = r'"([A-Za-z_][A-Za-z0-9_]*)"\s*:'
+
+
+def parse_landing(
+    lines: DataFrame, table: Table
+) -> tuple[DataFrame, DataFrame, dict[str, int]]:
+    """Turn raw landing lines (file, line_number, line) into (rows, rejects, unknown_keys).
+
+    Same rules as polars_engine.parse_landing: lines are trimmed of whitespace, a byte-order
+    mark and one trailing comma; every line becomes a row or a reject with a reason (a blank
+    line is rejected as "blank line"); unknown keys are not kept and are counted per landed line.
+    """
+    chars = "' \\t\\r\\n\\uFEFF'"  # _WHITESPACE as a SQL literal
+    strip = "trim(BOTH " + chars + " FROM {})"
+    strip_end = "trim(TRAILING " + chars + " FROM {})"
+    stripped = strip.format("line")
+    trimmed = lines.select(
+        "file", "line_number", F.col("line").alias("_raw"),
+        F.expr(strip_end.format(
+            f"CASE WHEN endswith({stripped}, ',') THEN substr({stripped}, 1, "
+            f"char_length({stripped}) - 1) ELSE {stripped} END")).alias("line"),
+    )
+    decoded = _decode(trimmed.filter(F.col("line") != ""), table)
+    typed = decoded.select(
+        "*", *(_typed(table, c).alias(f"_typed_{c.name}") for c in table.columns))
+    ok = F.col("_decode_reason").isNull()
+    for c in table.columns:
+        ok = ok & _fits(table, c)
+    typed = _computed_once(typed.select("*", ok.alias("_ok")))
+
+    rows = typed.filter(F.col("_ok")).select(
+        *(F.col(f"_typed_{c.name}").cast(SPARK_TYPES[c.type]).alias(c.name)
+          for c in table.columns)
+    )
+    # Reasons are only worked out for rejected lines; the Python UDF only sees lines Spark
+    # could not read, for polars' exact wording.
+    invalid_reason = _invalid_json_reason_udf()
+    decode_reason = F.when(F.col("_bad_json"), invalid_reason(F.col("line"))).otherwise(
+        F.col("_decode_reason"))
+    problems = F.concat_ws("; ", *(_problem(table, c) for c in table.columns))
+    reject_columns = [F.col("file").cast("string"), F.col("line_number").cast("bigint"),
+                      F.col("_raw").alias("line")]
+    rejects = trimmed.filter(F.col("line").isNull() | (F.col("line") == "")).select(
+        *reject_columns,
+        F.when(F.col("line").isNull(), F.lit("not UTF-8 text"))
+        .otherwise(F.lit("blank line")).alias("reason"),
+    ).unionByName(typed.filter(~F.col("_ok")).select(
+        *reject_columns,
+        F.concat_ws("; ", decode_reason, F.when(problems != "", problems)).alias("reason"),
+    ))
+    return rows, rejects, _unknown_keys(typed.filter(F.col("_ok")), table)
+
+
+def _unknown_keys(landed: DataFrame, table: Table) -> dict[str, int]:
+    known = set(_json_keys(table))
+    keys = landed.select(F.explode(F.array_distinct(
+        F.regexp_extract_all("line", F.lit(_KEY), 1))).alias("k"))
+    found = keys.filter(~F.col("k").isin(*sorted(known))).groupBy("k").count().collect()
+    return {r["k"]: int(r["count"]) for r in sorted(found, key=lambda r: r["k"])}
+
+
+def empty_rows(table: Table) -> DataFrame:
+    return SparkSession.active().createDataFrame([], spark_schema(table))
+
+
+def empty_rejects() -> DataFrame:
+    return SparkSession.active().createDataFrame([], REJECT_SCHEMA)
+
+
+# --------------------------------------------------------------------------------------------
+# Trusted and curated zone tables
+# --------------------------------------------------------------------------------------------
+
+def _semi_join(frame: DataFrame, keys: DataFrame, on: str) -> DataFrame:
+    """Rows of `frame` whose `on` is among `keys` (never multiplied), columns in their order:
+    a join on a column name moves that column first, Polars keeps the order."""
+    return frame.join(keys, on=on, how="left_semi").select(*frame.columns)
+
+
+def _customer_key_udf(secret: str) -> Any:
+    """HMAC-SHA256 of an email as a UDF; built here so cloudpickle ships it by value."""
+    import hashlib
+    import hmac
+
+    def key(email: str | None) -> str | None:
+        if email is None:
+            return None
+        return hmac.new(secret.encode(), email.encode(), hashlib.sha256).hexdigest()
+
+    return F.udf(key, T.StringType())
+
+
+def _with_customer_key(frame: DataFrame, email: str, secret: str) -> DataFrame:
+    """Add `customerKey` for the `email` column, hashing each distinct email once."""
+    distinct = frame.select(email).distinct().where(F.col(email).isNotNull())
+    keyed = distinct.select(email, _customer_key_udf(secret)(F.col(email)).alias("customerKey"))
+    return frame.join(keyed, on=email, how="left")
+
+
+def latest_customer_records(customer_landing: DataFrame) -> DataFrame:
+    """One record per email: the one with the greatest lastUpdateDate. On a tie a record
+    without research consent wins (privacy first), then the greatest values of the other
+    columns in schema order, so the choice never depends on the order rows landed in. A later
+    record without research consent withdraws the consent."""
+    others = [c for c in schemas.TABLES["customer_landing"].column_names
+              if c not in ("email", "lastUpdateDate", _CONSENT)]
+    window = Window.partitionBy("email").orderBy(
+        F.col("lastUpdateDate").desc_nulls_last(), F.col(_CONSENT).isNull().desc(),
+        F.col(_CONSENT).desc_nulls_last(), *(F.col(c).desc_nulls_last() for c in others))
+    return customer_landing.withColumn("_rank", F.row_number().over(window)).filter(
+        F.col("_rank") == 1).drop("_rank")
+
+
+def customer_trusted(customer_landing: DataFrame) -> DataFrame:
+    """Customers whose latest record agrees to share with research (one row per email)."""
+    return latest_customer_records(customer_landing).filter(F.col(_CONSENT).isNotNull())
+
+
+def accelerometer_trusted(
+    accelerometer_landing: DataFrame, customer_trusted: DataFrame, *,
+    consent_as_of_date: bool = False, deduplicate: bool = True,
+) -> DataFrame:
+    """Readings of consenting customers (semi-join: a repeated email never multiplies rows);
+    with consent_as_of_date, only readings taken at or after the consent date; exact duplicate
+    rows removed."""
+    customers = customer_trusted.select(F.col("email").alias("user"), _CONSENT).dropDuplicates(
+        ["user"])
+    if consent_as_of_date:
+        kept = accelerometer_landing.join(customers, on="user", how="inner").filter(
+            F.col("timestamp") >= F.col(_CONSENT)).select(*accelerometer_landing.columns)
+    else:
+        kept = _semi_join(accelerometer_landing, customers.select("user"), "user")
+    return kept.distinct() if deduplicate else kept
+
+
+def customer_curated(
+    customer_trusted: DataFrame, accelerometer_trusted: DataFrame, *, secret: str
+) -> DataFrame:
+    """Consenting customers with at least one trusted accelerometer reading, identified only by
+    their pseudonymous key."""
+    table = schemas.TABLES["customer_curated"]
+    with_readings = _semi_join(
+        customer_trusted, accelerometer_trusted.select(F.col("user").alias("email")), "email")
+    return _with_customer_key(with_readings, "email", secret).select(
+        table.column_names).distinct()
+
+
+def step_trainer_trusted(
+    step_trainer_landing: DataFrame, customer_curated: DataFrame, *,
+    deduplicate: bool = True,
+) -> DataFrame:
+    """Readings of Step Trainers that belong to a curated customer (semi-join), exact duplicate
+    rows removed."""
+    kept = _semi_join(step_trainer_landing, customer_curated.select("serialNumber"),
+                      "serialNumber")
+    return kept.distinct() if deduplicate else kept
+
+
+def machine_learning_curated(
+    step_trainer_trusted: DataFrame, accelerometer_trusted: DataFrame, *, secret: str
+) -> DataFrame:
+    """Step readings paired with accelerometer readings at the same instant; the phone's owner
+    appears only as a pseudonymous key."""
+    table = schemas.TABLES["machine_learning_curated"]
+    accel = accelerometer_trusted.select(
+        F.col("timestamp").alias("sensorReadingTime"), "x", "y", "z", "user")
+    joined = step_trainer_trusted.join(accel, on="sensorReadingTime", how="inner")
+    return _with_customer_key(joined, "user", secret).select(table.column_names)
+
+
+# --------------------------------------------------------------------------------------------
+# Figures for the asset checks (computed from upstream data, never trusting the table alone)
+# --------------------------------------------------------------------------------------------
+
+def consenting_customers(customer_landing: DataFrame, secret: str) -> DataFrame:
+    """email, serialNumber, customerKey and consent date of every customer whose latest
+    landing record has research consent."""
+    latest = latest_customer_records(customer_landing).filter(F.col(_CONSENT).isNotNull())
+    return _with_customer_key(latest.select("email", "serialNumber", _CONSENT), "email", secret)
+
+
+def consent_violations(
+    table: DataFrame, consenting: DataFrame, key: str, consenting_key: str,
+    time_column: str | None = None,
+) -> dict[str, Any]:
+    """Rows of `table` whose `key` is not the `consenting_key` of a consenting customer; with
+    `time_column`, also rows taken before that customer's consent date. A table carrying the
+    consent date must have it on every row."""
+    customers = consenting.select(F.col(consenting_key).alias(key),
+                                  F.col(_CONSENT).alias("_consent")).dropDuplicates([key])
+    marked = table.join(customers, on=key, how="left")
+    bad = F.col("_consent").isNull()
+    if time_column:
+        bad = bad | (F.col(time_column) < F.col("_consent"))
+    if _CONSENT in table.columns:
+        bad = bad | F.col(_CONSENT).isNull()
+    figures = marked.select(F.count(F.lit(1)).alias("n"),
+                            F.sum(F.when(bad, 1).otherwise(0)).alias("v")).first()
+    sample = [r[key] for r in marked.filter(bad).select(key).distinct()
+              .orderBy(F.col(key).asc_nulls_first()).limit(5).collect()]
+    return {"rows_checked": int(figures["n"]), "violations": int(figures["v"] or 0),
+            "sample": sample}
+
+
+def exact_duplicates(frame: DataFrame) -> int:
+    """How many rows are exact copies of an earlier row."""
+    return int(frame.count() - frame.distinct().count())
+
+
+def join_coverage(
+    step_trainer_trusted: DataFrame,
+    accelerometer_trusted: DataFrame,
+    customer_landing: DataFrame,
+) -> dict[str, Any]:
+    """How well step readings pair with accelerometer readings taken at the same time."""
+    accel = accelerometer_trusted.select(F.col("timestamp").alias("sensorReadingTime"), "user")
+    joined = step_trainer_trusted.select("sensorReadingTime", "serialNumber").join(
+        accel, on="sensorReadingTime", how="inner"
+    )
+    owners = customer_landing.select(F.col("email").alias("user"), "serialNumber").distinct()
+    step_readings = step_trainer_trusted.count()
+    matched = step_trainer_trusted.join(accel, on="sensorReadingTime", how="left_semi").count()
+    joined_rows = joined.count()
+    foreign = joined.join(owners, on=["serialNumber", "user"], how="left_anti").count()
+    return join_coverage_figures(step_readings, matched, joined_rows, foreign)
+
+
+def row_count(frame: DataFrame) -> int:
+    return int(frame.count())
+
+
+def head_rows(frame: DataFrame, n: int) -> list[dict[str, Any]]:
+    return [r.asDict() for r in frame.limit(n).collect()]
+
+
+def frame_logical_schema(frame: DataFrame) -> dict[str, str]:
+    return logical_schema(frame.schema)
