@@ -103,6 +103,12 @@ def pseudonym_secret(args: argparse.Namespace, pipes: PipesContext) -> str:
     return secret
 
 
+def _pipes_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Pipes reads a dict value as {raw_value, type}: send mappings and lists as JSON."""
+    return {key: {"raw_value": value, "type": "json"} if isinstance(value, dict | list)
+            else value for key, value in metadata.items()}
+
+
 def report(pipes: PipesContext, result: StepResult) -> None:
     """Each written table as a materialization, each check as a check result."""
     for table in result.tables:
@@ -113,12 +119,13 @@ def report(pipes: PipesContext, result: StepResult) -> None:
             "dagster/row_count": table.rows,
             "dagster/column_schema": {"raw_value": {"columns": columns}, "type": "table_schema"},
             "dagster/uri": {"raw_value": table.uri, "type": "path"},
-            **table.metadata,
+            **_pipes_metadata(table.metadata),
         })
     for check in result.checks:
         pipes.report_asset_check(asset_key=check.table, check_name=check.name,
                                  passed=check.passed, severity=check.severity,
-                                 metadata={"description": check.description, **check.metadata})
+                                 metadata={"description": check.description,
+                                           **_pipes_metadata(check.metadata)})
 
 
 class SparkTableIO:
