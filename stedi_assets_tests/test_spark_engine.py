@@ -244,3 +244,25 @@ def test_check_figures_match_polars(small):
     assert se.exact_duplicates(small["accelerometer_landing"][1]) == 1
     assert se.frame_logical_schema(tables["machine_learning_curated"]) == {
         c.name: c.type for c in schemas.TABLES["machine_learning_curated"].columns}
+
+
+def test_consent_as_of_date_matches_polars(spark):
+    customers = frames(spark, "customer_landing", [customer("a@x", "s1", 150),
+                                                   customer("b@x", "s2", 50)])
+    readings = frames(spark, "accelerometer_landing", [
+        {"user": u, "timestamp": t, "x": 0.0, "y": 0.0, "z": 0.0}
+        for u, t in [("a@x", 100), ("a@x", 150), ("a@x", 200), ("b@x", 40), ("b@x", 60)]])
+    p = pe.accelerometer_trusted(readings[0], pe.customer_trusted(customers[0]),
+                                 consent_as_of_date=True).collect()
+    s = se.accelerometer_trusted(readings[1], se.customer_trusted(customers[1]),
+                                 consent_as_of_date=True)
+    got = to_polars(s, p.schema)
+    assert sorted_frame(got).equals(sorted_frame(p))
+    assert sorted(got.select("user", "timestamp").iter_rows()) == [
+        ("a@x", 150), ("a@x", 200), ("b@x", 60)]
+    for ops, table, landing in ((se, readings[1], customers[1]),
+                                (pe, readings[0], customers[0])):
+        consenting = ops.consenting_customers(landing, "k")
+        timed = ops.consent_violations(table, consenting, "user", "email",
+                                       time_column="timestamp")
+        assert timed["violations"] == 2  # a@x at 100 and b@x at 40 precede their consent
