@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from stedi_assets import definitions, schemas
 from stedi_assets.transforms import polars_engine, spark_engine
+from stedi_assets.transforms.pseudonyms import customer_key
 from stedi_assets_tests.graph_runs import (
     PUBLISHED_2023,
     check_metadata,
@@ -198,11 +199,12 @@ def test_tables_written_by_one_engine_are_read_by_the_other(spark, tmp_path, fir
     assert materialized == {t.name for t in schemas.TABLES.values() if t.zone != "landing"}
     assert_same_graph_output(tmp_path / "reference", mixed)
     # b@x never consented: its reading at the same instant must not pair with a@x's device.
+    a_key = customer_key("a@x", definitions.LOCAL_PSEUDONYM_SECRET)
     assert read_table(mixed, "machine_learning_curated").to_dicts() == [
         {"sensorReadingTime": 5, "serialNumber": "s1", "distanceFromObject": 7,
-         "x": 1.5, "y": None, "z": None},
+         "x": 1.5, "y": None, "z": None, "customerKey": a_key},
     ]
-    assert read_table(mixed, "customer_curated")["email"].to_list() == ["a@x"]
+    assert read_table(mixed, "customer_curated")["customerKey"].to_list() == [a_key]
 
 
 # --- the engine choice ----------------------------------------------------------------------

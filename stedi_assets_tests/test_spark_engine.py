@@ -71,11 +71,13 @@ CUSTOMER_LINES = [
     ("customer_landing", CUSTOMER_LINES),
 ])
 def test_parse_landing_rows_match_polars(spark, table_name, lines):
-    (p_rows, p_rejects, p_blank), (s_rows, s_rejects, s_blank) = parse_both(
+    (p_rows, p_rejects, p_unknown), (s_rows, s_rejects, s_unknown) = parse_both(
         spark, table_name, lines)
-    assert p_rejects.height == 0 and s_rejects.height == 0
-    assert s_blank == p_blank
-    assert s_rows.height == len(lines) - p_blank
+    blank = [r for r in p_rejects.to_dicts() if r["reason"] != "blank line"]
+    assert not blank  # every reject here is a blank line
+    assert s_rejects.sort("line_number").equals(p_rejects.sort("line_number"))
+    assert s_unknown == p_unknown
+    assert s_rows.height == len(lines) - p_rejects.height
     assert sorted_frame(s_rows).equals(sorted_frame(p_rows))
 
 
@@ -90,11 +92,13 @@ def test_parse_landing_numbers_keep_polars_spelling(spark):
 
 def test_parse_landing_rejects_match_polars(spark):
     lines = ACCELEROMETER_LINES + BAD_ACCELEROMETER_LINES
-    (p_rows, p_rejects, p_blank), (s_rows, s_rejects, s_blank) = parse_both(
+    (p_rows, p_rejects, p_unknown), (s_rows, s_rejects, s_unknown) = parse_both(
         spark, "accelerometer_landing", lines)
-    assert s_blank == p_blank == 3
+    assert s_unknown == p_unknown
     assert sorted_frame(s_rows).equals(sorted_frame(p_rows))
-    assert s_rejects.height == len(BAD_ACCELEROMETER_LINES)
+    blanks = s_rejects.filter(pl.col("reason") == "blank line").height
+    assert blanks == 3
+    assert s_rejects.height == len(BAD_ACCELEROMETER_LINES) + blanks
     # Same lines, same reasons (polars decodes these line by line: see parse_landing).
     assert s_rejects.sort("line_number").equals(p_rejects.sort("line_number"))
 
@@ -185,9 +189,9 @@ def small(spark):
 def run_zone_tables(small, i: int, ops):
     c = ops.customer_trusted(small["customer_landing"][i])
     a = ops.accelerometer_trusted(small["accelerometer_landing"][i], c)
-    cc = ops.customer_curated(c, a)
+    cc = ops.customer_curated(c, a, secret="k")
     st = ops.step_trainer_trusted(small["step_trainer_landing"][i], cc)
-    ml = ops.machine_learning_curated(st, a)
+    ml = ops.machine_learning_curated(st, a, secret="k")
     return {"customer_trusted": c, "accelerometer_trusted": a, "customer_curated": cc,
             "step_trainer_trusted": st, "machine_learning_curated": ml}
 
@@ -199,33 +203,35 @@ def test_zone_tables_match_polars(small):
         got = to_polars(actual[name], frame.schema)
         assert actual[name].columns == schemas.TABLES[name].column_names, name
         assert sorted_frame(got).equals(sorted_frame(frame)), name
-    # The semantics themselves, not just agreement: semi-joins never multiply, curated is
-    # distinct, the ML join pairs every reading at a shared time.
+    # The semantics themselves, not just agreement: one (latest) record per customer, exact
+    # duplicate readings removed, semi-joins never multiply.
     assert to_polars(actual["accelerometer_trusted"], expected[
-        "accelerometer_trusted"].schema).height == 3
-    assert actual["customer_curated"].count() == 3  # a@x twice (two devices), c@x
-    assert actual["machine_learning_curated"].count() == 4
+        "accelerometer_trusted"].schema).height == 2  # a@x once (deduplicated), c@x
+    assert actual["customer_curated"].count() == 2  # a@x (latest record: s2), c@x
 
 
 def test_check_figures_match_polars(small):
     tables = run_zone_tables(small, 1, se)
     polars_tables = run_zone_tables(small, 0, pe)
-    for name, (key, customer_key) in {
+    s_consenting = se.consenting_customers(small["customer_landing"][1], "k")
+    p_consenting = pe.consenting_customers(small["customer_landing"][0], "k")
+    for name, (key, consenting_key) in {
         "accelerometer_trusted": ("user", "email"),
         "step_trainer_trusted": ("serialNumber", "serialNumber"),
         "customer_trusted": ("email", "email"),
+        "customer_curated": ("customerKey", "customerKey"),
     }.items():
-        for source in (name, name.replace("trusted", "landing")) if name != "customer_trusted" \
-                else (name,):
+        for source in (name, name.replace("trusted", "landing")) \
+                if name in ("accelerometer_trusted", "step_trainer_trusted") else (name,):
             s_table = tables.get(source, small.get(source, (None, None))[1])
             p_table = polars_tables.get(source, small.get(source, (None, None))[0])
-            s = se.consent_violations(s_table, small["customer_landing"][1], key, customer_key)
-            p = pe.consent_violations(p_table, small["customer_landing"][0], key, customer_key)
+            s = se.consent_violations(s_table, s_consenting, key, consenting_key)
+            p = pe.consent_violations(p_table, p_consenting, key, consenting_key)
             assert {k: s[k] for k in ("rows_checked", "violations")} == {
                 k: p[k] for k in ("rows_checked", "violations")}, source
             assert set(s["sample"]) == set(p["sample"]), source
     landing_violations = se.consent_violations(
-        small["accelerometer_landing"][1], small["customer_landing"][1], "user", "email")
+        small["accelerometer_landing"][1], s_consenting, "user", "email")
     assert landing_violations["violations"] == 3  # b@x (no consent), null user, z@x
     s = se.join_coverage(small["step_trainer_landing"][1], small["accelerometer_landing"][1],
                          small["customer_landing"][1])
@@ -233,6 +239,30 @@ def test_check_figures_match_polars(small):
                          small["customer_landing"][0])
     assert s == p
     assert s["foreign_pairs"] > 0
-    assert se.row_count(tables["machine_learning_curated"]) == 4
+    assert se.row_count(tables["machine_learning_curated"]) == pe.row_count(
+        polars_tables["machine_learning_curated"])
+    assert se.exact_duplicates(small["accelerometer_landing"][1]) == 1
     assert se.frame_logical_schema(tables["machine_learning_curated"]) == {
         c.name: c.type for c in schemas.TABLES["machine_learning_curated"].columns}
+
+
+def test_consent_as_of_date_matches_polars(spark):
+    customers = frames(spark, "customer_landing", [customer("a@x", "s1", 150),
+                                                   customer("b@x", "s2", 50)])
+    readings = frames(spark, "accelerometer_landing", [
+        {"user": u, "timestamp": t, "x": 0.0, "y": 0.0, "z": 0.0}
+        for u, t in [("a@x", 100), ("a@x", 150), ("a@x", 200), ("b@x", 40), ("b@x", 60)]])
+    p = pe.accelerometer_trusted(readings[0], pe.customer_trusted(customers[0]),
+                                 consent_as_of_date=True).collect()
+    s = se.accelerometer_trusted(readings[1], se.customer_trusted(customers[1]),
+                                 consent_as_of_date=True)
+    got = to_polars(s, p.schema)
+    assert sorted_frame(got).equals(sorted_frame(p))
+    assert sorted(got.select("user", "timestamp").iter_rows()) == [
+        ("a@x", 150), ("a@x", 200), ("b@x", 60)]
+    for ops, table, landing in ((se, readings[1], customers[1]),
+                                (pe, readings[0], customers[0])):
+        consenting = ops.consenting_customers(landing, "k")
+        timed = ops.consent_violations(table, consenting, "user", "email",
+                                       time_column="timestamp")
+        assert timed["violations"] == 2  # a@x at 100 and b@x at 40 precede their consent

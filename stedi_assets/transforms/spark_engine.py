@@ -278,7 +278,8 @@ def parse_landing(
         .otherwise(F.lit("blank line")).alias("reason"),
     ).unionByName(typed.filter(~F.col("_ok")).select(
         *reject_columns,
-        F.concat_ws("; ", decode_reason, F.when(problems != "", problems)).alias("reason"),
+        # a line that is not a JSON object has one reason; otherwise every bad field is listed
+        F.coalesce(decode_reason, F.when(problems != "", problems)).alias("reason"),
     ))
     return rows, rejects, _unknown_keys(typed.filter(F.col("_ok")), table)
 
