@@ -2,7 +2,7 @@
 
 - STEDI_ENV: `local` (default; files on this machine, no catalog), `s3` (lakehouse on S3,
   tables registered in the Glue Data Catalog) or `glue` (as s3, but every step runs as an AWS
-  Glue job launched through Dagster Pipes; see README-glue.md and the STEDI_GLUE_* settings)
+  Glue job launched through Dagster Pipes; see the README and the STEDI_GLUE_* settings)
 - STEDI_LANDING_ROOT: folder or s3://bucket/prefix/ holding customer/, accelerometer/,
   step_trainer/ (default <repo>/data/landing)
 - STEDI_LANDING_PREFIXES: rename source folders, e.g. `customer=customers` for the seeds'
