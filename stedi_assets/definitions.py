@@ -48,29 +48,31 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagster import Definitions, EnvVar, in_process_executor, map_asset_specs
-from dagster_pyspark import PySparkResource
 
 from stedi_assets import schemas
 from stedi_assets.alerts import AlertSettings, stedi_alerts
 from stedi_assets.assets import curated, landing, trusted
 from stedi_assets.assets.common import KINDS
-from stedi_assets.assets.glue import glue_assets
 from stedi_assets.automation import automation_sensors, full_graph_job, stedi_daily
 from stedi_assets.aws.catalog import GlueCatalog, TableCatalog
-from stedi_assets.aws.glue_launch import GlueJobs
 from stedi_assets.io.parquet import LocalParquetIOManager, ParquetIOManager, S3ParquetIOManager
 from stedi_assets.io.s3 import is_s3_uri, split_s3_uri
-from stedi_assets.io.spark_parquet import SparkParquetIOManager
 from stedi_assets.resources import (
     CheckSettings,
     LandingSource,
     PolarsEngine,
     PrivacySettings,
     S3LandingSource,
-    SparkEngine,
 )
+
+if TYPE_CHECKING:
+    from stedi_assets.aws.glue_launch import GlueJobs
+
+# Spark (dagster-pyspark) and Glue (dagster-aws Pipes) modules are imported only when chosen:
+# they add about a second to every `dagster` command that loads this code location.
 
 ENVIRONMENTS = ("local", "s3", "glue")
 ENGINES = ("polars", "spark")
@@ -246,6 +248,11 @@ def engine_resources(settings: Settings, io_manager: ParquetIOManager) -> dict[s
             raise ValueError("STEDI_ENGINE=spark works with STEDI_ENV=local (local paths, or "
                              "a cluster's shared filesystem); on AWS run Spark as Glue jobs "
                              "with STEDI_ENV=glue")
+        from dagster_pyspark import PySparkResource
+
+        from stedi_assets.io.spark_parquet import SparkParquetIOManager
+        from stedi_assets.spark_resources import SparkEngine
+
         pyspark = PySparkResource(spark_config=dict(settings.spark_config))
         return {
             "engine": SparkEngine(pyspark=pyspark),
@@ -256,6 +263,8 @@ def engine_resources(settings: Settings, io_manager: ParquetIOManager) -> dict[s
 
 def build_glue_jobs(settings: Settings) -> GlueJobs:
     """The Glue jobs of STEDI_ENV=glue (and of stedi-deploy) from the STEDI_GLUE_* settings."""
+    from stedi_assets.aws.glue_launch import GlueJobs
+
     glue, root = settings.glue, settings.lakehouse_root.rstrip("/")
     if not is_s3_uri(root):
         raise ValueError(f"Glue jobs need STEDI_LAKEHOUSE_ROOT=s3://bucket/prefix/, got {root!r}")
@@ -316,6 +325,8 @@ all_asset_checks = [*landing.landing_checks, *trusted.trusted_checks, *curated.c
 def build_definitions(settings: Settings, **resource_overrides: object) -> Definitions:
     # Kinds show the engine that computes the tables (the asset modules default to polars).
     kinds = {settings.engine, *(KINDS - set(ENGINES))}
+    if settings.env == "glue":
+        from stedi_assets.assets.glue import glue_assets
     return Definitions(
         assets=glue_assets(all_assets, all_asset_checks) if settings.env == "glue" else
         map_asset_specs(lambda spec: spec.replace_attributes(kinds=kinds), all_assets),

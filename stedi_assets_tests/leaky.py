@@ -6,6 +6,8 @@ Used to prove that the blocking consent check stops the graph — in-process and
 
 from types import SimpleNamespace
 
+import polars as pl
+
 from stedi_assets.resources import PolarsEngine
 from stedi_assets.transforms import polars_engine
 
@@ -21,3 +23,13 @@ class LeakyEngine(PolarsEngine):
 
 def leaky_engine() -> PolarsEngine:
     return LeakyEngine()
+
+
+class LossyEngine(PolarsEngine):
+    """Loses the first accelerometer row while landing (neither landed nor quarantined)."""
+
+    def stream_landing(self, files, table, store=None):
+        batch = super().stream_landing(files, table, store)
+        if table.name == "accelerometer_landing":
+            batch.rows = batch.rows.filter(pl.int_range(pl.len()) > 0)
+        return batch

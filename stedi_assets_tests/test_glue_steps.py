@@ -114,7 +114,8 @@ def test_glue_definitions_have_the_local_keys_groups_deps_and_checks():
         mine, theirs = glue_graph.get(key), local_graph.get(key)
         assert (mine.group_name, mine.parent_keys) == (theirs.group_name, theirs.parent_keys)
         assert {"glue", "spark"} <= mine.kinds
-    local_specs = {s.key: s.blocking for c in all_asset_checks for s in c.check_specs}
+    local_specs = {s.key: s.blocking for c in [*all_assets, *all_asset_checks]
+                   for s in c.check_specs}
     glue_specs = {s.key: s.blocking for a in glue_graph.assets_defs for s in a.check_specs}
     assert glue_specs == local_specs
 

@@ -13,7 +13,7 @@ from stedi_assets.definitions import LOCAL_PSEUDONYM_SECRET, defs
 from stedi_assets.transforms.polars_engine import customer_key
 from stedi_assets_tests.conftest import REPO_ROOT
 from stedi_assets_tests.graph import run_graph
-from stedi_assets_tests.leaky import leaky_engine
+from stedi_assets_tests.leaky import LossyEngine, leaky_engine
 
 ALL_TABLES = set(schemas.TABLES)
 REAL_COUNTS = {
@@ -129,6 +129,24 @@ def test_failing_consent_check_blocks_downstream(sample_landing, tmp_path):
     assert not run.materialized() & {"accelerometer_trusted", "customer_curated",
                                       "step_trainer_trusted", "machine_learning_curated"}
     assert not (tmp_path / "lake" / "curated").exists()
+
+
+def test_a_lost_landing_line_fails_conservation_in_the_landing_step_and_blocks(
+        sample_landing, tmp_path):
+    run = run_graph(sample_landing, tmp_path / "lake", raise_on_error=False,
+                    engine=LossyEngine())
+    conservation = run.checks()[("accelerometer_landing", "conservation")]
+    assert not conservation.passed and conservation.severity == AssetCheckSeverity.ERROR
+    assert conservation.metadata["unaccounted"].value == 1
+    assert conservation.description == "1 line(s) neither landed nor quarantined"
+    # the other sources landed and passed; the lossy table was stored, nothing read it
+    assert run.checks()[("customer_landing", "conservation")].passed
+    assert {"accelerometer_landing", "customer_landing", "customer_trusted"} <= run.materialized()
+    assert not run.materialized() & {"accelerometer_trusted", "customer_curated",
+                                      "step_trainer_trusted", "machine_learning_curated"}
+    failed = [e for e in run.result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failed] == ["land_accelerometer"]
+    assert "blocking asset check" in failed[0].step_failure_data.error.message
 
 
 def test_low_join_coverage_warns_without_blocking(sample_landing, tmp_path):

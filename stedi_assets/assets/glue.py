@@ -56,8 +56,9 @@ def glue_step_asset(local: AssetsDefinition,
         raise ValueError(f"no Glue step computes {sorted(k.path[-1] for k in local.keys)} "
                          f"(step {step!r}); add it to aws/glue_steps.py")
     specs = [spec.replace_attributes(kinds=KINDS, owners=OWNERS) for spec in local.specs]
-    check_specs = [spec for checks in local_checks for spec in checks.check_specs
-                   if spec.asset_key in local.keys]
+    check_specs = [*local.check_specs,
+                   *(spec for checks in local_checks for spec in checks.check_specs
+                     if spec.asset_key in local.keys)]
 
     @multi_asset(name=step, specs=specs, check_specs=check_specs,
                  description=f"Runs the Glue job of step {step}")

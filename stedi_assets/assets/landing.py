@@ -1,17 +1,19 @@
 """Landing zone: every JSON-lines file of each source, typed to one schema per source, and a
-quarantine table for every line that could not become a row."""
+quarantine table for every line that could not become a row.
+
+The landing checks (schema, conservation, quarantine rate) run inside the landing step, on the
+batch the step just stored: a separate step per check would cost Dagster more than the checks.
+"""
 
 from dagster import (
     AssetCheckResult,
-    AssetChecksDefinition,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
-    AssetIn,
     AssetsDefinition,
     Failure,
     MetadataValue,
     Output,
-    asset_check,
     multi_asset,
 )
 
@@ -24,13 +26,32 @@ from stedi_assets.resources import CheckSettings, Engine, LandingBatch, LandingS
 MAX_REPORTED_REJECTS = 5
 
 
+def _check_specs(table: schemas.Table) -> list[AssetCheckSpec]:
+    rejects = schemas.rejects_table(table)
+    return [
+        AssetCheckSpec(
+            "schema", asset=table.name, blocking=True,
+            description=f"{table.name} has the declared columns with the declared types."),
+        AssetCheckSpec(
+            "conservation", asset=table.name, blocking=True,
+            description=f"Every line of the {table.source} files is accounted for: lines "
+                        f"counted in the raw files = rows in {table.name} + lines in "
+                        f"{rejects.name}."),
+        AssetCheckSpec(
+            "quarantine_rate", asset=table.name,
+            description=f"WARN when more than the configured share of the {table.source} lines "
+                        "were quarantined (a broken upstream export)."),
+    ]
+
+
 def _landing_asset(table: schemas.Table) -> AssetsDefinition:
     rejects = schemas.rejects_table(table)
 
     @multi_asset(name=f"land_{table.source}",
-                 outs={table.name: asset_out(table.name), rejects.name: asset_out(rejects.name)})
+                 outs={table.name: asset_out(table.name), rejects.name: asset_out(rejects.name)},
+                 check_specs=_check_specs(table))
     def _landing(context: AssetExecutionContext, engine: Engine, landing: LandingSource,
-                 catalog: TableCatalog):
+                 catalog: TableCatalog, checks: CheckSettings):
         try:
             batch = engine.stream_landing(landing.files(table.source), table, landing.store)
         except LandingError as exc:
@@ -42,6 +63,8 @@ def _landing_asset(table: schemas.Table) -> AssetsDefinition:
             except CatalogError as exc:
                 raise Failure(description=str(exc)) from None
             yield from _outputs(context, engine, landing, table, batch, catalog_table)
+            # the outputs are stored by now; the checks look at what was stored
+            yield from _check_results(engine, landing, checks, table, batch)
         finally:
             batch.close()  # the rows are stored (or the step failed): free the spilled parts
 
@@ -71,79 +94,45 @@ def _outputs(context: AssetExecutionContext, engine: Engine, landing: LandingSou
                  metadata={"lines_rejected": rejected})
 
 
-def _schema_check(table: schemas.Table) -> AssetChecksDefinition:
-    @asset_check(
-        asset=table.name, name="schema", blocking=True,
-        description=f"{table.name} has the declared columns with the declared types.",
-    )
-    def _check(engine: Engine, landed) -> AssetCheckResult:
-        problems = schemas.schema_problems(engine.ops.frame_logical_schema(landed), table)
-        return AssetCheckResult(
-            passed=not problems,
-            severity=AssetCheckSeverity.ERROR,
-            metadata={"problems": problems or ["none"]},
-        )
-
-    return _check
-
-
 def _line_accounting(engine: Engine, landing: LandingSource, table: schemas.Table,
-                     landed, rejects) -> dict[str, int]:
-    """Lines counted from the raw bytes of the files; rows and rejects from the two tables."""
+                     batch: LandingBatch) -> dict[str, int]:
+    """Lines counted from the raw bytes of the files; rows and rejects from the stored batch."""
     try:
         lines = sum(count_lines(f, landing.store) for f in landing.files(table.source))
     except LandingError as exc:
         raise Failure(description=str(exc)) from None
-    return {"lines_in_files": lines, "rows_landed": engine.ops.row_count(landed),
-            "lines_rejected": engine.ops.row_count(rejects)}
+    return {"lines_in_files": lines, "rows_landed": engine.ops.row_count(batch.rows),
+            "lines_rejected": engine.ops.row_count(batch.rejects)}
 
 
-def _conservation_check(table: schemas.Table) -> AssetChecksDefinition:
-    rejects = schemas.rejects_table(table)
+def _check_results(engine: Engine, landing: LandingSource, checks: CheckSettings,
+                   table: schemas.Table, batch: LandingBatch):
+    problems = schemas.schema_problems(engine.ops.frame_logical_schema(batch.rows), table)
+    yield AssetCheckResult(
+        asset_key=table.name, check_name="schema", passed=not problems,
+        severity=AssetCheckSeverity.ERROR, metadata={"problems": problems or ["none"]})
 
-    @asset_check(
-        asset=table.name, name="conservation", blocking=True,
-        additional_ins={"rejects": AssetIn(rejects.name)},
-        description=f"Every line of the {table.source} files is accounted for: lines counted "
-                    f"in the raw files = rows in {table.name} + lines in {rejects.name}.",
-    )
-    def _check(engine: Engine, landing: LandingSource, landed, rejects) -> AssetCheckResult:
-        figures = _line_accounting(engine, landing, table, landed, rejects)
-        lost = figures["lines_in_files"] - figures["rows_landed"] - figures["lines_rejected"]
-        return AssetCheckResult(
-            passed=lost == 0, severity=AssetCheckSeverity.ERROR,
-            description="every line accounted for" if lost == 0
-            else f"{lost} line(s) neither landed nor quarantined",
-            metadata={**figures, "unaccounted": lost},
-        )
+    figures = _line_accounting(engine, landing, table, batch)
+    rows, rejected = figures["rows_landed"], figures["lines_rejected"]
+    lost = figures["lines_in_files"] - rows - rejected
+    yield AssetCheckResult(
+        asset_key=table.name, check_name="conservation", passed=lost == 0,
+        severity=AssetCheckSeverity.ERROR,
+        description="every line accounted for" if lost == 0
+        else f"{lost} line(s) neither landed nor quarantined",
+        metadata={**figures, "unaccounted": lost})
 
-    return _check
-
-
-def _quarantine_rate_check(table: schemas.Table) -> AssetChecksDefinition:
-    rejects = schemas.rejects_table(table)
-
-    @asset_check(
-        asset=table.name, name="quarantine_rate",
-        additional_ins={"rejects": AssetIn(rejects.name)},
-        description=f"WARN when more than the configured share of the {table.source} lines "
-                    "were quarantined (a broken upstream export).",
-    )
-    def _check(engine: Engine, checks: CheckSettings, landed, rejects) -> AssetCheckResult:
-        rows, rejected = engine.ops.row_count(landed), engine.ops.row_count(rejects)
-        share = rejected / (rows + rejected) if rows + rejected else 0.0
-        return AssetCheckResult(
-            passed=share <= checks.max_reject_share, severity=AssetCheckSeverity.WARN,
-            description=f"{share:.2%} of lines quarantined (warn above "
-                        f"{checks.max_reject_share:.2%})",
-            metadata={"lines_rejected": rejected, "rows_landed": rows,
-                      "reject_share": float(round(share, 6)),
-                      "warn_above": checks.max_reject_share},
-        )
-
-    return _check
+    share = rejected / (rows + rejected) if rows + rejected else 0.0
+    yield AssetCheckResult(
+        asset_key=table.name, check_name="quarantine_rate",
+        passed=share <= checks.max_reject_share, severity=AssetCheckSeverity.WARN,
+        description=f"{share:.2%} of lines quarantined (warn above "
+                    f"{checks.max_reject_share:.2%})",
+        metadata={"lines_rejected": rejected, "rows_landed": rows,
+                  "reject_share": float(round(share, 6)),
+                  "warn_above": checks.max_reject_share})
 
 
 landing_assets = [_landing_asset(t) for t in schemas.LANDING_TABLES]
-landing_checks = [check(t) for t in schemas.LANDING_TABLES
-                  for check in (_schema_check, _conservation_check, _quarantine_rate_check)]
+#: The landing checks are part of the landing assets (check_specs); nothing separate.
+landing_checks: list = []
