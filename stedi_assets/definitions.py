@@ -23,6 +23,9 @@
 - STEDI_UI_URL: base URL of the Dagster UI used in alert links (default http://127.0.0.1:3000)
 - STEDI_AUTOMATION: `on` (default) starts the landing sensor and declarative automation
   with `dagster dev`; `off` leaves them stopped (they can still be started in the UI)
+- STEDI_LANDING_CACHE: folder where the Polars engine keeps each landing file's parsed rows so
+  a landing step parses only new or rewritten files (default `auto`: <lakehouse root>/
+  _landing_cache for a local lakehouse, off for one on S3; `off` parses everything every run)
 - STEDI_ENGINE: polars (default) or spark
 - STEDI_SPARK_MASTER: Spark master URL for STEDI_ENGINE=spark (default local[*])
 - STEDI_SPARK_REMOTE: Spark Connect URL (sc://host:15002); used instead of the master
@@ -133,6 +136,22 @@ class Settings:
     spark_config: Mapping[str, str] = field(default_factory=dict)
     #: STEDI_GLUE_* for STEDI_ENV=glue and stedi-deploy (see the module docstring)
     glue: dict[str, str] = field(default_factory=dict)
+    #: STEDI_LANDING_CACHE: `auto`, `off` or a folder (see landing_cache_folder)
+    landing_cache: str = "auto"
+
+    def landing_cache_folder(self) -> str | None:
+        """Where the Polars engine keeps parsed landing files; None when off."""
+        choice = self.landing_cache.strip()
+        if choice.lower() == "off":
+            return None
+        if choice.lower() in {"", "auto"}:
+            if is_s3_uri(self.lakehouse_root):
+                return None
+            return str(Path(self.lakehouse_root) / "_landing_cache")
+        if is_s3_uri(choice):
+            raise ValueError(f"STEDI_LANDING_CACHE must be a local folder, `auto` or `off`, "
+                             f"got {choice!r}")
+        return choice
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -163,6 +182,7 @@ class Settings:
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or endpoint,
             glue_endpoint_url=env.get("AWS_ENDPOINT_URL_GLUE") or endpoint,
             glue=glue,
+            landing_cache=env.get("STEDI_LANDING_CACHE", "auto"),
             **_engine_settings(env),
         )
 
@@ -258,7 +278,8 @@ def engine_resources(settings: Settings, io_manager: ParquetIOManager) -> dict[s
             "engine": SparkEngine(pyspark=pyspark),
             "io_manager": SparkParquetIOManager(root=settings.lakehouse_root, pyspark=pyspark),
         }
-    return {"engine": PolarsEngine(), "io_manager": io_manager}
+    return {"engine": PolarsEngine(landing_cache=settings.landing_cache_folder()),
+            "io_manager": io_manager}
 
 
 def build_glue_jobs(settings: Settings) -> GlueJobs:

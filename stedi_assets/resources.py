@@ -19,11 +19,13 @@ from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
 from stedi_assets.io.landing_reader import (
+    file_stamps,
     is_parquet,
     iter_landing_lines,
     landing_fingerprint,
     list_landing_files,
     list_s3_landing_files,
+    s3_file_stamps,
     s3_landing_fingerprint,
 )
 from stedi_assets.io.s3 import S3Store
@@ -43,6 +45,8 @@ class LandingBatch:
     lines_read: int
     unknown_keys: dict[str, int]
     cleanup: Callable[[], None] | None = None
+    #: files taken from the landing cache instead of being parsed again
+    files_reused: int = 0
 
     def close(self) -> None:
         if self.cleanup is not None:
@@ -75,6 +79,10 @@ class LandingSource(ConfigurableResource):
         """Changes whenever a file of the source is added, removed or rewritten."""
         return landing_fingerprint(self.root, self.folder_name(source))
 
+    def file_stamps(self, source: str, files: list[str]) -> dict[str, str]:
+        """A stamp per file that changes when the file is rewritten (size, mtime or ETag)."""
+        return file_stamps(files)
+
 
 class S3LandingSource(LandingSource):
     """Landing sources under an s3://bucket/prefix/ root, read with the standard AWS credential
@@ -96,6 +104,9 @@ class S3LandingSource(LandingSource):
 
     def fingerprint(self, source: str) -> str:
         return s3_landing_fingerprint(self.root, self.folder_name(source), self.store)
+
+    def file_stamps(self, source: str, files: list[str]) -> dict[str, str]:
+        return s3_file_stamps(self.root, self.folder_name(source), self.store)
 
 
 class Engine(ConfigurableResource):
@@ -121,6 +132,10 @@ class Engine(ConfigurableResource):
         still to be computed or spilled (call `close()` on the batch once they are stored)."""
         return self.read_landing(files, table, store)
 
+    def land(self, landing: LandingSource, table: Table) -> LandingBatch:
+        """Every file of the table's landing source, for the landing asset (streamed)."""
+        return self.stream_landing(landing.files(table.source), table, landing.store)
+
 
 class PolarsEngine(Engine):
     """Computes every table with Polars on this machine (lazy, streaming where possible).
@@ -131,6 +146,9 @@ class PolarsEngine(Engine):
 
     batch_lines: int = 2_000_000
     spill_root: str | None = None
+    #: Folder where each landing file's parsed rows are kept, so a landing step parses only
+    #: new or rewritten files (see io/landing_cache.py); None parses every file every time.
+    landing_cache: str | None = None
 
     @property
     def kind(self) -> str:
@@ -140,6 +158,14 @@ class PolarsEngine(Engine):
     def ops(self) -> ModuleType:
         """The engine module: one function per table plus the check figures."""
         return polars_engine
+
+    def land(self, landing: LandingSource, table: Table) -> LandingBatch:
+        files = landing.files(table.source)
+        if not self.landing_cache:
+            return self.stream_landing(files, table, landing.store)
+        from stedi_assets.io.landing_cache import LandingCache
+
+        return LandingCache(self.landing_cache).land(self, landing, table, files)
 
     def _parsed_batches(self, files: list[str], table: Table, store: S3Store | None,
                         accounting: Counter):
@@ -182,11 +208,13 @@ class PolarsEngine(Engine):
                            rejects, accounting)
 
     def stream_landing(self, files: list[str], table: Table,
-                       store: S3Store | None = None) -> LandingBatch:
+                       store: S3Store | None = None, spill_to: Path | None = None) -> LandingBatch:
         """Rows as a LazyFrame over Parquet parts spilled batch by batch (same rows, same
         order as read_landing); rejects in memory (they are few, or the quarantine check
-        fails). Call `close()` once the rows are stored."""
-        spill = Path(tempfile.mkdtemp(prefix=f"stedi-{table.name}-", dir=self.spill_root))
+        fails). Call `close()` once the rows are stored. `spill_to` (an existing, empty
+        folder) keeps the parts there, for the caller to keep (the landing cache)."""
+        spill = spill_to or Path(tempfile.mkdtemp(prefix=f"stedi-{table.name}-",
+                                                  dir=self.spill_root))
         accounting: Counter = Counter()
         parts: list[pl.LazyFrame] = []
         rejects = []
@@ -205,7 +233,8 @@ class PolarsEngine(Engine):
             raise
         rows = pl.concat(parts) if parts else polars_engine.empty_rows(table).lazy()
         return self._batch(files, table, rows, rejects, accounting,
-                           cleanup=lambda: shutil.rmtree(spill, ignore_errors=True))
+                           cleanup=None if spill_to else
+                           lambda: shutil.rmtree(spill, ignore_errors=True))
 
 
 class CheckSettings(ConfigurableResource):

@@ -53,7 +53,7 @@ def _landing_asset(table: schemas.Table) -> AssetsDefinition:
     def _landing(context: AssetExecutionContext, engine: Engine, landing: LandingSource,
                  catalog: TableCatalog, checks: CheckSettings):
         try:
-            batch = engine.stream_landing(landing.files(table.source), table, landing.store)
+            batch = engine.land(landing, table)
         except LandingError as exc:
             raise Failure(description=str(exc)) from None
         try:
@@ -82,6 +82,7 @@ def _outputs(context: AssetExecutionContext, engine: Engine, landing: LandingSou
                             f"{rejects.name}, e.g.\n" + "\n".join(examples))
     metadata = {
         "files": len(batch.files),
+        "files_parsed": len(batch.files) - batch.files_reused,
         "lines_read": batch.lines_read,
         "lines_rejected": rejected,
         "unknown_keys": batch.unknown_keys or {},

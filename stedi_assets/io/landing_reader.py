@@ -64,6 +64,32 @@ def list_s3_landing_files(root: str, source: str, store: S3Store) -> list[str]:
     return files
 
 
+def file_stamps(files: list[str]) -> dict[str, str]:
+    """Size, modification time and a digest of the first and last 64 KiB of each local file:
+    changes when the file is rewritten (even within the clock's granularity)."""
+    stamps = {}
+    for path in files:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            digest = hashlib.sha256(fh.read(1 << 16))
+            if size > 1 << 16:
+                fh.seek(max(1 << 16, size - (1 << 16)))
+                digest.update(fh.read())
+            stamps[path] = f"{size}:{os.fstat(fh.fileno()).st_mtime_ns}:{digest.hexdigest()[:16]}"
+    return stamps
+
+
+def s3_file_stamps(root: str, source: str, store: S3Store) -> dict[str, str]:
+    """Size and ETag of each object under <root>/<source>/ (keyed like the listed files)."""
+    folder = f"{root.rstrip('/')}/{source}"
+    bucket, _ = split_s3_folder(folder)
+    try:
+        objects = store.list_objects(folder)
+    except StorageError as exc:
+        raise LandingError(str(exc)) from None
+    return {f"s3://{bucket}/{o['Key']}": f"{o.get('Size')}:{o.get('ETag')}" for o in objects}
+
+
 def is_parquet(path: str) -> bool:
     """A landing file already typed as Parquet (e.g. `stedi-generate --format parquet`)."""
     return path.endswith(".parquet")

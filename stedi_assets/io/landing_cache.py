@@ -1,0 +1,113 @@
+"""Incremental landing: every landing file is parsed once.
+
+Parsing JSON lines is most of the cost of the graph (about 2 s per million lines here), and
+landing files are immutable once dropped. So the Polars engine keeps, per landing file, the
+Parquet parts its rows were spilled to, its quarantined lines and its line accounting, under
+
+    <cache root>/<table>/<key>/{part-*.parquet, rejects.parquet, accounting.json}
+
+where <key> digests the file's path, its stamp (size + modification time, or size + ETag on
+S3) and the parser's own source code. A landing step parses only files without an entry (new,
+rewritten, or parsed by another parser version), takes the others from the cache, and drops
+the entries of files that are gone. The landing table it stores is still the whole source, so
+every downstream table is recomputed from all rows: a consent change reaches every reading,
+old and new. Entries are written to a temporary folder and renamed, so a step killed halfway
+leaves no half entry; a cache folder can be deleted at any time (the next run re-parses).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import polars as pl
+
+from stedi_assets.resources import LandingBatch, LandingSource, PolarsEngine
+from stedi_assets.schemas import Table
+from stedi_assets.transforms import polars_engine
+
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def parser_version() -> str:
+    """Changes whenever the code that turns landing lines into rows may have changed: the
+    Polars transforms, the landing reader, the schemas, the engine resource, Polars itself."""
+    digest = hashlib.sha256(pl.__version__.encode())
+    for path in sorted([*PACKAGE.glob("transforms/polars*.py"), PACKAGE / "schemas.py",
+                        PACKAGE / "io" / "landing_reader.py", PACKAGE / "resources.py"]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class LandingCache:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def _key(self, table: Table, path: str, stamp: str, version: str) -> str:
+        text = json.dumps([table.name, path, stamp, version])
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def land(self, engine: PolarsEngine, landing: LandingSource, table: Table,
+             files: list[str]) -> LandingBatch:
+        """The source's rows and rejects, parsing only the files without a cache entry."""
+        folder = self.root / table.name
+        folder.mkdir(parents=True, exist_ok=True)
+        stamps = landing.file_stamps(table.source, files)
+        version = parser_version()
+        entries, parsed = [], 0
+        for path in files:
+            stamp = stamps.get(path)
+            if stamp is None:  # appeared after the listing: stamp it on the next run
+                stamp = f"unstamped:{os.urandom(8).hex()}"
+            entry = folder / self._key(table, path, stamp, version)
+            if not (entry / "accounting.json").is_file():
+                self._parse_into(engine, landing, table, path, entry)
+                parsed += 1
+            entries.append(entry)
+        for stale in set(folder.iterdir()) - set(entries):
+            shutil.rmtree(stale, ignore_errors=True)  # files gone or rewritten, old .tmp folders
+        batch = self._batch(table, files, entries)
+        batch.files_reused = len(files) - parsed
+        return batch
+
+    @staticmethod
+    def _parse_into(engine: PolarsEngine, landing: LandingSource, table: Table, path: str,
+                    entry: Path) -> None:
+        work = entry.with_suffix(".tmp")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        try:
+            batch = engine.stream_landing([path], table, landing.store, spill_to=work)
+            if not any(work.glob("part-*.parquet")):  # a Parquet landing file, or no rows
+                batch.rows.sink_parquet(work / "part-000000.parquet")
+            batch.rejects.write_parquet(work / "rejects.parquet")
+            (work / "accounting.json").write_text(json.dumps(
+                {"file": path, "lines_read": batch.lines_read,
+                 "unknown_keys": batch.unknown_keys}))
+            shutil.rmtree(entry, ignore_errors=True)
+            work.rename(entry)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+
+    @staticmethod
+    def _batch(table: Table, files: list[str], entries: list[Path]) -> LandingBatch:
+        parts = [str(p) for e in entries for p in sorted(e.glob("part-*.parquet"))]
+        rows = (pl.scan_parquet(parts).select(polars_engine.typed_columns(table)) if parts
+                else polars_engine.empty_rows(table).lazy())
+        rejects = [pl.read_parquet(e / "rejects.parquet") for e in entries]
+        rejects = [r for r in rejects if r.height]
+        unknown: Counter = Counter()
+        lines = 0
+        for entry in entries:
+            accounting = json.loads((entry / "accounting.json").read_text())
+            lines += accounting["lines_read"]
+            unknown.update(accounting["unknown_keys"])
+        return LandingBatch(
+            rows=rows,
+            rejects=pl.concat(rejects) if rejects else polars_engine.empty_rejects(),
+            files=files, lines_read=lines, unknown_keys=dict(sorted(unknown.items())))
