@@ -1,7 +1,8 @@
 """Materialize the whole STEDI graph with each engine and print wall time and peak memory.
 
-    python benchmarks/engines.py                      # real 2023 data + a 10x replica of it
-    python benchmarks/engines.py --landing DIR --scale 0 --engines polars
+    python benchmarks/engines.py        # bundled sample, generated SF5, real 2023 data, 2023 x10
+    python benchmarks/engines.py --datasets sample,generated --generated-scale 20
+    python benchmarks/engines.py --landing DIR --datasets real --engines polars
 
 Each (engine, dataset) run is a fresh subprocess (so Spark's JVM start is counted, as it is
 in `dagster asset materialize`). Peak memory is the largest sum of RSS over the run's process
@@ -27,6 +28,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_2023 = REPO.parent / "shared" / "stedi-reference" / "udacity-2023-cleaned" / "landing"
+SAMPLE = REPO / "data" / "landing"
+DATASETS = ("sample", "generated", "real", "replica")
 SHIFT_MS = 10**10  # ~115 days: copies never share a timestamp
 SPARK_CONF = {"spark.sql.shuffle.partitions": "8", "spark.ui.enabled": "false",
               "spark.ui.showConsoleProgress": "false", "spark.driver.memory": "2g"}
@@ -134,8 +137,12 @@ def run_one(engine: str, landing: str, lakehouse: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--landing", type=Path, default=REAL_2023)
-    parser.add_argument("--scale", type=int, default=10, help="replica size; 0 = none")
+    parser.add_argument("--datasets", default=",".join(DATASETS),
+                        help=f"comma separated, from {DATASETS}")
+    parser.add_argument("--landing", type=Path, default=REAL_2023, help="the `real` dataset")
+    parser.add_argument("--scale", type=int, default=10, help="replica size of `real`")
+    parser.add_argument("--generated-scale", type=float, default=5,
+                        help="stedi-generate --scale of the `generated` dataset")
     parser.add_argument("--engines", default="polars,spark")
     parser.add_argument("--run-one", nargs=3, metavar=("ENGINE", "LANDING", "LAKEHOUSE"),
                         help=argparse.SUPPRESS)
@@ -144,18 +151,33 @@ def main() -> None:
         run_one(*args.run_one)
         return
     with tempfile.TemporaryDirectory(prefix="stedi-bench-") as tmp:
-        datasets = [(args.landing.name if args.landing != REAL_2023 else "real 2023",
-                     args.landing)]
-        if args.scale > 1:
-            datasets.append((f"real 2023 x{args.scale}",
-                             replicate(args.landing, Path(tmp) / "replica", args.scale)))
+        chosen = [d for d in args.datasets.split(",") if d]
+        if set(chosen) - set(DATASETS):
+            raise SystemExit(f"unknown datasets {sorted(set(chosen) - set(DATASETS))}")
+        real = args.landing.name if args.landing != REAL_2023 else "real 2023"
+        datasets = []
+        for dataset in chosen:
+            if dataset == "sample":
+                datasets.append(("bundled sample (SF0.2)", SAMPLE))
+            elif dataset == "generated":
+                out = Path(tmp) / "generated"
+                subprocess.run([sys.executable, "-m", "stedi_assets.generate", "--scale",
+                                str(args.generated_scale), "--seed", "42", "--out", str(out)],
+                               check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+                datasets.append((f"generated SF{args.generated_scale:g}", out))
+            elif dataset == "real":
+                datasets.append((real, args.landing))
+            elif args.scale > 1:
+                datasets.append((f"{real} x{args.scale}",
+                                 replicate(args.landing, Path(tmp) / "replica", args.scale)))
         header = ("| engine | dataset | wall time (s) | graph only (s) | peak RSS, process "
                   "tree (MB) | largest process (MB) | machine_learning_curated rows |")
         print(header)
         print("|" + "---|" * 7)
         for name, landing in datasets:
             for engine in args.engines.split(","):
-                m = measure(engine, landing, Path(tmp) / f"lake-{engine}-{len(name)}")
+                m = measure(engine, landing, Path(tmp) / f"lake-{engine}-{len(datasets)}-"
+                                              f"{name.replace(' ', '_')}")
                 print(f"| {engine} | {name} | {m['wall_s']:.1f} | {m['graph_s']:.1f} | "
                       f"{m['peak_tree_mb']:.0f} | {m['max_single_mb']:.0f} | "
                       f"{m['machine_learning_curated']:,} |", flush=True)
