@@ -163,6 +163,19 @@ TABLES: dict[str, Table] = {
 LANDING_TABLES = [t for t in TABLES.values() if t.zone == "landing" and t.source]
 
 
+#: table -> [(its column, the consenting-customer column it must match, reading time column)]
+#: for the consent checks (local assets and Glue steps alike). The time column is checked
+#: against the consent date when consent_as_of_date is on.
+CONSENT_KEYS: dict[str, list[tuple[str, str, str | None]]] = {
+    "customer_trusted": [("email", "email", None)],
+    "accelerometer_trusted": [("user", "email", "timestamp")],
+    "step_trainer_trusted": [("serialNumber", "serialNumber", None)],
+    "customer_curated": [("customerKey", "customerKey", None)],
+    "machine_learning_curated": [("serialNumber", "serialNumber", None),
+                                 ("customerKey", "customerKey", None)],
+}
+
+
 def rejects_table(landing: Table) -> Table:
     return TABLES[f"{landing.source}_landing_rejects"]
 

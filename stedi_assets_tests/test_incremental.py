@@ -13,6 +13,8 @@ from stedi_assets.resources import PolarsEngine
 from stedi_assets.transforms import polars_engine as pe
 from stedi_assets_tests.graph import GraphRun, run_graph
 
+pytest_plugins = ["stedi_assets_tests.s3_server"]
+
 ZONE_TABLES = sorted(schemas.TABLES)
 
 
@@ -118,3 +120,31 @@ def test_cache_setting():
     chosen = Settings.from_env({"STEDI_LAKEHOUSE_ROOT": "s3://b/lake/", "STEDI_ENV": "s3",
                                 "STEDI_LANDING_CACHE": "/var/cache/stedi"})
     assert chosen.landing_cache_folder() == "/var/cache/stedi"
+
+
+def test_s3_landing_files_are_stamped_by_etag(s3_endpoint, s3_client, sample_landing, tmp_path):
+    """An S3 landing root with a local lakehouse: the cache keys objects by size and ETag."""
+    from dagster import materialize
+
+    from stedi_assets.definitions import Settings, all_asset_checks, all_assets, build_resources
+    from stedi_assets_tests.s3_helpers import new_bucket, upload_landing
+
+    bucket = new_bucket(s3_client)
+    upload_landing(s3_client, sample_landing, bucket, "landing")
+
+    def run(lake: str, cache: str = "auto") -> GraphRun:
+        settings = Settings.from_env({
+            "STEDI_LANDING_ROOT": f"s3://{bucket}/landing", "STEDI_LANDING_CACHE": cache,
+            "STEDI_LAKEHOUSE_ROOT": str(tmp_path / lake), "AWS_ENDPOINT_URL": s3_endpoint,
+            "AWS_REGION": "us-east-1"})
+        return GraphRun(materialize([*all_assets, *all_asset_checks],
+                                    resources=build_resources(settings)), tmp_path / lake)
+
+    assert _parsed(run("lake")) == {"customer": 2, "accelerometer": 4, "step_trainer": 3}
+    assert _parsed(run("lake")) == {"customer": 0, "accelerometer": 0, "step_trainer": 0}
+    key = "landing/customer/customer-1655293787736.json"
+    body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3_client.put_object(Bucket=bucket, Key=key, Body=body.replace(b"@", b"#", 1))  # same size
+    third = run("lake")
+    assert _parsed(third) == {"customer": 1, "accelerometer": 0, "step_trainer": 0}
+    _assert_same_tables(third, run("full", cache="off"))

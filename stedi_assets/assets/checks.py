@@ -14,17 +14,7 @@ from dagster import (
 )
 
 from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
-
-#: table -> [(its column, the consenting-customer column it must match, reading time column)]
-#: The time column is checked against the consent date when consent_as_of_date is on.
-CONSENT_KEYS = {
-    "customer_trusted": [("email", "email", None)],
-    "accelerometer_trusted": [("user", "email", "timestamp")],
-    "step_trainer_trusted": [("serialNumber", "serialNumber", None)],
-    "customer_curated": [("customerKey", "customerKey", None)],
-    "machine_learning_curated": [("serialNumber", "serialNumber", None),
-                                 ("customerKey", "customerKey", None)],
-}
+from stedi_assets.schemas import CONSENT_KEYS
 
 
 def consent_check(table_name: str) -> AssetChecksDefinition:

@@ -27,16 +27,7 @@ STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
                                   "machine_learning_curated")},
 }
 
-#: table -> [(its column, the consenting-customer column it must match, reading time column)];
-#: the same pairs as assets.checks.CONSENT_KEYS (a test keeps them equal).
-CONSENT_KEYS = {
-    "customer_trusted": [("email", "email", None)],
-    "accelerometer_trusted": [("user", "email", "timestamp")],
-    "step_trainer_trusted": [("serialNumber", "serialNumber", None)],
-    "customer_curated": [("customerKey", "customerKey", None)],
-    "machine_learning_curated": [("serialNumber", "serialNumber", None),
-                                 ("customerKey", "customerKey", None)],
-}
+CONSENT_KEYS = schemas.CONSENT_KEYS
 
 
 class TableIO(Protocol):

@@ -80,13 +80,8 @@ def file_stamps(files: list[str]) -> dict[str, str]:
 
 
 def s3_file_stamps(root: str, source: str, store: S3Store) -> dict[str, str]:
-    """Size and ETag of each object under <root>/<source>/ (keyed like the listed files)."""
-    folder = f"{root.rstrip('/')}/{source}"
-    bucket, _ = split_s3_folder(folder)
-    try:
-        objects = store.list_objects(folder)
-    except StorageError as exc:
-        raise LandingError(str(exc)) from None
+    """Size and ETag of each landing object under <root>/<source>/ (keyed like the files)."""
+    bucket, objects = _s3_landing_objects(root, source, store)
     return {f"s3://{bucket}/{o['Key']}": f"{o.get('Size')}:{o.get('ETag')}" for o in objects}
 
 
@@ -200,20 +195,26 @@ def landing_fingerprint(root: str, source: str) -> str:
     return digest.hexdigest()
 
 
-def s3_landing_fingerprint(root: str, source: str, store: S3Store) -> str:
-    """A digest of the keys, sizes, ETags and modification times under <root>/<source>/."""
+def _s3_landing_objects(root: str, source: str, store: S3Store) -> tuple[str, list[dict]]:
+    """(bucket, the landing objects under <root>/<source>/ sorted by key): folder markers and
+    hidden keys left out, as list_s3_landing_files does."""
     folder = f"{root.rstrip('/')}/{source}"
-    _, prefix = split_s3_folder(folder)
+    bucket, prefix = split_s3_folder(folder)
     try:
         objects = store.list_objects(folder)
     except StorageError as exc:
         raise LandingError(str(exc)) from None
+    return bucket, sorted((o for o in objects if not o["Key"].endswith("/")
+                           and not _hidden(Path(o["Key"][len(prefix):]))),
+                          key=lambda o: o["Key"])
+
+
+def s3_landing_fingerprint(root: str, source: str, store: S3Store) -> str:
+    """A digest of the keys, sizes, ETags and modification times under <root>/<source>/."""
+    _, objects = _s3_landing_objects(root, source, store)
     digest = hashlib.sha256()
-    for obj in sorted(objects, key=lambda o: o["Key"]):
-        key = obj["Key"]
-        if key.endswith("/") or _hidden(Path(key[len(prefix):])):
-            continue
-        digest.update(f"{key}\0{obj.get('Size')}\0{obj.get('ETag')}\0"
+    for obj in objects:
+        digest.update(f"{obj['Key']}\0{obj.get('Size')}\0{obj.get('ETag')}\0"
                       f"{obj.get('LastModified')}\n".encode())
     return digest.hexdigest() if objects else ""
 
