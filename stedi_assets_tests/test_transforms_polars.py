@@ -197,3 +197,20 @@ def test_join_coverage_figures():
     assert figures["rows_per_matched_reading"] == 5 / 3
     # foreign: sa@200 with d's phone, sd@200 with a's phone
     assert figures["foreign_pairs"] == 2
+
+
+def test_without_exact_duplicates_keeps_first_copies_in_place():
+    """The bounded-memory dedup gives unique(maintain_order=True), with the count removed:
+    nulls, -0.0/0.0 and NaN compare as unique() compares them."""
+    nan = float("nan")
+    rows = [("a", 1, 0.0), ("b", 2, 1.0), ("a", 1, -0.0), (None, 3, nan), ("c", None, None),
+            (None, 3, nan), ("b", 2, 1.0), ("c", None, None), ("a", 1, 0.5), ("b", 2, 1.0)]
+    frame = pl.LazyFrame(rows, schema={"u": pl.String, "t": pl.Int64, "x": pl.Float64},
+                         orient="row")
+    kept, removed = pe.without_exact_duplicates(frame)
+    expected = frame.collect().unique(maintain_order=True)
+    assert kept.collect().equals(expected)
+    assert removed == len(rows) - expected.height == pe.exact_duplicates(frame) == 5
+    distinct = frame.unique(maintain_order=True)
+    assert pe.without_exact_duplicates(distinct)[1] == 0
+    assert pe.without_exact_duplicates(frame.clear())[0].collect().height == 0

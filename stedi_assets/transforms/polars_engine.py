@@ -217,12 +217,16 @@ def empty_rejects() -> pl.DataFrame:
 # Privacy helpers
 # --------------------------------------------------------------------------------------------
 
-def _with_customer_key(frame: pl.LazyFrame, email: str, secret: str) -> pl.LazyFrame:
-    """Add `customerKey` for the `email` column, hashing each distinct email once."""
-    def keys(emails: pl.Series) -> pl.Series:
-        return pl.Series([customer_key(e, secret) for e in emails], dtype=pl.String)
+def _with_customer_key(frame: pl.LazyFrame, email: str, secret: str,
+                       emails: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """Add `customerKey` for the `email` column, hashing each distinct email once. `emails`
+    (a frame with the `email` column holding at least the emails of `frame`) is where the
+    distinct emails are taken from when `frame` itself is costly to compute twice."""
+    def keys(values: pl.Series) -> pl.Series:
+        return pl.Series([customer_key(e, secret) for e in values], dtype=pl.String)
 
-    distinct = frame.select(email).unique().with_columns(
+    source = frame if emails is None else emails
+    distinct = source.select(email).unique().with_columns(
         pl.col(email).map_batches(keys, return_dtype=pl.String).alias("customerKey"))
     return frame.join(distinct, on=email, how="left", maintain_order="left")
 
@@ -265,7 +269,7 @@ def accelerometer_trusted(
     else:
         kept = accelerometer_landing.join(customers, on="user", how="semi",
                                           maintain_order="left")
-    return kept.unique(maintain_order=True) if deduplicate else kept
+    return without_exact_duplicates(kept)[0] if deduplicate else kept
 
 
 def customer_curated(
@@ -292,21 +296,51 @@ def step_trainer_trusted(
         customer_curated.select("serialNumber"), on="serialNumber", how="semi",
         maintain_order="left",
     )
-    return kept.unique(maintain_order=True) if deduplicate else kept
+    return without_exact_duplicates(kept)[0] if deduplicate else kept
 
 
 def machine_learning_curated(
     step_trainer_trusted: pl.LazyFrame, accelerometer_trusted: pl.LazyFrame, *, secret: str
 ) -> pl.LazyFrame:
     """Step readings paired with accelerometer readings at the same instant; the phone's owner
-    appears only as a pseudonymous key."""
+    appears only as a pseudonymous key. Rows come in accelerometer order (then step order):
+    the step readings are the join's in-memory side and the accelerometer readings stream."""
     table = schemas.TABLES["machine_learning_curated"]
     joined = step_trainer_trusted.join(
         accelerometer_trusted.select("timestamp", "x", "y", "z", "user"),
         left_on="sensorReadingTime", right_on="timestamp", how="inner",
-        maintain_order="left_right",
+        maintain_order="right_left", build_side="force_left",
     )
-    return _with_customer_key(joined, "user", secret).select(table.column_names)
+    return _with_customer_key(joined, "user", secret,
+                              emails=accelerometer_trusted.select("user")).select(
+        table.column_names)
+
+
+def without_exact_duplicates(frame: pl.LazyFrame) -> tuple[pl.LazyFrame, int]:
+    """`frame` without the rows that are exact copies of an earlier row (the first of each set
+    of copies stays, in place), and how many rows that removes.
+
+    Memory stays far below a hash table of whole rows: a 64-bit hash per row is collected and
+    sorted to find the hashes that occur more than once; only the rows carrying such a hash
+    (copies, their originals and rare hash collisions) are compared in full, giving the
+    positions of the copies; the result streams `frame` again without them. Hashing treats
+    values as unique() does (-0.0 = 0.0, NaN = NaN, null = null)."""
+    columns = frame.collect_schema().names()
+    row_hash = pl.struct(columns).hash().alias("_hash")
+    hashes = frame.select(row_hash).collect(engine="streaming").to_series().sort()
+    repeated = hashes.filter(hashes == hashes.shift(1)).unique()
+    del hashes
+    if repeated.is_empty():
+        return frame, 0
+    numbered = frame.with_row_index("_row")
+    candidates = numbered.with_columns(row_hash).join(
+        pl.LazyFrame({"_hash": repeated}), on="_hash", how="semi", maintain_order="left",
+    ).collect(engine="streaming").sort("_row")
+    copies = candidates.filter(~pl.struct(columns).is_first_distinct()).select("_row")
+    if copies.is_empty():
+        return frame, 0
+    return (numbered.join(copies.lazy(), on="_row", how="anti", maintain_order="left")
+            .drop("_row"), copies.height)
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,30 +360,29 @@ def consent_violations(
 ) -> dict[str, Any]:
     """Rows of `table` whose `key` is not the `consenting_key` of a consenting customer; with
     `time_column`, also rows taken before that customer's consent date. A table carrying the
-    consent date must have it on every row."""
-    customers = consenting.select(pl.col(consenting_key).alias(key), _CONSENT).unique(key)
+    consent date must have it on every row. One streaming pass over `table` (a second, over
+    the violating rows only, when there are any)."""
+    customers = consenting.select(pl.col(consenting_key).alias(key),
+                                  pl.col(_CONSENT).alias("_consent")).unique(key)
     table_columns = table.collect_schema().names()
-    marked = table.with_row_index("_row").join(
-        customers.rename({_CONSENT: "_consent"}), on=key, how="left", nulls_equal=False
-    )
+    # customers hold each key once, so every row of `table` appears exactly once here
+    marked = table.join(customers, on=key, how="left", nulls_equal=False)
     bad = pl.col("_consent").is_null()
     if time_column:
         bad = bad | (pl.col(time_column) < pl.col("_consent"))
     if _CONSENT in table_columns:
         bad = bad | pl.col(_CONSENT).is_null()
-    violating = marked.filter(bad).unique("_row")
-    counts = pl.concat(
-        [table.select(pl.len().alias("n")), violating.select(pl.len().alias("n"))]
-    ).collect()["n"]
-    sample = violating.select(key).unique().sort(key).head(5).collect()[key].to_list()
-    return {"rows_checked": int(counts[0]), "violations": int(counts[1]), "sample": sample}
+    rows, violations = marked.select(pl.len(), bad.sum()).collect(engine="streaming").row(0)
+    sample = []
+    if violations:
+        sample = (marked.filter(bad).select(key).unique().collect(engine="streaming")
+                  .sort(key).head(5)[key].to_list())
+    return {"rows_checked": int(rows), "violations": int(violations), "sample": sample}
 
 
 def exact_duplicates(frame: pl.LazyFrame) -> int:
     """How many rows are exact copies of an earlier row."""
-    counts = frame.select(pl.len().alias("rows"), pl.struct(pl.all()).n_unique().alias("d"))
-    row = counts.collect().row(0)
-    return int(row[0] - row[1]) if row[0] else 0
+    return without_exact_duplicates(frame)[1]
 
 
 def join_coverage(
@@ -357,30 +390,29 @@ def join_coverage(
     accelerometer_trusted: pl.LazyFrame,
     customer_landing: pl.LazyFrame,
 ) -> dict[str, Any]:
-    """How well step readings pair with accelerometer readings taken at the same time."""
+    """How well step readings pair with accelerometer readings taken at the same time.
+    Streaming passes; the step readings (or the accelerometer instants) are the in-memory side
+    of each join, never the joined pairs."""
     accel = accelerometer_trusted.select(
         pl.col("timestamp").alias("sensorReadingTime"), "user"
     )
-    joined = step_trainer_trusted.select("sensorReadingTime", "serialNumber").join(
-        accel, on="sensorReadingTime", how="inner"
-    )
-    owners = customer_landing.select(pl.col("email").alias("user"), "serialNumber").unique()
-    figures = pl.concat(
-        [
-            step_trainer_trusted.select(pl.len().alias("n")),
-            step_trainer_trusted.join(accel, on="sensorReadingTime", how="semi")
-            .select(pl.len().alias("n")),
-            joined.select(pl.len().alias("n")),
-            joined.join(owners, on=["serialNumber", "user"], how="anti")
-            .select(pl.len().alias("n")),
-        ]
-    ).collect()["n"].to_list()
-    step_readings, matched, joined_rows, foreign = (int(v) for v in figures)
-    return join_coverage_figures(step_readings, matched, joined_rows, foreign)
+    steps = step_trainer_trusted.select("sensorReadingTime", "serialNumber")
+    owners = customer_landing.select(
+        pl.col("email").alias("user"), "serialNumber", pl.lit(True).alias("_owner")
+    ).unique(["user", "serialNumber"])
+    # owners hold each (user, serialNumber) pair once: the left join never adds rows
+    pairs = steps.join(accel, on="sensorReadingTime", how="inner", build_side="force_left"
+                       ).join(owners, on=["serialNumber", "user"], how="left")
+    joined_rows, foreign = pairs.select(
+        pl.len(), pl.col("_owner").is_null().sum()).collect(engine="streaming").row(0)
+    step_readings = row_count(steps)
+    matched = row_count(steps.join(accel.select("sensorReadingTime"), on="sensorReadingTime",
+                                   how="semi"))
+    return join_coverage_figures(step_readings, matched, int(joined_rows), int(foreign))
 
 
 def row_count(frame: pl.LazyFrame | pl.DataFrame) -> int:
-    return int(frame.lazy().select(pl.len()).collect().item())
+    return int(frame.lazy().select(pl.len()).collect(engine="streaming").item())
 
 
 def frame_logical_schema(frame: pl.LazyFrame) -> dict[str, str]:
