@@ -152,7 +152,8 @@ def parse_landing(
     )
     undecodable = trimmed["line"].is_null()
     blank = trimmed["line"] == ""
-    content = trimmed.filter(~blank & ~undecodable)
+    has_content = ~blank & ~undecodable
+    content = trimmed if has_content.all() else trimmed.filter(has_content)
     try:
         decoded = _decode_vectorised(content, table)
     except pl.exceptions.PolarsError:
@@ -168,7 +169,9 @@ def parse_landing(
         ).replace("", None).alias("_reason")
     )
 
-    rows = typed.filter(pl.col("_reason").is_null()).select(
+    landed = typed if typed["_reason"].null_count() == typed.height else typed.filter(
+        pl.col("_reason").is_null())
+    rows = landed.select(
         pl.col(f"_typed_{c.name}").alias(c.name) for c in table.columns
     ).cast(dict(polars_schema(table)))
     reject_columns = [pl.col("file"), pl.col("line_number").cast(pl.Int64),
@@ -180,15 +183,16 @@ def parse_landing(
         typed.filter(pl.col("_reason").is_not_null()).select(
             *reject_columns, pl.col("_reason").alias("reason")),
     ]).sort("line_number")
-    return rows, rejects, _unknown_keys(typed.filter(pl.col("_reason").is_null()), table)
+    return rows, rejects, _unknown_keys(landed, table)
 
 
 def _unknown_keys(landed: pl.DataFrame, table: Table) -> dict[str, int]:
     known = set(_json_keys(table))
-    # Cheap pre-filter: a line can hold an unknown key only if it has more `"...:` key ends
-    # than decoded known keys (exact: every key match ends in one of them).
+    # Cheap pre-filter: a line can hold an unknown key only if it has more colons than decoded
+    # known keys (every key ends in a colon; a colon inside a value only lets a line through
+    # to the exact test below).
     present = pl.sum_horizontal(pl.col(k).is_not_null().cast(pl.Int32) for k in sorted(known))
-    landed = landed.filter(pl.col("line").str.count_matches(r'"\s*:') > present)
+    landed = landed.filter(pl.col("line").str.count_matches(":", literal=True) > present)
     found = (
         landed.select(pl.col("line").str.extract_all(_KEY).list.unique().alias("k"))
         .explode("k").drop_nulls()
