@@ -29,6 +29,7 @@ from stedi_assets.io.landing_reader import (
     list_s3_landing_files,
     s3_landing_fingerprint,
 )
+from stedi_assets.io.parquet import ParquetParts
 from stedi_assets.io.s3 import S3Store
 from stedi_assets.schemas import Table
 from stedi_assets.transforms import polars_engine, spark_engine
@@ -129,8 +130,9 @@ class PolarsEngine(Engine):
     """Computes every table with Polars on this machine (lazy, streaming where possible).
 
     Landing files are parsed in batches of `batch_lines` lines; `stream_landing` parses
-    `parse_threads` batches at a time (while the next one is read) and spills each batch's
-    rows to a Parquet part under `spill_root` (default: the system temp folder), so memory is
+    `parse_threads` batches at a time (while the next one is read) and writes each batch's
+    rows as a Parquet part under `spill_root` (default: the system temp folder; on the
+    lakehouse's filesystem the parts are linked into the table, not copied), so memory is
     bounded by a few batches, not by the source."""
 
     batch_lines: int = 1_000_000
@@ -186,19 +188,21 @@ class PolarsEngine(Engine):
 
     def stream_landing(self, files: list[str], table: Table,
                        store: S3Store | None = None) -> LandingBatch:
-        """Rows as a LazyFrame over Parquet parts spilled batch by batch (same rows, same
-        order as read_landing); rejects in memory (they are few, or the quarantine check
-        fails). Batches are parsed by `parse_threads` threads (Polars releases the GIL) and
-        taken back in order. Call `close()` once the rows are stored."""
+        """Rows as ParquetParts: one Parquet file per batch, written as it was parsed (same
+        rows, same order as read_landing), which the IO manager takes into the table without
+        writing them again; rejects in memory (they are few, or the quarantine check fails).
+        Batches are parsed by `parse_threads` threads (Polars releases the GIL) and taken back
+        in order. Call `close()` once the rows are stored."""
         spill = Path(tempfile.mkdtemp(prefix=f"stedi-{table.name}-", dir=self.spill_root))
 
         def parse_and_spill(index: int, part: pl.LazyFrame | pl.DataFrame):
             rows, rejects, unknown, lines = self._parse(part, table)
-            if isinstance(rows, pl.DataFrame):
-                path = spill / f"part-{index:06d}.parquet"
-                rows.write_parquet(path, compression="lz4", statistics=False)
-                rows = pl.scan_parquet(path)
-            return rows, rejects, unknown, lines
+            path = spill / f"part-{index:06d}.parquet"
+            if isinstance(rows, pl.LazyFrame):
+                rows.sink_parquet(path)
+            else:
+                rows.write_parquet(path)
+            return str(path), rejects, unknown, lines
 
         parsed = []
         try:
@@ -213,8 +217,8 @@ class PolarsEngine(Engine):
         except BaseException:
             shutil.rmtree(spill, ignore_errors=True)
             raise
-        rows = (pl.concat([r for r, _, _, _ in parsed]) if parsed
-                else polars_engine.empty_rows(table).lazy())
+        rows = ParquetParts(tuple(path for path, _, _, _ in parsed),
+                            polars_engine.polars_schema(table))
         return self._batch(files, table, rows, parsed,
                            cleanup=lambda: shutil.rmtree(spill, ignore_errors=True))
 
