@@ -4,6 +4,7 @@ import hashlib
 import hmac
 
 import polars as pl
+import pytest
 
 from stedi_assets import schemas
 from stedi_assets.transforms import polars_engine as pe
@@ -214,3 +215,35 @@ def test_without_exact_duplicates_keeps_first_copies_in_place():
     distinct = frame.unique(maintain_order=True)
     assert pe.without_exact_duplicates(distinct)[1] == 0
     assert pe.without_exact_duplicates(frame.clear())[0].collect().height == 0
+
+
+FLOAT_TOKENS = ["1", "1.0", "-0.0", "0", "1e3", "1E-7", "0.1", "-2.5e-310", "5e-324",
+                "1.7976931348623157e308", "9007199254740993", "12345678901234567890",
+                "-9223372036854775809", "123456789012345678901234567890", "null",
+                "0.30000000000000004", "1655564376361.0"]
+
+
+def test_floats_decoded_as_numbers_equal_floats_decoded_as_text():
+    """parse_landing decodes float columns straight to numbers (when no line holds true or
+    false): every JSON number must give the float the text path gives, and every other JSON
+    value must make that decoding raise, so the text path decides."""
+    table = schemas.TABLES["accelerometer_landing"]
+    lines = pl.DataFrame({"line": [f'{{"user":"a","timestamp":1,"x":{t},"y":{t},"z":0}}'
+                                   for t in FLOAT_TOKENS]})
+
+    def typed(floats_as_numbers: bool) -> pl.DataFrame:
+        decoded = pe._decode_vectorised(lines, table, floats_as_numbers=floats_as_numbers)
+        return decoded.select(pe._typed(c).alias(c.name) for c in table.columns)
+
+    assert typed(True).equals(typed(False))
+    for other in ['"1.5"', '"abc"', "[1]", '{"a": 1}', '""']:
+        bad = pl.DataFrame({"line": [f'{{"user":"a","timestamp":1,"x":{other}}}']})
+        with pytest.raises(pl.exceptions.PolarsError):
+            pe._decode_vectorised(bad, table, floats_as_numbers=True)
+    # end to end: a string holding a number still lands, true is still rejected
+    raw = pl.DataFrame({"file": "f", "line_number": [1, 2, 3], "line": [
+        '{"user":"a","timestamp":1,"x":"1.5"}', '{"user":"a","timestamp":2,"x":true}',
+        '{"user":"a","timestamp":3,"x":2.5}']})
+    rows, rejects, _ = pe.parse_landing(raw, table)
+    assert rows["x"].to_list() == [1.5, 2.5]
+    assert rejects["reason"].to_list() == ["x: true is not a valid float64"]

@@ -48,9 +48,20 @@ def _json_keys(table: Table) -> list[str]:
     return [key for c in table.columns for key in (c.name, *c.aliases)]
 
 
-def _decode_vectorised(lines: pl.DataFrame, table: Table) -> pl.DataFrame:
-    """Decode every line at once; raises when any line is not valid for json_decode."""
-    struct = pl.Struct({key: pl.String for key in _json_keys(table)})
+def _decode_vectorised(lines: pl.DataFrame, table: Table,
+                       floats_as_numbers: bool = False) -> pl.DataFrame:
+    """Decode every line at once; raises when any line is not valid for json_decode.
+
+    Every value is decoded as text, which `_typed` casts. With `floats_as_numbers`, float64
+    columns are decoded straight to numbers (turning numbers into text and back is most of
+    the decoding time): a JSON number gives the same float either way, and any other JSON
+    value there (a string, an array, ...) makes this raise, so the caller decodes as text.
+    Only JSON true/false would decode differently (to 1.0/0.0 instead of a rejected "true"),
+    so a caller must not ask for it when a line holds either word."""
+    floats = {key for c in table.columns if c.type == schemas.FLOAT64
+              for key in (c.name, *c.aliases)} if floats_as_numbers else set()
+    struct = pl.Struct({key: pl.Float64 if key in floats else pl.String
+                        for key in _json_keys(table)})
     return lines.with_columns(
         pl.col("line").str.json_decode(struct).alias("_json"),
         pl.lit(None, pl.String).alias("_reason"),
@@ -154,10 +165,19 @@ def parse_landing(
     blank = trimmed["line"] == ""
     has_content = ~blank & ~undecodable
     content = trimmed if has_content.all() else trimmed.filter(has_content)
+    has_floats = any(c.type == schemas.FLOAT64 for c in table.columns)
     try:
-        decoded = _decode_vectorised(content, table)
+        decoded = _decode_vectorised(
+            content, table,
+            floats_as_numbers=has_floats and not content["line"].str.contains_any(
+                ["true", "false"]).any())
     except pl.exceptions.PolarsError:
-        decoded = _decode_line_by_line(content, table)
+        try:
+            decoded = _decode_vectorised(content, table) if has_floats else None
+        except pl.exceptions.PolarsError:
+            decoded = None
+        if decoded is None:
+            decoded = _decode_line_by_line(content, table)
 
     typed = decoded.with_columns(
         _typed(c).alias(f"_typed_{c.name}") for c in table.columns
