@@ -3,8 +3,9 @@
 `python benchmarks/duckdb_chain.py LANDING OUT [--secret S]` reads the JSON-lines landing files
 line by line (like the Polars reader: trimmed, BOM and one trailing comma removed, required keys
 and types checked), computes the five trusted/curated tables with the same semantics (latest
-record per email wins, semi-joins, exact duplicates removed, customerKey = HMAC-SHA256 of the
-email, computed in SQL) and writes <OUT>/<table>.parquet. Benchmark-only code.
+record per email wins, with the engine's order-free tie-break; semi-joins, exact duplicates
+removed, customerKey = HMAC-SHA256 of the email, computed in SQL) and writes
+<OUT>/<table>.parquet. Benchmark-only code.
 """
 
 from __future__ import annotations
@@ -25,6 +26,19 @@ def _lines(folder: Path) -> str:
     return (f"SELECT rtrim(rtrim(trim(line, ' \t\r\n\ufeff'), ','), ' \t\r\n') AS line "
             f"FROM read_csv('{folder}/*', columns={{'line': 'VARCHAR'}}, header=false, "
             "delim='\x01', quote='', escape='', auto_detect=false)")
+
+
+#: The engine's latest-record rule (polars_engine.latest_customer_records), latest first: the
+#: greatest lastUpdateDate; on a tie a record without research consent wins, then the greatest
+#: consent date and the greatest values of the other columns in schema order (null is the
+#: smallest value everywhere), so the choice never depends on the order records landed in.
+_LATEST_FIRST = ", ".join([
+    "lastUpdateDate DESC NULLS LAST", "(shareWithResearchAsOfDate IS NULL) DESC",
+    "shareWithResearchAsOfDate DESC NULLS LAST",
+    *(f"{c} DESC NULLS LAST" for c in (
+        "customerName", "phone", "birthDay", "serialNumber", "registrationDate",
+        "shareWithPublicAsOfDate", "shareWithFriendsAsOfDate")),
+])
 
 
 def _int(expr: str) -> str:
@@ -50,21 +64,21 @@ def run(landing: Path, out: Path, secret: str = LOCAL_SECRET, threads: int | Non
     con.execute("SET preserve_insertion_order=false")
     con.execute(f"""
     CREATE TEMP TABLE customer AS
-    WITH j AS (SELECT row_number() OVER () AS ord, json_extract_string(line, [
+    WITH j AS (SELECT json_extract_string(line, [
         '$.customerName','$.email','$.phone','$.birthDay','$.serialNumber','$.registrationDate',
         '$.lastUpdateDate','$.shareWithResearchAsOfDate','$.shareWithPublicAsOfDate',
         '$.shareWithFriendsAsOfDate']) AS v FROM ({_lines(landing / 'customer')})
         WHERE json_valid(line) AND line <> '')
-    SELECT ord, v[1] AS customerName, v[2] AS email, v[3] AS phone, v[4] AS birthDay,
+    SELECT v[1] AS customerName, v[2] AS email, v[3] AS phone, v[4] AS birthDay,
            v[5] AS serialNumber, {_int('v[6]')} AS registrationDate,
            {_int('v[7]')} AS lastUpdateDate, {_int('v[8]')} AS shareWithResearchAsOfDate,
            {_int('v[9]')} AS shareWithPublicAsOfDate, {_int('v[10]')} AS shareWithFriendsAsOfDate
     FROM j WHERE v[2] IS NOT NULL""")
     con.execute(f"""
     CREATE TEMP TABLE customer_trusted AS
-    SELECT * EXCLUDE (ord, rn) FROM (
-        SELECT *, row_number() OVER (PARTITION BY email
-            ORDER BY lastUpdateDate DESC NULLS LAST, ord DESC) AS rn FROM customer)
+    SELECT * EXCLUDE (rn) FROM (
+        SELECT *, row_number() OVER (PARTITION BY email ORDER BY {_LATEST_FIRST}) AS rn
+        FROM customer)
     WHERE rn = 1 AND shareWithResearchAsOfDate IS NOT NULL;
     CREATE TEMP TABLE accelerometer_trusted AS
     SELECT DISTINCT user, timestamp, x, y, z FROM (

@@ -23,7 +23,8 @@ def scan(landing: Path) -> int:
         frame = (pl.scan_parquet(files).select(pl.all().is_null().sum()).select(
                      pl.sum_horizontal(pl.all()))
                  if files[0].endswith(".parquet")
-                 else pl.scan_lines(files).select(pl.col("line").str.len_bytes().sum()))
+                 else pl.scan_lines(files).select(
+                     pl.col("line").str.len_bytes().cast(pl.UInt64).sum()))
         total += int(frame.collect(engine="streaming").item())
     return total
 

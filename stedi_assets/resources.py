@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +29,7 @@ from stedi_assets.io.landing_reader import (
     s3_file_stamps,
     s3_landing_fingerprint,
 )
+from stedi_assets.io.parquet import ParquetParts
 from stedi_assets.io.s3 import S3Store
 from stedi_assets.schemas import Table
 from stedi_assets.transforms import polars_engine
@@ -51,6 +53,10 @@ class LandingBatch:
     def close(self) -> None:
         if self.cleanup is not None:
             self.cleanup()
+
+    def row_frame(self) -> Any:
+        """The rows as a frame the engine's ops take (ParquetParts are scanned)."""
+        return self.rows.scan() if isinstance(self.rows, ParquetParts) else self.rows
 
 
 class LandingSource(ConfigurableResource):
@@ -140,11 +146,14 @@ class Engine(ConfigurableResource):
 class PolarsEngine(Engine):
     """Computes every table with Polars on this machine (lazy, streaming where possible).
 
-    Landing files are parsed in batches of `batch_lines` lines; `stream_landing` spills each
-    batch's rows to a Parquet part under `spill_root` (default: the system temp folder), so
-    memory is bounded by a batch, not by the source."""
+    Landing files are parsed in batches of `batch_lines` lines; `stream_landing` parses
+    `parse_threads` batches at a time (while the next one is read) and writes each batch's
+    rows as a Parquet part under `spill_root` (default: the system temp folder; on the
+    lakehouse's filesystem the parts are linked into the table, not copied), so memory is
+    bounded by a few batches, not by the source."""
 
-    batch_lines: int = 2_000_000
+    batch_lines: int = 1_000_000
+    parse_threads: int = 2
     spill_root: str | None = None
     #: Folder where each landing file's parsed rows are kept, so a landing step parses only
     #: new or rewritten files (see io/landing_cache.py); None parses every file every time.
@@ -167,72 +176,80 @@ class PolarsEngine(Engine):
 
         return LandingCache(self.landing_cache).land(self, landing, table, files)
 
-    def _parsed_batches(self, files: list[str], table: Table, store: S3Store | None,
-                        accounting: Counter):
-        """(rows, rejects) per batch of lines, file by file in order; fills `accounting`
-        with lines read and unknown keys. Parquet landing files are already rows."""
+    def _landing_parts(self, files: list[str], table: Table, store: S3Store | None):
+        """What each landing file gives, file by file in order: a LazyFrame of the typed rows
+        of a Parquet file, or a DataFrame of raw lines per batch of a JSON-lines file."""
         options = store.storage_options if store else None
         for path in files:
             if is_parquet(path):
-                rows = pl.scan_parquet(path, storage_options=options).select(
+                yield pl.scan_parquet(path, storage_options=options).select(
                     polars_engine.typed_columns(table))
-                accounting["_lines"] += polars_engine.row_count(rows)
-                yield rows, None
-                continue
-            for lines in iter_landing_lines(path, store, self.batch_lines):
-                rows, rejects, unknown = self.ops.parse_landing(lines, table)
-                accounting["_lines"] += lines.height
-                accounting.update({f"key:{k}": v for k, v in unknown.items()})
-                yield rows, rejects
+            else:
+                yield from iter_landing_lines(path, store, self.batch_lines)
+
+    def _parse(self, part: pl.LazyFrame | pl.DataFrame, table: Table):
+        """(rows, rejects, unknown keys, lines) of one part: Parquet rows are already typed."""
+        if isinstance(part, pl.LazyFrame):
+            return part, None, {}, polars_engine.row_count(part)
+        rows, rejects, unknown = self.ops.parse_landing(part, table)
+        return rows, rejects, unknown, part.height
 
     @staticmethod
-    def _batch(files, table, rows, rejects, accounting, cleanup=None) -> LandingBatch:
-        rejects = [r for r in rejects if r is not None and r.height]
-        unknown = {k[4:]: v for k, v in accounting.items() if k.startswith("key:")}
+    def _batch(files, table, rows, parsed, cleanup=None) -> LandingBatch:
+        rejects = [r for _, r, _, _ in parsed if r is not None and r.height]
+        unknown: Counter = Counter()
+        for _, _, keys, _ in parsed:
+            unknown.update(keys)
         return LandingBatch(
             rows=rows,
             rejects=pl.concat(rejects) if rejects else polars_engine.empty_rejects(),
-            files=files, lines_read=accounting["_lines"],
+            files=files, lines_read=sum(n for _, _, _, n in parsed),
             unknown_keys=dict(sorted(unknown.items())), cleanup=cleanup)
 
     def read_landing(self, files: list[str], table: Table,
                      store: S3Store | None = None) -> LandingBatch:
         """All rows in memory (a DataFrame): for small sources and tests."""
-        accounting: Counter = Counter()
-        rows, rejects = [], []
-        for file_rows, file_rejects in self._parsed_batches(files, table, store, accounting):
-            rows.append(file_rows.lazy().collect())
-            rejects.append(file_rejects)
+        parsed = [self._parse(part, table) for part in self._landing_parts(files, table, store)]
+        rows = [r.lazy().collect() for r, _, _, _ in parsed]
         return self._batch(files, table,
-                           pl.concat(rows) if rows else polars_engine.empty_rows(table),
-                           rejects, accounting)
+                           pl.concat(rows) if rows else polars_engine.empty_rows(table), parsed)
 
     def stream_landing(self, files: list[str], table: Table,
                        store: S3Store | None = None, spill_to: Path | None = None) -> LandingBatch:
-        """Rows as a LazyFrame over Parquet parts spilled batch by batch (same rows, same
-        order as read_landing); rejects in memory (they are few, or the quarantine check
-        fails). Call `close()` once the rows are stored. `spill_to` (an existing, empty
+        """Rows as ParquetParts: one Parquet file per batch, written as it was parsed (same
+        rows, same order as read_landing), which the IO manager takes into the table without
+        writing them again; rejects in memory (they are few, or the quarantine check fails).
+        Batches are parsed by `parse_threads` threads (Polars releases the GIL) and taken back
+        in order. Call `close()` once the rows are stored. `spill_to` (an existing, empty
         folder) keeps the parts there, for the caller to keep (the landing cache)."""
         spill = spill_to or Path(tempfile.mkdtemp(prefix=f"stedi-{table.name}-",
                                                   dir=self.spill_root))
-        accounting: Counter = Counter()
-        parts: list[pl.LazyFrame] = []
-        rejects = []
+
+        def parse_and_spill(index: int, part: pl.LazyFrame | pl.DataFrame):
+            rows, rejects, unknown, lines = self._parse(part, table)
+            path = spill / f"part-{index:06d}.parquet"
+            if isinstance(rows, pl.LazyFrame):
+                rows.sink_parquet(path)
+            else:
+                rows.write_parquet(path)
+            return str(path), rejects, unknown, lines
+
+        parsed = []
         try:
-            batches = self._parsed_batches(files, table, store, accounting)
-            for index, (rows, batch_rejects) in enumerate(batches):
-                rejects.append(batch_rejects)
-                if isinstance(rows, pl.LazyFrame):
-                    parts.append(rows)
-                    continue
-                part = spill / f"part-{index:06d}.parquet"
-                rows.write_parquet(part, compression="lz4", statistics=False)
-                parts.append(pl.scan_parquet(part))
+            with ThreadPoolExecutor(max_workers=max(1, self.parse_threads)) as pool:
+                pending: deque[Future] = deque()
+                parts = self._landing_parts(files, table, store)
+                for index, part in enumerate(parts):  # the next batch is read meanwhile
+                    pending.append(pool.submit(parse_and_spill, index, part))
+                    if len(pending) > max(1, self.parse_threads):
+                        parsed.append(pending.popleft().result())
+                parsed.extend(future.result() for future in pending)
         except BaseException:
             shutil.rmtree(spill, ignore_errors=True)
             raise
-        rows = pl.concat(parts) if parts else polars_engine.empty_rows(table).lazy()
-        return self._batch(files, table, rows, rejects, accounting,
+        rows = ParquetParts(tuple(path for path, _, _, _ in parsed),
+                            polars_engine.polars_schema(table))
+        return self._batch(files, table, rows, parsed,
                            cleanup=None if spill_to else
                            lambda: shutil.rmtree(spill, ignore_errors=True))
 

@@ -31,5 +31,5 @@ class LossyEngine(PolarsEngine):
     def stream_landing(self, files, table, store=None):
         batch = super().stream_landing(files, table, store)
         if table.name == "accelerometer_landing":
-            batch.rows = batch.rows.filter(pl.int_range(pl.len()) > 0)
+            batch.rows = batch.row_frame().filter(pl.int_range(pl.len()) > 0)
         return batch

@@ -7,6 +7,7 @@ from polars.testing import assert_frame_equal
 from stedi_assets import generate as gen
 from stedi_assets import schemas
 from stedi_assets.io.landing_reader import count_lines, list_landing_files
+from stedi_assets.io.parquet import ParquetParts
 from stedi_assets.resources import PolarsEngine
 
 
@@ -62,8 +63,9 @@ def test_streamed_landing_gives_the_eager_tables(tmp_path):
         files = list_landing_files(str(tmp_path), table.source)
         eager = PolarsEngine().read_landing(files, table)
         streamed = engine.stream_landing(files, table)
-        assert isinstance(streamed.rows, pl.LazyFrame)
-        assert_frame_equal(streamed.rows.collect(), eager.rows)
+        assert isinstance(streamed.rows, ParquetParts)  # one file per batch, in order
+        assert len(streamed.rows.paths) >= len(files)
+        assert_frame_equal(streamed.rows.scan().collect(), eager.rows)
         assert_frame_equal(streamed.rejects, eager.rejects)
         assert (streamed.lines_read, streamed.unknown_keys) == (eager.lines_read,
                                                                 eager.unknown_keys)

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 
 import polars as pl
+import pytest
 
 from stedi_assets import schemas
 from stedi_assets.transforms import polars_engine as pe
@@ -197,3 +198,52 @@ def test_join_coverage_figures():
     assert figures["rows_per_matched_reading"] == 5 / 3
     # foreign: sa@200 with d's phone, sd@200 with a's phone
     assert figures["foreign_pairs"] == 2
+
+
+def test_without_exact_duplicates_keeps_first_copies_in_place():
+    """The bounded-memory dedup gives unique(maintain_order=True), with the count removed:
+    nulls, -0.0/0.0 and NaN compare as unique() compares them."""
+    nan = float("nan")
+    rows = [("a", 1, 0.0), ("b", 2, 1.0), ("a", 1, -0.0), (None, 3, nan), ("c", None, None),
+            (None, 3, nan), ("b", 2, 1.0), ("c", None, None), ("a", 1, 0.5), ("b", 2, 1.0)]
+    frame = pl.LazyFrame(rows, schema={"u": pl.String, "t": pl.Int64, "x": pl.Float64},
+                         orient="row")
+    kept, removed = pe.without_exact_duplicates(frame)
+    expected = frame.collect().unique(maintain_order=True)
+    assert kept.collect().equals(expected)
+    assert removed == len(rows) - expected.height == pe.exact_duplicates(frame) == 5
+    distinct = frame.unique(maintain_order=True)
+    assert pe.without_exact_duplicates(distinct)[1] == 0
+    assert pe.without_exact_duplicates(frame.clear())[0].collect().height == 0
+
+
+FLOAT_TOKENS = ["1", "1.0", "-0.0", "0", "1e3", "1E-7", "0.1", "-2.5e-310", "5e-324",
+                "1.7976931348623157e308", "9007199254740993", "12345678901234567890",
+                "-9223372036854775809", "123456789012345678901234567890", "null",
+                "0.30000000000000004", "1655564376361.0"]
+
+
+def test_floats_decoded_as_numbers_equal_floats_decoded_as_text():
+    """parse_landing decodes float columns straight to numbers (when no line holds true or
+    false): every JSON number must give the float the text path gives, and every other JSON
+    value must make that decoding raise, so the text path decides."""
+    table = schemas.TABLES["accelerometer_landing"]
+    lines = pl.DataFrame({"line": [f'{{"user":"a","timestamp":1,"x":{t},"y":{t},"z":0}}'
+                                   for t in FLOAT_TOKENS]})
+
+    def typed(floats_as_numbers: bool) -> pl.DataFrame:
+        decoded = pe._decode_vectorised(lines, table, floats_as_numbers=floats_as_numbers)
+        return decoded.select(pe._typed(c).alias(c.name) for c in table.columns)
+
+    assert typed(True).equals(typed(False))
+    for other in ['"1.5"', '"abc"', "[1]", '{"a": 1}', '""']:
+        bad = pl.DataFrame({"line": [f'{{"user":"a","timestamp":1,"x":{other}}}']})
+        with pytest.raises(pl.exceptions.PolarsError):
+            pe._decode_vectorised(bad, table, floats_as_numbers=True)
+    # end to end: a string holding a number still lands, true is still rejected
+    raw = pl.DataFrame({"file": "f", "line_number": [1, 2, 3], "line": [
+        '{"user":"a","timestamp":1,"x":"1.5"}', '{"user":"a","timestamp":2,"x":true}',
+        '{"user":"a","timestamp":3,"x":2.5}']})
+    rows, rejects, _ = pe.parse_landing(raw, table)
+    assert rows["x"].to_list() == [1.5, 2.5]
+    assert rejects["reason"].to_list() == ["x: true is not a valid float64"]

@@ -102,13 +102,13 @@ def _line_accounting(engine: Engine, landing: LandingSource, table: schemas.Tabl
         lines = sum(count_lines(f, landing.store) for f in landing.files(table.source))
     except LandingError as exc:
         raise Failure(description=str(exc)) from None
-    return {"lines_in_files": lines, "rows_landed": engine.ops.row_count(batch.rows),
+    return {"lines_in_files": lines, "rows_landed": engine.ops.row_count(batch.row_frame()),
             "lines_rejected": engine.ops.row_count(batch.rejects)}
 
 
 def _check_results(engine: Engine, landing: LandingSource, checks: CheckSettings,
                    table: schemas.Table, batch: LandingBatch):
-    problems = schemas.schema_problems(engine.ops.frame_logical_schema(batch.rows), table)
+    problems = schemas.schema_problems(engine.ops.frame_logical_schema(batch.row_frame()), table)
     yield AssetCheckResult(
         asset_key=table.name, check_name="schema", passed=not problems,
         severity=AssetCheckSeverity.ERROR, metadata={"problems": problems or ["none"]})

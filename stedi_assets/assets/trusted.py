@@ -15,24 +15,20 @@ def customer_trusted(engine: Engine, customer_landing):
 @asset(**asset_kwargs("accelerometer_trusted"))
 def accelerometer_trusted(engine: Engine, privacy: PrivacySettings, accelerometer_landing,
                           customer_trusted):
-    def readings(deduplicate: bool):
-        return engine.ops.accelerometer_trusted(
-            accelerometer_landing, customer_trusted,
-            consent_as_of_date=privacy.consent_as_of_date, deduplicate=deduplicate)
-
-    return Output(readings(True), metadata={
-        "duplicate_rows_removed": engine.ops.exact_duplicates(readings(False)),
+    readings, removed = engine.ops.without_exact_duplicates(engine.ops.accelerometer_trusted(
+        accelerometer_landing, customer_trusted,
+        consent_as_of_date=privacy.consent_as_of_date, deduplicate=False))
+    return Output(readings, metadata={
+        "duplicate_rows_removed": removed,
         "consent_as_of_date": privacy.consent_as_of_date,
     })
 
 
 @asset(**asset_kwargs("step_trainer_trusted"))
 def step_trainer_trusted(engine: Engine, step_trainer_landing, customer_curated):
-    duplicates = engine.ops.exact_duplicates(
-        engine.ops.step_trainer_trusted(step_trainer_landing, customer_curated,
-                                        deduplicate=False))
-    return Output(engine.ops.step_trainer_trusted(step_trainer_landing, customer_curated),
-                  metadata={"duplicate_rows_removed": duplicates})
+    readings, removed = engine.ops.without_exact_duplicates(engine.ops.step_trainer_trusted(
+        step_trainer_landing, customer_curated, deduplicate=False))
+    return Output(readings, metadata={"duplicate_rows_removed": removed})
 
 
 @asset_check(

@@ -186,24 +186,20 @@ def _customer_trusted(ops: ModuleType, io: TableIO, options: StepOptions) -> Ste
 
 
 def _accelerometer_trusted(ops: ModuleType, io: TableIO, options: StepOptions) -> StepResult:
-    def readings(deduplicate: bool) -> Any:
-        return ops.accelerometer_trusted(
-            io.read("accelerometer_landing"), io.read("customer_trusted"),
-            consent_as_of_date=options.consent_as_of_date, deduplicate=deduplicate)
-
-    metadata = {"duplicate_rows_removed": ops.exact_duplicates(readings(False)),
+    readings, removed = ops.without_exact_duplicates(ops.accelerometer_trusted(
+        io.read("accelerometer_landing"), io.read("customer_trusted"),
+        consent_as_of_date=options.consent_as_of_date, deduplicate=False))
+    metadata = {"duplicate_rows_removed": removed,
                 "consent_as_of_date": options.consent_as_of_date}
-    frame, report = _written(io, ops, "accelerometer_trusted", readings(True), metadata)
+    frame, report = _written(io, ops, "accelerometer_trusted", readings, metadata)
     return StepResult([report], [consent_check("accelerometer_trusted", frame, ops, io,
                                                options)])
 
 
 def _step_trainer_trusted(ops: ModuleType, io: TableIO, options: StepOptions) -> StepResult:
-    landing, curated = io.read("step_trainer_landing"), io.read("customer_curated")
-    duplicates = ops.exact_duplicates(ops.step_trainer_trusted(landing, curated,
-                                                               deduplicate=False))
-    frame, report = _written(io, ops, "step_trainer_trusted",
-                             ops.step_trainer_trusted(landing, curated),
+    readings, duplicates = ops.without_exact_duplicates(ops.step_trainer_trusted(
+        io.read("step_trainer_landing"), io.read("customer_curated"), deduplicate=False))
+    frame, report = _written(io, ops, "step_trainer_trusted", readings,
                              {"duplicate_rows_removed": duplicates})
     return StepResult([report], [
         consent_check("step_trainer_trusted", frame, ops, io, options),

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
+from stedi_assets.io.parquet import ParquetParts
 from stedi_assets.resources import LandingBatch, LandingSource, PolarsEngine
 from stedi_assets.schemas import Table
 from stedi_assets.transforms import polars_engine
@@ -82,8 +83,8 @@ class LandingCache:
         work.mkdir()
         try:
             batch = engine.stream_landing([path], table, landing.store, spill_to=work)
-            if not any(work.glob("part-*.parquet")):  # a Parquet landing file, or no rows
-                batch.rows.sink_parquet(work / "part-000000.parquet")
+            if not any(work.glob("part-*.parquet")):  # an empty file: no batch, no part
+                batch.row_frame().sink_parquet(work / "part-000000.parquet")
             batch.rejects.write_parquet(work / "rejects.parquet")
             (work / "accounting.json").write_text(json.dumps(
                 {"file": path, "lines_read": batch.lines_read,
@@ -96,9 +97,9 @@ class LandingCache:
 
     @staticmethod
     def _batch(table: Table, files: list[str], entries: list[Path]) -> LandingBatch:
-        parts = [str(p) for e in entries for p in sorted(e.glob("part-*.parquet"))]
-        rows = (pl.scan_parquet(parts).select(polars_engine.typed_columns(table)) if parts
-                else polars_engine.empty_rows(table).lazy())
+        # the parts are the table's files already: the IO manager links them into the table
+        parts = tuple(str(p) for e in entries for p in sorted(e.glob("part-*.parquet")))
+        rows = ParquetParts(parts, polars_engine.polars_schema(table))
         rejects = [pl.read_parquet(e / "rejects.parquet") for e in entries]
         rejects = [r for r in rejects if r.height]
         unknown: Counter = Counter()

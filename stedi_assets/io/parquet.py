@@ -1,7 +1,8 @@
 """Parquet IO managers: one table = one directory <root>/<zone>/<table>/ of Parquet files.
 
 The directory layout is what Spark, Glue and Athena read too, on the local disk or on S3.
-Outputs may be Polars LazyFrames (streamed with sink_parquet) or DataFrames; inputs are always
+Outputs may be Polars LazyFrames (streamed with sink_parquet), DataFrames or ParquetParts (rows
+already written as Parquet files, e.g. by the streaming landing reader); inputs are always
 LazyFrames so downstream work can stream. After a trusted or curated table is written, the
 `catalog` resource registers it (a no-op unless a Glue catalog is configured).
 """
@@ -13,6 +14,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -33,6 +35,30 @@ from stedi_assets.io.s3 import S3Store, StorageError, split_s3_folder
 from stedi_assets.transforms.polars_engine import logical_schema
 
 DATA_FILE = "part-00000.parquet"
+
+
+@dataclass(frozen=True)
+class ParquetParts:
+    """Rows already written as Parquet files, in order (landing batches spilled as they were
+    parsed). The local IO manager links the files into the new table version as
+    part-00000.parquet, part-00001.parquet, ... instead of writing the rows a second time;
+    on S3 they are read and written as the table's one object. `schema` describes the rows
+    when there are no files."""
+
+    paths: tuple[str, ...]
+    schema: pl.Schema
+
+    def scan(self) -> pl.LazyFrame:
+        if not self.paths:
+            return pl.LazyFrame(schema=self.schema)
+        return pl.scan_parquet(list(self.paths))
+
+
+def _link_or_copy(source: str, target: Path) -> None:
+    try:
+        os.link(source, target)  # same filesystem: no bytes copied, the source stays intact
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def table_schema_metadata(table_name: str, actual: dict[str, str] | None = None) -> TableSchema:
@@ -71,7 +97,8 @@ class ParquetIOManager(ConfigurableIOManager):
         return self._scan(uri)
 
     # -- hooks the storage flavours implement ------------------------------------------------
-    def _write(self, frame: pl.LazyFrame | pl.DataFrame, table_uri: str) -> None:
+    def _write(self, frame: pl.LazyFrame | pl.DataFrame | ParquetParts,
+               table_uri: str) -> None:
         raise NotImplementedError
 
     def _exists(self, table_uri: str) -> bool:
@@ -149,17 +176,24 @@ class LocalParquetIOManager(ParquetIOManager):
     """Tables on the local disk, replaced all or nothing.
 
     `<zone>/<table>` is a symbolic link to a version directory
-    `<zone>/.<table>.versions/<version>/part-00000.parquet`. A write fills a new version
+    `<zone>/.<table>.versions/<version>/part-00000.parquet` (more parts when the rows came as
+    `ParquetParts`). A write fills a new version
     directory, then swaps the link with one atomic rename: readers that open `<zone>/<table>/`
     see the old version or the new one, never a mix, and a writer killed mid-way leaves the old
     version in place (its partial directory is removed by the next write). The previous
     version is kept until the next write, so a reader still holding it can finish.
     """
 
-    def _write(self, frame: pl.LazyFrame | pl.DataFrame, table_uri: str) -> None:
+    def _write(self, frame: pl.LazyFrame | pl.DataFrame | ParquetParts,
+               table_uri: str) -> None:
         def write(version: Path) -> None:
             version.mkdir()
-            if isinstance(frame, pl.LazyFrame):
+            if isinstance(frame, ParquetParts) and frame.paths:
+                for index, part in enumerate(frame.paths):
+                    _link_or_copy(part, version / f"part-{index:05d}.parquet")
+            elif isinstance(frame, ParquetParts):
+                frame.scan().collect().write_parquet(version / DATA_FILE)
+            elif isinstance(frame, pl.LazyFrame):
                 frame.sink_parquet(version / DATA_FILE)
             else:
                 frame.write_parquet(version / DATA_FILE)
@@ -194,7 +228,10 @@ class S3ParquetIOManager(ParquetIOManager):
     def _storage_options(self) -> dict[str, str]:
         return self.store.storage_options
 
-    def _write(self, frame: pl.LazyFrame | pl.DataFrame, table_uri: str) -> None:
+    def _write(self, frame: pl.LazyFrame | pl.DataFrame | ParquetParts,
+               table_uri: str) -> None:
+        if isinstance(frame, ParquetParts):
+            frame = frame.scan()
         store = self.store
         bucket, prefix = split_s3_folder(table_uri)
         # Listing first also gives clear errors (missing bucket, denied, unreachable endpoint).

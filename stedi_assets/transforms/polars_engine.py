@@ -48,9 +48,20 @@ def _json_keys(table: Table) -> list[str]:
     return [key for c in table.columns for key in (c.name, *c.aliases)]
 
 
-def _decode_vectorised(lines: pl.DataFrame, table: Table) -> pl.DataFrame:
-    """Decode every line at once; raises when any line is not valid for json_decode."""
-    struct = pl.Struct({key: pl.String for key in _json_keys(table)})
+def _decode_vectorised(lines: pl.DataFrame, table: Table,
+                       floats_as_numbers: bool = False) -> pl.DataFrame:
+    """Decode every line at once; raises when any line is not valid for json_decode.
+
+    Every value is decoded as text, which `_typed` casts. With `floats_as_numbers`, float64
+    columns are decoded straight to numbers (turning numbers into text and back is most of
+    the decoding time): a JSON number gives the same float either way, and any other JSON
+    value there (a string, an array, ...) makes this raise, so the caller decodes as text.
+    Only JSON true/false would decode differently (to 1.0/0.0 instead of a rejected "true"),
+    so a caller must not ask for it when a line holds either word."""
+    floats = {key for c in table.columns if c.type == schemas.FLOAT64
+              for key in (c.name, *c.aliases)} if floats_as_numbers else set()
+    struct = pl.Struct({key: pl.Float64 if key in floats else pl.String
+                        for key in _json_keys(table)})
     return lines.with_columns(
         pl.col("line").str.json_decode(struct).alias("_json"),
         pl.lit(None, pl.String).alias("_reason"),
@@ -152,11 +163,21 @@ def parse_landing(
     )
     undecodable = trimmed["line"].is_null()
     blank = trimmed["line"] == ""
-    content = trimmed.filter(~blank & ~undecodable)
+    has_content = ~blank & ~undecodable
+    content = trimmed if has_content.all() else trimmed.filter(has_content)
+    has_floats = any(c.type == schemas.FLOAT64 for c in table.columns)
     try:
-        decoded = _decode_vectorised(content, table)
+        decoded = _decode_vectorised(
+            content, table,
+            floats_as_numbers=has_floats and not content["line"].str.contains_any(
+                ["true", "false"]).any())
     except pl.exceptions.PolarsError:
-        decoded = _decode_line_by_line(content, table)
+        try:
+            decoded = _decode_vectorised(content, table) if has_floats else None
+        except pl.exceptions.PolarsError:
+            decoded = None
+        if decoded is None:
+            decoded = _decode_line_by_line(content, table)
 
     typed = decoded.with_columns(
         _typed(c).alias(f"_typed_{c.name}") for c in table.columns
@@ -168,7 +189,9 @@ def parse_landing(
         ).replace("", None).alias("_reason")
     )
 
-    rows = typed.filter(pl.col("_reason").is_null()).select(
+    landed = typed if typed["_reason"].null_count() == typed.height else typed.filter(
+        pl.col("_reason").is_null())
+    rows = landed.select(
         pl.col(f"_typed_{c.name}").alias(c.name) for c in table.columns
     ).cast(dict(polars_schema(table)))
     reject_columns = [pl.col("file"), pl.col("line_number").cast(pl.Int64),
@@ -180,15 +203,16 @@ def parse_landing(
         typed.filter(pl.col("_reason").is_not_null()).select(
             *reject_columns, pl.col("_reason").alias("reason")),
     ]).sort("line_number")
-    return rows, rejects, _unknown_keys(typed.filter(pl.col("_reason").is_null()), table)
+    return rows, rejects, _unknown_keys(landed, table)
 
 
 def _unknown_keys(landed: pl.DataFrame, table: Table) -> dict[str, int]:
     known = set(_json_keys(table))
-    # Cheap pre-filter: a line can hold an unknown key only if it has more `"...:` key ends
-    # than decoded known keys (exact: every key match ends in one of them).
+    # Cheap pre-filter: a line can hold an unknown key only if it has more colons than decoded
+    # known keys (every key ends in a colon; a colon inside a value only lets a line through
+    # to the exact test below).
     present = pl.sum_horizontal(pl.col(k).is_not_null().cast(pl.Int32) for k in sorted(known))
-    landed = landed.filter(pl.col("line").str.count_matches(r'"\s*:') > present)
+    landed = landed.filter(pl.col("line").str.count_matches(":", literal=True) > present)
     found = (
         landed.select(pl.col("line").str.extract_all(_KEY).list.unique().alias("k"))
         .explode("k").drop_nulls()
@@ -217,12 +241,16 @@ def empty_rejects() -> pl.DataFrame:
 # Privacy helpers
 # --------------------------------------------------------------------------------------------
 
-def _with_customer_key(frame: pl.LazyFrame, email: str, secret: str) -> pl.LazyFrame:
-    """Add `customerKey` for the `email` column, hashing each distinct email once."""
-    def keys(emails: pl.Series) -> pl.Series:
-        return pl.Series([customer_key(e, secret) for e in emails], dtype=pl.String)
+def _with_customer_key(frame: pl.LazyFrame, email: str, secret: str,
+                       emails: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """Add `customerKey` for the `email` column, hashing each distinct email once. `emails`
+    (a frame with the `email` column holding at least the emails of `frame`) is where the
+    distinct emails are taken from when `frame` itself is costly to compute twice."""
+    def keys(values: pl.Series) -> pl.Series:
+        return pl.Series([customer_key(e, secret) for e in values], dtype=pl.String)
 
-    distinct = frame.select(email).unique().with_columns(
+    source = frame if emails is None else emails
+    distinct = source.select(email).unique().with_columns(
         pl.col(email).map_batches(keys, return_dtype=pl.String).alias("customerKey"))
     return frame.join(distinct, on=email, how="left", maintain_order="left")
 
@@ -265,7 +293,7 @@ def accelerometer_trusted(
     else:
         kept = accelerometer_landing.join(customers, on="user", how="semi",
                                           maintain_order="left")
-    return kept.unique(maintain_order=True) if deduplicate else kept
+    return without_exact_duplicates(kept)[0] if deduplicate else kept
 
 
 def customer_curated(
@@ -292,21 +320,51 @@ def step_trainer_trusted(
         customer_curated.select("serialNumber"), on="serialNumber", how="semi",
         maintain_order="left",
     )
-    return kept.unique(maintain_order=True) if deduplicate else kept
+    return without_exact_duplicates(kept)[0] if deduplicate else kept
 
 
 def machine_learning_curated(
     step_trainer_trusted: pl.LazyFrame, accelerometer_trusted: pl.LazyFrame, *, secret: str
 ) -> pl.LazyFrame:
     """Step readings paired with accelerometer readings at the same instant; the phone's owner
-    appears only as a pseudonymous key."""
+    appears only as a pseudonymous key. Rows come in accelerometer order (then step order):
+    the step readings are the join's in-memory side and the accelerometer readings stream."""
     table = schemas.TABLES["machine_learning_curated"]
     joined = step_trainer_trusted.join(
         accelerometer_trusted.select("timestamp", "x", "y", "z", "user"),
         left_on="sensorReadingTime", right_on="timestamp", how="inner",
-        maintain_order="left_right",
+        maintain_order="right_left", build_side="force_left",
     )
-    return _with_customer_key(joined, "user", secret).select(table.column_names)
+    return _with_customer_key(joined, "user", secret,
+                              emails=accelerometer_trusted.select("user")).select(
+        table.column_names)
+
+
+def without_exact_duplicates(frame: pl.LazyFrame) -> tuple[pl.LazyFrame, int]:
+    """`frame` without the rows that are exact copies of an earlier row (the first of each set
+    of copies stays, in place), and how many rows that removes.
+
+    Memory stays far below a hash table of whole rows: a 64-bit hash per row is collected and
+    sorted to find the hashes that occur more than once; only the rows carrying such a hash
+    (copies, their originals and rare hash collisions) are compared in full, giving the
+    positions of the copies; the result streams `frame` again without them. Hashing treats
+    values as unique() does (-0.0 = 0.0, NaN = NaN, null = null)."""
+    columns = frame.collect_schema().names()
+    row_hash = pl.struct(columns).hash().alias("_hash")
+    hashes = frame.select(row_hash).collect(engine="streaming").to_series().sort()
+    repeated = hashes.filter(hashes == hashes.shift(1)).unique()
+    del hashes
+    if repeated.is_empty():
+        return frame, 0
+    numbered = frame.with_row_index("_row")
+    candidates = numbered.with_columns(row_hash).join(
+        pl.LazyFrame({"_hash": repeated}), on="_hash", how="semi", maintain_order="left",
+    ).collect(engine="streaming").sort("_row")
+    copies = candidates.filter(~pl.struct(columns).is_first_distinct()).select("_row")
+    if copies.is_empty():
+        return frame, 0
+    return (numbered.join(copies.lazy(), on="_row", how="anti", maintain_order="left")
+            .drop("_row"), copies.height)
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,30 +384,29 @@ def consent_violations(
 ) -> dict[str, Any]:
     """Rows of `table` whose `key` is not the `consenting_key` of a consenting customer; with
     `time_column`, also rows taken before that customer's consent date. A table carrying the
-    consent date must have it on every row."""
-    customers = consenting.select(pl.col(consenting_key).alias(key), _CONSENT).unique(key)
+    consent date must have it on every row. One streaming pass over `table` (a second, over
+    the violating rows only, when there are any)."""
+    customers = consenting.select(pl.col(consenting_key).alias(key),
+                                  pl.col(_CONSENT).alias("_consent")).unique(key)
     table_columns = table.collect_schema().names()
-    marked = table.with_row_index("_row").join(
-        customers.rename({_CONSENT: "_consent"}), on=key, how="left", nulls_equal=False
-    )
+    # customers hold each key once, so every row of `table` appears exactly once here
+    marked = table.join(customers, on=key, how="left", nulls_equal=False)
     bad = pl.col("_consent").is_null()
     if time_column:
         bad = bad | (pl.col(time_column) < pl.col("_consent"))
     if _CONSENT in table_columns:
         bad = bad | pl.col(_CONSENT).is_null()
-    violating = marked.filter(bad).unique("_row")
-    counts = pl.concat(
-        [table.select(pl.len().alias("n")), violating.select(pl.len().alias("n"))]
-    ).collect()["n"]
-    sample = violating.select(key).unique().sort(key).head(5).collect()[key].to_list()
-    return {"rows_checked": int(counts[0]), "violations": int(counts[1]), "sample": sample}
+    rows, violations = marked.select(pl.len(), bad.sum()).collect(engine="streaming").row(0)
+    sample = []
+    if violations:
+        sample = (marked.filter(bad).select(key).unique().collect(engine="streaming")
+                  .sort(key).head(5)[key].to_list())
+    return {"rows_checked": int(rows), "violations": int(violations), "sample": sample}
 
 
 def exact_duplicates(frame: pl.LazyFrame) -> int:
     """How many rows are exact copies of an earlier row."""
-    counts = frame.select(pl.len().alias("rows"), pl.struct(pl.all()).n_unique().alias("d"))
-    row = counts.collect().row(0)
-    return int(row[0] - row[1]) if row[0] else 0
+    return without_exact_duplicates(frame)[1]
 
 
 def join_coverage(
@@ -357,30 +414,29 @@ def join_coverage(
     accelerometer_trusted: pl.LazyFrame,
     customer_landing: pl.LazyFrame,
 ) -> dict[str, Any]:
-    """How well step readings pair with accelerometer readings taken at the same time."""
+    """How well step readings pair with accelerometer readings taken at the same time.
+    Streaming passes; the step readings (or the accelerometer instants) are the in-memory side
+    of each join, never the joined pairs."""
     accel = accelerometer_trusted.select(
         pl.col("timestamp").alias("sensorReadingTime"), "user"
     )
-    joined = step_trainer_trusted.select("sensorReadingTime", "serialNumber").join(
-        accel, on="sensorReadingTime", how="inner"
-    )
-    owners = customer_landing.select(pl.col("email").alias("user"), "serialNumber").unique()
-    figures = pl.concat(
-        [
-            step_trainer_trusted.select(pl.len().alias("n")),
-            step_trainer_trusted.join(accel, on="sensorReadingTime", how="semi")
-            .select(pl.len().alias("n")),
-            joined.select(pl.len().alias("n")),
-            joined.join(owners, on=["serialNumber", "user"], how="anti")
-            .select(pl.len().alias("n")),
-        ]
-    ).collect()["n"].to_list()
-    step_readings, matched, joined_rows, foreign = (int(v) for v in figures)
-    return join_coverage_figures(step_readings, matched, joined_rows, foreign)
+    steps = step_trainer_trusted.select("sensorReadingTime", "serialNumber")
+    owners = customer_landing.select(
+        pl.col("email").alias("user"), "serialNumber", pl.lit(True).alias("_owner")
+    ).unique(["user", "serialNumber"])
+    # owners hold each (user, serialNumber) pair once: the left join never adds rows
+    pairs = steps.join(accel, on="sensorReadingTime", how="inner", build_side="force_left"
+                       ).join(owners, on=["serialNumber", "user"], how="left")
+    joined_rows, foreign = pairs.select(
+        pl.len(), pl.col("_owner").is_null().sum()).collect(engine="streaming").row(0)
+    step_readings = row_count(steps)
+    matched = row_count(steps.join(accel.select("sensorReadingTime"), on="sensorReadingTime",
+                                   how="semi"))
+    return join_coverage_figures(step_readings, matched, int(joined_rows), int(foreign))
 
 
 def row_count(frame: pl.LazyFrame | pl.DataFrame) -> int:
-    return int(frame.lazy().select(pl.len()).collect().item())
+    return int(frame.lazy().select(pl.len()).collect(engine="streaming").item())
 
 
 def frame_logical_schema(frame: pl.LazyFrame) -> dict[str, str]:

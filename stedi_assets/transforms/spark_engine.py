@@ -435,9 +435,16 @@ def consent_violations(
             "sample": sample}
 
 
+def without_exact_duplicates(frame: DataFrame) -> tuple[DataFrame, int]:
+    """`frame` without the rows that are exact copies of an earlier row, and how many rows
+    that removes."""
+    distinct = frame.distinct()
+    return distinct, int(frame.count() - distinct.count())
+
+
 def exact_duplicates(frame: DataFrame) -> int:
     """How many rows are exact copies of an earlier row."""
-    return int(frame.count() - frame.distinct().count())
+    return without_exact_duplicates(frame)[1]
 
 
 def join_coverage(
