@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 sys.path.insert(0, str(REPO / "benchmarks"))
 from duckdb_chain import TABLES, table_figures  # noqa: E402
+from engines import _tree_rss_kb  # noqa: E402  (sum, largest) RSS of a process tree
 
 ENGINES = ("polars", "duckdb", "spark", "scan", "floor")
 TARGET_RSS_GB_SF1000 = 4.0
@@ -38,33 +39,6 @@ SPARK_MODULE = "stedi_assets.transforms.spark_engine"
 #: Spark settings of the `spark` runs (STEDI_SPARK_CONF in the environment replaces them).
 SPARK_CONF = {"spark.driver.memory": "3g", "spark.sql.shuffle.partitions": "8",
               "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
-
-
-def _tree_rss_kb(root: int) -> int:
-    """Sum of VmRSS over `root` and all its descendants (Linux /proc), in kB."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    tree, frontier = {root}, [root]
-    while frontier:
-        pid = frontier.pop()
-        children = [c for c, p in parents.items() if p == pid and c not in tree]
-        tree.update(children)
-        frontier.extend(children)
-    total = 0
-    for pid in tree:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
@@ -85,7 +59,7 @@ def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, floa
     def sample() -> None:
         nonlocal tree_peak_kb
         while not done.wait(0.2):
-            tree_peak_kb = max(tree_peak_kb, _tree_rss_kb(proc.pid))
+            tree_peak_kb = max(tree_peak_kb, _tree_rss_kb(proc.pid)[0])
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -178,18 +152,15 @@ def bench_scale(work: Path, scale: int, reps: int, fmt: str, engines: list[str],
                          "wall_s": round(wall, 2), "peak_rss_gb": round(rss, 3)})
             print(f"SF{scale} {engine:<7} rep {rep}: {wall:8.2f} s  {rss:6.2f} GB", flush=True)
     ran = {r["engine"] for r in runs}
-    if {"polars", "duckdb"} <= ran:
-        same = verify(base / "lakehouse-polars",
-                      lambda zone, table: f"{base}/out-duckdb/{table}.parquet")
-        print(f"SF{scale} Polars vs DuckDB outputs (rows + checksum): {same}")
-        for run in runs:
-            run["outputs_match_duckdb"] = all(same.values())
-    if {"polars", "spark"} <= ran:
-        same = verify(base / "lakehouse-polars",
-                      lambda zone, table: f"{base}/lakehouse-spark/{zone}/{table}/*.parquet")
-        print(f"SF{scale} Polars vs Spark outputs (rows + checksum): {same}")
-        for run in runs:
-            run["outputs_match_spark"] = all(same.values())
+    for other, where in (("duckdb", lambda zone, table: f"{base}/out-duckdb/{table}.parquet"),
+                         ("spark", lambda zone, table:
+                          f"{base}/lakehouse-spark/{zone}/{table}/*.parquet")):
+        if {"polars", other} <= ran:
+            same = verify(base / "lakehouse-polars", where)
+            print(f"SF{scale} Polars vs {other.capitalize()} outputs (rows + checksum): "
+                  f"{same}".replace("Duckdb", "DuckDB"))
+            for run in runs:
+                run[f"outputs_match_{other}"] = all(same.values())
     return runs
 
 
