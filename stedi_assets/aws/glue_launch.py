@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from dagster import (
     AssetExecutionContext,
@@ -25,9 +24,8 @@ from dagster_aws.pipes import PipesGlueClient, PipesS3ContextInjector, PipesS3Me
 from pydantic import PrivateAttr
 
 from stedi_assets.aws.glue_steps import STEP_OUTPUTS
+from stedi_assets.io.s3 import BOTO_CONFIG
 
-_BOTO_CONFIG = Config(connect_timeout=5, read_timeout=60,
-                      retries={"max_attempts": 3, "mode": "standard"})
 #: How PipesGlueClient reports a run that did not succeed.
 _RUN_ENDED = re.compile(r"Glue job (?P<job>\S+) run (?P<run>\S+) completed with status "
                         r"(?P<state>\S+) :\n?(?P<message>.*)", re.DOTALL)
@@ -71,7 +69,7 @@ class GlueJobs(ConfigurableResource):
             endpoint = self.s3_endpoint_url if service == "s3" else self.glue_endpoint_url
             self._clients[service] = boto3.session.Session().client(
                 service, region_name=self.region, endpoint_url=endpoint or None,
-                config=_BOTO_CONFIG)
+                config=BOTO_CONFIG)
         return self._clients[service]
 
     def job_name(self, step: str) -> str:

@@ -25,7 +25,7 @@ from botocore.exceptions import (
 )
 
 #: boto3 requests give up quickly on an unreachable endpoint instead of retrying for minutes.
-_BOTO_CONFIG = Config(connect_timeout=5, read_timeout=60,
+BOTO_CONFIG = Config(connect_timeout=5, read_timeout=60,
                       retries={"max_attempts": 3, "mode": "standard"})
 _DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys per request
 
@@ -75,7 +75,7 @@ class S3Store:
     @cached_property
     def client(self) -> Any:
         """A boto3 S3 client made once per store; credentials from the standard AWS chain."""
-        config = _BOTO_CONFIG
+        config = BOTO_CONFIG
         if self.anonymous:
             config = config.merge(Config(signature_version=UNSIGNED))
         return boto3.session.Session().client(
