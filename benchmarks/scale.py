@@ -118,6 +118,7 @@ def verify(polars_out: Path, other: str) -> dict[str, bool]:
     import duckdb
 
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     same = {}
     for table in TABLES:
         zone = "curated" if table.endswith("curated") else "trusted"
