@@ -169,12 +169,12 @@ class PolarsEngine(Engine):
         return polars_engine
 
     def land(self, landing: LandingSource, table: Table) -> LandingBatch:
-        files = landing.files(table.source)
         if not self.landing_cache:
-            return self.stream_landing(files, table, landing.store)
+            return super().land(landing, table)
         from stedi_assets.io.landing_cache import LandingCache
 
-        return LandingCache(self.landing_cache).land(self, landing, table, files)
+        return LandingCache(self.landing_cache).land(self, landing, table,
+                                                     landing.files(table.source))
 
     def _landing_parts(self, files: list[str], table: Table, store: S3Store | None):
         """What each landing file gives, file by file in order: a LazyFrame of the typed rows

@@ -95,11 +95,11 @@ def _outputs(context: AssetExecutionContext, engine: Engine, landing: LandingSou
                  metadata={"lines_rejected": rejected})
 
 
-def _line_accounting(engine: Engine, landing: LandingSource, table: schemas.Table,
+def _line_accounting(engine: Engine, landing: LandingSource,
                      batch: LandingBatch) -> dict[str, int]:
     """Lines counted from the raw bytes of the files; rows and rejects from the stored batch."""
     try:
-        lines = sum(count_lines(f, landing.store) for f in landing.files(table.source))
+        lines = sum(count_lines(f, landing.store) for f in batch.files)  # the files landed
     except LandingError as exc:
         raise Failure(description=str(exc)) from None
     return {"lines_in_files": lines, "rows_landed": engine.ops.row_count(batch.row_frame()),
@@ -113,7 +113,7 @@ def _check_results(engine: Engine, landing: LandingSource, checks: CheckSettings
         asset_key=table.name, check_name="schema", passed=not problems,
         severity=AssetCheckSeverity.ERROR, metadata={"problems": problems or ["none"]})
 
-    figures = _line_accounting(engine, landing, table, batch)
+    figures = _line_accounting(engine, landing, batch)
     rows, rejected = figures["rows_landed"], figures["lines_rejected"]
     lost = figures["lines_in_files"] - rows - rejected
     yield AssetCheckResult(
