@@ -37,7 +37,7 @@ def graph(landing: Path, lake: Path, work: Path, cache: str) -> tuple[float, flo
            "DAGSTER_HOME": str(work / "dagster_home")}
     (work / "dagster_home").mkdir(exist_ok=True)
     return _run([str(Path(sys.executable).parent / "dagster"), "asset", "materialize",
-                 "-m", "stedi_assets", "--select", "*"], env)
+                 "-m", "stedi_assets.definitions", "--select", "*"], env)
 
 
 def table(lake: Path, name: str) -> pl.DataFrame:

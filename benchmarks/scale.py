@@ -97,7 +97,7 @@ def run_graph(landing: Path, out: Path, work: Path, engine: str = "polars") -> t
         env["STEDI_SPARK_CONF"] = os.environ.get("STEDI_SPARK_CONF", json.dumps(SPARK_CONF))
     (work / "dagster_home").mkdir(exist_ok=True)
     return _run([str(Path(sys.executable).parent / "dagster"), "asset", "materialize",
-                 "-m", "stedi_assets", "--select", "*"], env)
+                 "-m", "stedi_assets.definitions", "--select", "*"], env)
 
 
 def run_duckdb(landing: Path, out: Path) -> tuple[float, float]:

@@ -1,5 +1,5 @@
-"""STEDI lakehouse: landing -> trusted -> curated as a Dagster asset graph."""
+"""STEDI lakehouse: landing -> trusted -> curated as a Dagster asset graph.
 
-from stedi_assets.definitions import defs
-
-__all__ = ["defs"]
+Importing the package builds nothing and reads no environment: Dagster loads the code location
+from `stedi_assets.definitions` (workspace.yaml, [tool.dagster]).
+"""

@@ -22,7 +22,8 @@ USER_ERRORS = (SqlError, StorageError, TableNotMaterializedError, ValueError)
 
 
 def _storage():
-    from stedi_assets.definitions import Settings, build_storage
+    from stedi_assets.deployments import build_storage
+    from stedi_assets.settings import Settings
 
     settings = Settings.from_env()
     return (settings, *build_storage(settings))
@@ -95,7 +96,8 @@ def deploy_main(argv: list[str] | None = None) -> int:
     )
     parser.parse_args(argv)
     from stedi_assets.aws.glue_deploy import DeployError, deploy
-    from stedi_assets.definitions import Settings, build_glue_jobs
+    from stedi_assets.deployments import build_glue_jobs
+    from stedi_assets.settings import Settings
 
     try:
         deploy(build_glue_jobs(Settings.from_env()))

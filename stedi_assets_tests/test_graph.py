@@ -160,13 +160,14 @@ def test_low_join_coverage_warns_without_blocking(sample_landing, tmp_path):
 
 
 def test_readme_command_materializes_the_graph(sample_landing, tmp_path):
-    """`dagster asset materialize -m stedi_assets --select '*'`, as the README runs it."""
+    """`dagster asset materialize -m stedi_assets.definitions --select '*'`, as the README runs
+    it."""
     env = {**os.environ, "STEDI_LANDING_ROOT": str(sample_landing),
            "STEDI_LAKEHOUSE_ROOT": str(tmp_path / "lake")}
     env.pop("DAGSTER_HOME", None)
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
-    proc = subprocess.run([dagster, "asset", "materialize", "-m", "stedi_assets", "--select",
-                           "*"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+    proc = subprocess.run([dagster, "asset", "materialize", "-m", "stedi_assets.definitions",
+                           "--select", "*"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "RUN_SUCCESS" in proc.stderr + proc.stdout

@@ -1,0 +1,146 @@
+"""Resources by deployment: which landing source, IO manager, catalog and engine each
+STEDI_ENV / STEDI_ENGINE gets, built from a `Settings` (which alone reads the environment)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from dagster import EnvVar
+
+from stedi_assets.alerts import AlertSettings
+from stedi_assets.aws.catalog import GlueCatalog, TableCatalog
+from stedi_assets.io.parquet import LocalParquetIOManager, ParquetIOManager, S3ParquetIOManager
+from stedi_assets.io.s3 import is_s3_uri, split_s3_uri
+from stedi_assets.resources import (
+    CheckSettings,
+    LandingSource,
+    PolarsEngine,
+    PrivacySettings,
+    S3LandingSource,
+)
+from stedi_assets.settings import ENVIRONMENTS, Settings
+
+if TYPE_CHECKING:
+    from stedi_assets.aws.glue_launch import GlueJobs
+
+# Spark (dagster-pyspark) and Glue (dagster-aws Pipes) modules are imported only when chosen:
+# they add about a second to every `dagster` command that loads this code location.
+
+
+def build_storage(settings: Settings) -> tuple[LandingSource, ParquetIOManager, TableCatalog]:
+    """The landing source, the lakehouse IO manager and the catalog for STEDI_ENV."""
+    if settings.env not in ENVIRONMENTS:
+        raise ValueError(f"STEDI_ENV must be one of {ENVIRONMENTS}, got {settings.env!r}")
+    landing: LandingSource = (
+        S3LandingSource(root=settings.landing_root, folders=settings.landing_folders,
+                        region=settings.aws_region, endpoint_url=settings.s3_endpoint_url,
+                        anonymous=settings.landing_anonymous)
+        if is_s3_uri(settings.landing_root)
+        else LandingSource(root=settings.landing_root, folders=settings.landing_folders)
+    )
+    if settings.env == "local":
+        if is_s3_uri(settings.lakehouse_root):
+            raise ValueError("STEDI_LAKEHOUSE_ROOT is on S3: set STEDI_ENV=s3 as well")
+        catalog = TableCatalog()
+        return landing, LocalParquetIOManager(root=settings.lakehouse_root), catalog
+    if not is_s3_uri(settings.lakehouse_root):
+        raise ValueError(f"STEDI_ENV={settings.env} needs STEDI_LAKEHOUSE_ROOT=s3://bucket/"
+                         f"prefix/, got {settings.lakehouse_root!r}")
+    catalog = (GlueCatalog(database=settings.glue_database, region=settings.aws_region,
+                           endpoint_url=settings.glue_endpoint_url)
+               if settings.glue_database else TableCatalog())
+    io_manager = S3ParquetIOManager(root=settings.lakehouse_root, region=settings.aws_region,
+                                    endpoint_url=settings.s3_endpoint_url, catalog=catalog)
+    return landing, io_manager, catalog
+
+
+def _pseudonym_secret(settings: Settings) -> str | EnvVar:
+    if not settings.pseudonym_secret:
+        raise ValueError(
+            f"STEDI_PSEUDONYM_SECRET must be set when STEDI_ENV={settings.env}: it keys the "
+            "pseudonymous customerKey of the curated tables (keep it in e.g. AWS Secrets "
+            "Manager); the local development key is only used with STEDI_ENV=local"
+        )
+    # from the environment it stays an EnvVar: the UI shows its name, never its value
+    if settings.pseudonym_secret_from_env:
+        return EnvVar("STEDI_PSEUDONYM_SECRET")
+    return settings.pseudonym_secret
+
+
+def engine_resources(settings: Settings, io_manager: ParquetIOManager) -> dict[str, object]:
+    """The engine and the IO manager that hands it frames of its own kind."""
+    if settings.engine == "spark":
+        if settings.env != "local":
+            raise ValueError("STEDI_ENGINE=spark works with STEDI_ENV=local (local paths, or "
+                             "a cluster's shared filesystem); on AWS run Spark as Glue jobs "
+                             "with STEDI_ENV=glue")
+        from dagster_pyspark import PySparkResource
+
+        from stedi_assets.io.spark_parquet import SparkParquetIOManager
+        from stedi_assets.spark_resources import SparkEngine
+
+        pyspark = PySparkResource(spark_config=dict(settings.spark_config))
+        return {
+            "engine": SparkEngine(pyspark=pyspark),
+            "io_manager": SparkParquetIOManager(root=settings.lakehouse_root, pyspark=pyspark),
+        }
+    return {"engine": PolarsEngine(landing_cache=settings.landing_cache_folder()),
+            "io_manager": io_manager}
+
+
+def build_glue_jobs(settings: Settings) -> GlueJobs:
+    """The Glue jobs of STEDI_ENV=glue (and of stedi-deploy) from the STEDI_GLUE_* settings."""
+    from stedi_assets.aws.glue_launch import GlueJobs
+
+    glue, root = settings.glue, settings.lakehouse_root.rstrip("/")
+    if not is_s3_uri(root):
+        raise ValueError(f"Glue jobs need STEDI_LAKEHOUSE_ROOT=s3://bucket/prefix/, got {root!r}")
+    known = {"job_prefix", "scripts_uri", "role_arn", "worker_type", "workers", "pipes_bucket",
+             "pseudonym_secret_id", "python_modules"}
+    if set(glue) - known:
+        raise ValueError(f"unknown settings {sorted(f'STEDI_GLUE_{k.upper()}' for k in glue)}"
+                         f"; known: {sorted(f'STEDI_GLUE_{k.upper()}' for k in known)}")
+    if not glue.get("workers", "2").isdigit() or int(glue.get("workers", "2")) < 2:
+        raise ValueError(f"STEDI_GLUE_WORKERS must be a whole number >= 2, got "
+                         f"{glue.get('workers')!r}")
+    secret_id = glue.get("pseudonym_secret_id", "")
+    arguments = {
+        "--stedi-lakehouse-root": root, "--stedi-landing-root": settings.landing_root,
+        "--stedi-landing-folders": json.dumps(settings.landing_folders, sort_keys=True),
+        "--stedi-consent-as-of-date": "on" if settings.consent_as_of_date else "off",
+        "--stedi-min-join-coverage": str(settings.min_join_coverage),
+        "--stedi-max-reject-share": str(settings.max_reject_share),
+        "--stedi-aws-region": settings.aws_region,
+        **({"--stedi-s3-endpoint-url": settings.s3_endpoint_url}
+           if settings.s3_endpoint_url else {}),
+        **({"--stedi-pseudonym-secret-id": secret_id} if secret_id else {}),
+    }
+    return GlueJobs(
+        job_prefix=glue.get("job_prefix", "stedi-"), region=settings.aws_region,
+        glue_endpoint_url=settings.glue_endpoint_url, s3_endpoint_url=settings.s3_endpoint_url,
+        pipes_bucket=glue.get("pipes_bucket") or split_s3_uri(root)[0], run_arguments=arguments,
+        pseudonym_secret=None if secret_id else _pseudonym_secret(settings),
+        scripts_uri=glue.get("scripts_uri", f"{root}/_glue/"), role_arn=glue.get("role_arn"),
+        worker_type=glue.get("worker_type", "G.1X"), workers=int(glue.get("workers", "2")),
+        python_modules=glue.get("python_modules", "dagster-pipes==1.13.27,polars==2.1.0"),
+    )
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    landing, io_manager, catalog = build_storage(settings)
+    glue = {"glue": build_glue_jobs(settings)} if settings.env == "glue" else {}
+    return {
+        **glue,
+        **engine_resources(settings, io_manager),
+        "landing": landing,
+        "catalog": catalog,
+        "checks": CheckSettings(min_join_coverage=settings.min_join_coverage,
+                                max_reject_share=settings.max_reject_share),
+        "privacy": PrivacySettings(
+            pseudonym_secret="" if glue else _pseudonym_secret(settings),
+            consent_as_of_date=settings.consent_as_of_date,
+        ),
+        "alerts": AlertSettings(webhook_url=settings.alert_webhook_url,
+                                ui_base_url=settings.ui_url),
+    }
