@@ -6,7 +6,16 @@ stedi_assets/deployments.py. Importing `stedi_assets` itself builds nothing.
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor, map_asset_specs
+import warnings
+
+from dagster import (
+    BetaWarning,
+    Definitions,
+    build_column_schema_change_checks,
+    in_process_executor,
+    map_asset_specs,
+    with_source_code_references,
+)
 
 from stedi_assets.alerts import stedi_alerts
 from stedi_assets.assets import curated, landing, trusted
@@ -29,17 +38,46 @@ all_assets = [*landing.landing_assets, *trusted.trusted_assets, *curated.curated
 all_asset_checks = [*landing.landing_checks, *trusted.trusted_checks, *curated.curated_checks]
 
 
+def _where_stored(settings: Settings, io_manager: object):
+    """Spec -> spec with the table's name (as the catalog knows it) and storage URI, so the
+    UI's metadata table says where each table lives before it is first materialized."""
+    database = settings.glue_database if settings.env != "local" else ""
+
+    def add(spec):
+        name = spec.key.path[-1]
+        return spec.merge_attributes(metadata={
+            "dagster/table_name": f"{database}.{name}" if database else name,
+            "storage_uri": io_manager.table_uri(name),
+        })
+
+    return add
+
+
 def build_definitions(settings: Settings, **resource_overrides: object) -> Definitions:
     # Kinds show the engine that computes the tables (the asset modules default to polars).
     kinds = {settings.engine, *(KINDS - set(ENGINES))}
+    resources = {**build_resources(settings), **resource_overrides}
     if settings.env == "glue":
         from stedi_assets.assets.glue import glue_assets
+
+        assets = glue_assets(all_assets, all_asset_checks)
+    else:
+        assets = map_asset_specs(lambda spec: spec.replace_attributes(kinds=kinds), all_assets)
+    with warnings.catch_warnings():  # both are beta in Dagster 1.13; the CLI need not say so
+        warnings.simplefilter("ignore", BetaWarning)
+        # the UI links each asset to its file and line
+        assets = with_source_code_references(
+            map_asset_specs(_where_stored(settings, resources["io_manager"]), assets))
+        # Dagster's own: WARN when a table's columns change between materializations
+        schema_change_checks = build_column_schema_change_checks(assets=all_assets)
     return Definitions(
-        assets=glue_assets(all_assets, all_asset_checks) if settings.env == "glue" else
-        map_asset_specs(lambda spec: spec.replace_attributes(kinds=kinds), all_assets),
-        # on Glue the checks run in the jobs and come back through Pipes with the tables
-        asset_checks=[] if settings.env == "glue" else all_asset_checks,
-        resources={**build_resources(settings), **resource_overrides},
+        assets=assets,
+        asset_checks=[
+            # on Glue the project's checks run in the jobs and come back through Pipes
+            *([] if settings.env == "glue" else all_asset_checks),
+            *schema_change_checks,
+        ],
+        resources=resources,
         jobs=[full_graph_job],
         schedules=[stedi_daily],
         sensors=[stedi_alerts, *automation_sensors(settings.automation)],

@@ -151,7 +151,9 @@ class Settings:
             max_reject_share=_share(env, "STEDI_MAX_REJECT_SHARE", "0.01"),
             consent_as_of_date=_switch(env, "STEDI_CONSENT_AS_OF_DATE", default=False),
             pseudonym_secret=pseudonym_secret,
-            pseudonym_secret_from_env=bool(env.get("STEDI_PSEUDONYM_SECRET")),
+            # an EnvVar resolves in this process's environment: only then can Dagster get one
+            pseudonym_secret_from_env=bool(env.get("STEDI_PSEUDONYM_SECRET")) and
+            os.environ.get("STEDI_PSEUDONYM_SECRET") == env.get("STEDI_PSEUDONYM_SECRET"),
             alert_webhook_url=env.get("STEDI_ALERT_WEBHOOK_URL") or None,
             ui_url=env.get("STEDI_UI_URL", "http://127.0.0.1:3000"),
             automation=_switch(env, "STEDI_AUTOMATION", default=True),
