@@ -20,14 +20,16 @@ from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
 from stedi_assets.io.landing_reader import (
+    LandingListing,
+    check_compression,
     file_stamps,
     is_parquet,
     iter_landing_lines,
     landing_fingerprint,
-    list_landing_files,
     list_s3_landing_files,
     s3_file_stamps,
     s3_landing_fingerprint,
+    scan_landing_folder,
 )
 from stedi_assets.io.parquet import ParquetParts
 from stedi_assets.io.s3 import S3Store
@@ -49,6 +51,8 @@ class LandingBatch:
     cleanup: Callable[[], None] | None = None
     #: files taken from the landing cache instead of being parsed again
     files_reused: int = 0
+    #: landing entries not read, each "path: reason" (e.g. a link leading outside the root)
+    skipped: tuple[str, ...] = ()
 
     def close(self) -> None:
         if self.cleanup is not None:
@@ -78,8 +82,13 @@ class LandingSource(ConfigurableResource):
         """How to reach the files when they are on S3; None on the local disk."""
         return None
 
+    def listing(self, source: str) -> LandingListing:
+        """The source's files, and the entries skipped (symbolic links leading outside the
+        landing root are never read)."""
+        return scan_landing_folder(self.root, self.folder_name(source))
+
     def files(self, source: str) -> list[str]:
-        return list_landing_files(self.root, self.folder_name(source))
+        return self.listing(source).files
 
     def fingerprint(self, source: str) -> str:
         """Changes whenever a file of the source is added, removed or rewritten."""
@@ -105,8 +114,9 @@ class S3LandingSource(LandingSource):
             self._store = S3Store(self.region, self.endpoint_url, self.anonymous)
         return self._store
 
-    def files(self, source: str) -> list[str]:
-        return list_s3_landing_files(self.root, self.folder_name(source), self.store)
+    def listing(self, source: str) -> LandingListing:
+        return LandingListing(list_s3_landing_files(self.root, self.folder_name(source),
+                                                    self.store))
 
     def fingerprint(self, source: str) -> str:
         return s3_landing_fingerprint(self.root, self.folder_name(source), self.store)
@@ -140,7 +150,10 @@ class Engine(ConfigurableResource):
 
     def land(self, landing: LandingSource, table: Table) -> LandingBatch:
         """Every file of the table's landing source, for the landing asset (streamed)."""
-        return self.stream_landing(landing.files(table.source), table, landing.store)
+        listing = landing.listing(table.source)
+        batch = self.stream_landing(listing.files, table, landing.store)
+        batch.skipped = tuple(listing.skipped)
+        return batch
 
 
 class PolarsEngine(Engine):
@@ -173,8 +186,10 @@ class PolarsEngine(Engine):
             return super().land(landing, table)
         from stedi_assets.io.landing_cache import LandingCache
 
-        return LandingCache(self.landing_cache).land(self, landing, table,
-                                                     landing.files(table.source))
+        listing = landing.listing(table.source)
+        batch = LandingCache(self.landing_cache).land(self, landing, table, listing.files)
+        batch.skipped = tuple(listing.skipped)
+        return batch
 
     def _landing_parts(self, files: list[str], table: Table, store: S3Store | None):
         """What each landing file gives, file by file in order: a LazyFrame of the typed rows
@@ -185,6 +200,7 @@ class PolarsEngine(Engine):
                 yield pl.scan_parquet(path, storage_options=options).select(
                     polars_engine.typed_columns(table))
             else:
+                check_compression(path, store)
                 yield from iter_landing_lines(path, store, self.batch_lines)
 
     def _parse(self, part: pl.LazyFrame | pl.DataFrame, table: Table):

@@ -7,6 +7,7 @@ from types import ModuleType
 from dagster_pyspark import PySparkResource
 
 from stedi_assets.io import spark_landing_reader
+from stedi_assets.io.landing_reader import check_compression
 from stedi_assets.io.s3 import S3Store
 from stedi_assets.resources import Engine, LandingBatch
 from stedi_assets.schemas import Table
@@ -36,6 +37,8 @@ class SparkEngine(Engine):
         if store is not None:
             raise ValueError("the Spark engine reads local landing files here; on AWS run it "
                              "as Glue jobs (STEDI_ENV=glue)")
+        for path in files:
+            check_compression(path)  # gzip only, named .gz: what both engines read alike
         lines = spark_landing_reader.read_landing_lines(self.pyspark.spark_session, files)
         rows, rejects, unknown = self.ops.parse_landing(lines, table)
         return LandingBatch(rows=rows, rejects=rejects, files=files, lines_read=lines.count(),

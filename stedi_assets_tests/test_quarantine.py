@@ -27,6 +27,8 @@ EXPECTED_REJECTS = {
     ("accelerometer-mixed.json", 4): "not a JSON object",
     ("accelerometer-mixed.json", 5): "timestamp: nested",
     ("accelerometer-mixed.json", 6): "timestamp: 1655564444502.5 is not a valid int64",
+    ("accelerometer-structure.json", 2): "duplicate key 'x'",
+    ("accelerometer-structure.json", 3): "too deeply nested (more than 100 levels)",
 }
 
 
@@ -52,7 +54,7 @@ def test_fuzz_corpus_lands_with_every_defect_quarantined(tmp_path, sample_landin
                               pl.col("file").str.ends_with("wrong-type.json"))
     assert '"x":"abc"' in bad_type["line"].item()
     corpus_rows = run.table("accelerometer_landing").filter(pl.col("user") == "ann@x.com")
-    assert corpus_rows.height == 8  # the good lines of the five files: 2+1+1+2+2
+    assert corpus_rows.height == 10  # the good lines of the six files: 2+1+1+2+2+2
     meta = run.metadata("accelerometer_landing")
     assert meta["unknown_keys"].value == {"app": 1}
     checks = run.checks()

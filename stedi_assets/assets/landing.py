@@ -21,6 +21,7 @@ from stedi_assets import schemas
 from stedi_assets.assets.common import asset_out
 from stedi_assets.aws.catalog import CatalogError, TableCatalog
 from stedi_assets.io.landing_reader import LandingError, count_lines
+from stedi_assets.io.local_paths import OutsideRootError
 from stedi_assets.resources import CheckSettings, Engine, LandingBatch, LandingSource
 
 MAX_REPORTED_REJECTS = 5
@@ -54,7 +55,7 @@ def _landing_asset(table: schemas.Table) -> AssetsDefinition:
                  catalog: TableCatalog, checks: CheckSettings):
         try:
             batch = engine.land(landing, table)
-        except LandingError as exc:
+        except (LandingError, OutsideRootError) as exc:
             raise Failure(description=str(exc)) from None
         try:
             try:
@@ -75,6 +76,9 @@ def _outputs(context: AssetExecutionContext, engine: Engine, landing: LandingSou
              table: schemas.Table, batch: LandingBatch, catalog_table):
     rejects = schemas.rejects_table(table)
     rejected = engine.ops.row_count(batch.rejects)
+    if batch.skipped:  # paths and reasons only: never a byte of what a link points to
+        context.log.warning(f"{len(batch.skipped)} landing entry(ies) of {table.source} "
+                            "skipped (not read):\n" + "\n".join(batch.skipped))
     if rejected:
         examples = [f"{r['file']}:{r['line_number']}: {r['reason']}"
                     for r in engine.ops.head_rows(batch.rejects, MAX_REPORTED_REJECTS)]
@@ -83,6 +87,7 @@ def _outputs(context: AssetExecutionContext, engine: Engine, landing: LandingSou
     metadata = {
         "files": len(batch.files),
         "files_parsed": len(batch.files) - batch.files_reused,
+        "files_skipped": len(batch.skipped),
         "lines_read": batch.lines_read,
         "lines_rejected": rejected,
         "unknown_keys": batch.unknown_keys or {},

@@ -36,7 +36,13 @@ from dagster_pipes import (
 from stedi_assets import schemas
 from stedi_assets.aws import glue_steps
 from stedi_assets.aws.glue_steps import LandingInput, StepOptions, StepResult
-from stedi_assets.io.landing_reader import count_lines, list_landing_files, list_s3_landing_files
+from stedi_assets.io.landing_reader import (
+    check_compression,
+    count_lines,
+    list_s3_landing_files,
+    scan_landing_folder,
+)
+from stedi_assets.io.local_paths import ensure_inside
 from stedi_assets.io.s3 import S3Store, is_s3_uri
 
 #: How often the job flushes Pipes messages to S3 (seconds).
@@ -141,6 +147,9 @@ class SparkTableIO:
         return self.spark.read.option("pathGlobFilter", "*.parquet").parquet(self.uri(table))
 
     def write(self, table: str, frame: Any) -> Any:
+        if not is_s3_uri(self.root) and "://" not in self.root:  # a local root (tests, dev)
+            # Spark's overwrite deletes the folder first: never one reached through a link
+            ensure_inside(self.uri(table), self.root, "overwrite")
         frame.write.mode("overwrite").parquet(self.uri(table))
         return self.read(table)
 
@@ -152,15 +161,18 @@ def read_landing(spark: Any, args: argparse.Namespace, step: str) -> LandingInpu
 
     source = step.removeprefix("land_")
     folder = json.loads(args.stedi_landing_folders or "{}").get(source, source)
-    store = None
+    store, skipped = None, []
     if is_s3_uri(args.stedi_landing_root):
         store = S3Store(args.stedi_aws_region or "us-east-1",
                         args.stedi_s3_endpoint_url or None)
         files = list_s3_landing_files(args.stedi_landing_root, folder, store)
     else:
-        files = list_landing_files(args.stedi_landing_root, folder)
+        listing = scan_landing_folder(args.stedi_landing_root, folder)
+        files, skipped = listing.files, listing.skipped
+    for path in files:
+        check_compression(path, store)  # gzip only, named .gz: what both engines read alike
     lines = spark_landing_reader.read_landing_lines(spark, files)
-    return LandingInput(lines, files, sum(count_lines(f, store) for f in files))
+    return LandingInput(lines, files, sum(count_lines(f, store) for f in files), tuple(skipped))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipes.log.info(f"STEDI step {step}: writing {glue_steps.STEP_OUTPUTS[step]} under "
                        f"{args.stedi_lakehouse_root}")
         landing = read_landing(spark, args, step) if step.startswith("land_") else None
+        if landing is not None and landing.skipped:  # paths and reasons, never file contents
+            pipes.log.warning(f"{len(landing.skipped)} landing entry(ies) skipped (not read):\n"
+                              + "\n".join(landing.skipped))
         io = SparkTableIO(spark, args.stedi_lakehouse_root)
         result = glue_steps.run_step(step, spark_engine, io, options, landing)
         report(pipes, result)

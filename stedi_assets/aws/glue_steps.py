@@ -57,6 +57,8 @@ class LandingInput:
     lines: Any
     files: list[str]
     lines_in_files: int
+    #: entries not read, each "path: reason" (symbolic links leading outside the landing root)
+    skipped: tuple[str, ...] = ()
 
 
 @dataclass
@@ -112,7 +114,8 @@ def _land(table: schemas.Table, ops: ModuleType, io: TableIO, options: StepOptio
     rows, rows_report = _written(io, ops, table.name, rows)
     rejects, rejects_report = _written(io, ops, rejects_table.name, rejects)
     landed, rejected = rows_report.rows, rejects_report.rows
-    rows_report.metadata = {"files": len(landing.files), "lines_rejected": rejected,
+    rows_report.metadata = {"files": len(landing.files), "files_skipped": len(landing.skipped),
+                            "lines_rejected": rejected,
                             **({"unknown_keys": unknown} if isinstance(unknown, dict) else {})}
     rejects_report.metadata = {"lines_rejected": rejected}
     problems = schemas.schema_problems(rows_report.column_types, table)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
+from stedi_assets.io.local_paths import OutsideRootError, ensure_inside
 from stedi_assets.io.parquet import ParquetParts
 from stedi_assets.resources import LandingBatch, LandingSource, PolarsEngine
 from stedi_assets.schemas import Table
@@ -36,9 +37,11 @@ PACKAGE = Path(__file__).resolve().parents[1]
 
 def parser_version() -> str:
     """Changes whenever the code that turns landing lines into rows may have changed: the
-    Polars transforms, the landing reader, the schemas, the engine resource, Polars itself."""
+    Polars transforms and the JSON checks, the landing reader, the schemas, the engine
+    resource, Polars itself."""
     digest = hashlib.sha256(pl.__version__.encode())
     for path in sorted([*PACKAGE.glob("transforms/polars*.py"), PACKAGE / "schemas.py",
+                        PACKAGE / "transforms" / "json_checks.py",
                         PACKAGE / "io" / "landing_reader.py", PACKAGE / "resources.py"]):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -56,6 +59,11 @@ class LandingCache:
              files: list[str]) -> LandingBatch:
         """The source's rows and rejects, parsing only the files without a cache entry."""
         folder = self.root / table.name
+        # it deletes stale entries: never in a folder reached through a link leading elsewhere
+        if self.root.is_symlink():
+            raise OutsideRootError(f"refusing to use the landing cache {self.root}: it is a "
+                                   "symbolic link; point STEDI_LANDING_CACHE at a real folder")
+        ensure_inside(folder, self.root, "write landing cache entries into")
         folder.mkdir(parents=True, exist_ok=True)
         stamps = landing.file_stamps(table.source, files)
         version = parser_version()

@@ -2,17 +2,28 @@
 
 A landing folder is a local directory or an `s3://bucket/prefix` (then an `S3Store` lists it and
 Polars reads the files with its native cloud I/O).
+
+Compressed files: gzip (`.gz`) is read by both engines (Polars decompresses by content, Spark,
+Glue and Athena by name), so a `.gz` file is landed and its lines are counted from the
+decompressed bytes. A file must say what it holds: gzip data under another name, a `.gz` name
+over plain text, or a codec one of the engines cannot read (bzip2: not Polars; zstd: not
+Spark without native Hadoop libraries; xz, zip, ...) is a LandingError naming the file,
+never lines read from compressed bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from stedi_assets.io.local_paths import leads_outside
 from stedi_assets.io.s3 import S3Store, StorageError, split_s3_folder, split_s3_uri
 
 
@@ -24,22 +35,63 @@ def _hidden(relative: Path) -> bool:
     return any(part.startswith((".", "_")) for part in relative.parts)
 
 
-def list_landing_files(root: str, source: str) -> list[str]:
-    """Every data file under <root>/<source>/ (recursively), sorted; hidden files skipped."""
+@dataclass(frozen=True)
+class LandingListing:
+    """The data files of a landing source and the entries left out, each as "path: reason"
+    (a symbolic link leading outside the landing root, a broken link, a linked folder)."""
+
+    files: list[str]
+    skipped: list[str] = field(default_factory=list)
+
+
+def _walk_landing_folder(root: str, folder: Path) -> LandingListing:
+    """Every data file under `folder` (recursively), sorted; hidden entries (a path part
+    starting with . or _) ignored. A symbolic link is read only when it is a file inside the
+    landing root; folders reached through a link are never entered (as Path.rglob did)."""
+    files, skipped = [], []
+    for directory, folders, names in os.walk(folder):  # does not enter linked folders
+        base = Path(directory)
+        folders[:] = [d for d in folders if not _hidden((base / d).relative_to(folder))]
+        for name in [*folders, *names]:
+            path = base / name
+            if _hidden(path.relative_to(folder)):
+                continue
+            if not path.is_symlink():
+                if path.is_file():
+                    files.append(str(path))
+                continue
+            if leads_outside(path, root):
+                skipped.append(f"{path}: symbolic link leading outside the landing root")
+            elif path.is_dir():
+                skipped.append(f"{path}: symbolic link to a folder (not followed)")
+            elif path.is_file():
+                files.append(str(path))
+            else:
+                skipped.append(f"{path}: broken symbolic link")
+    return LandingListing(sorted(files), sorted(skipped))
+
+
+def scan_landing_folder(root: str, source: str) -> LandingListing:
+    """The files of <root>/<source>/ and what was skipped (see _walk_landing_folder)."""
     folder = Path(root) / source
     if not folder.is_dir():
         raise LandingError(
             f"landing folder {folder} does not exist (landing root {root!r}); "
             f"set STEDI_LANDING_ROOT or run `stedi-generate --out {root}`"
         )
-    files = sorted(
-        str(p)
-        for p in folder.rglob("*")
-        if p.is_file() and not _hidden(p.relative_to(folder))
-    )
-    if not files:
+    if leads_outside(folder, root):
+        raise LandingError(f"landing folder {folder} is a symbolic link leading outside the "
+                           f"landing root {root!r}: nothing outside the root is read")
+    listing = _walk_landing_folder(root, folder)
+    if not listing.files:
         raise LandingError(f"landing folder {folder} holds no files")
-    return files
+    return listing
+
+
+def list_landing_files(root: str, source: str) -> list[str]:
+    """Every data file under <root>/<source>/ (recursively), sorted; hidden files and symbolic
+    links leading outside the landing root skipped."""
+    return scan_landing_folder(root, source).files
 
 
 def list_s3_landing_files(root: str, source: str, store: S3Store) -> list[str]:
@@ -90,13 +142,86 @@ def is_parquet(path: str) -> bool:
     return path.endswith(".parquet")
 
 
-def _first_undecodable_line(path: str) -> int:
+#: (codec, what its data starts with); gzip is the one codec both engines read
+_MAGIC = [("gzip", re.compile(rb"\x1f\x8b")),
+          ("bzip2", re.compile(rb"BZh[1-9](1AY&SY|\x17rE8P\x90)")),
+          ("zstd", re.compile(rb"\x28\xb5\x2f\xfd")), ("xz", re.compile(rb"\xfd7zXZ\x00")),
+          ("zip", re.compile(rb"PK\x03\x04"))]
+_CODEC_SUFFIXES = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bzip2", ".zst": "zstd",
+                   ".zstd": "zstd", ".xz": "xz", ".lzma": "xz", ".zip": "zip", ".lz4": "lz4",
+                   ".snappy": "snappy", ".deflate": "deflate", ".br": "brotli", ".7z": "7z",
+                   ".z": "compress"}
+
+
+def _named_codec(path: str) -> str | None:
+    return _CODEC_SUFFIXES.get(os.path.splitext(path)[1].lower())
+
+
+def is_gzip(path: str) -> bool:
+    """A gzip-compressed landing file (by its name, as Spark, Glue and Athena decide)."""
+    return _named_codec(path) == "gzip"
+
+
+def _head(path: str, store: S3Store | None) -> bytes:
+    if store is None:
+        with open(path, "rb") as fh:
+            return fh.read(10)
+    bucket, key = split_s3_uri(path)
+    try:
+        return store.client.get_object(Bucket=bucket, Key=key, Range="bytes=0-9")["Body"].read()
+    except Exception as exc:  # noqa: BLE001 - turned into a clear message
+        raise LandingError(str(store.explain(exc, path, "reading landing file"))) from None
+
+
+def check_compression(path: str, store: S3Store | None = None) -> None:
+    """LandingError unless the file is plain text or gzip data named .gz (see module doc)."""
+    if is_parquet(path):
+        return
+    named = _named_codec(path)
+    head = _head(path, store)
+    found = next((codec for codec, magic in _MAGIC if magic.match(head)), None)
+    if named not in (None, "gzip"):
+        raise LandingError(f"{path}: {named}-compressed landing files are not read (both "
+                           "engines read gzip): recompress it with gzip as .gz")
+    if found not in (None, "gzip"):
+        raise LandingError(f"{path}: holds {found}-compressed data, which is not read (both "
+                           "engines read gzip): recompress it with gzip as .gz")
+    if found != named and head:  # Spark, Glue and Athena would misread a misnamed file
+        raise LandingError(
+            f"{path}: holds gzip data but its name does not end in .gz" if found else
+            f"{path}: is named .gz but does not hold gzip data")
+
+
+def _decompressed(chunks: Iterator[bytes], gzip: bool) -> Iterator[bytes]:
+    """The bytes of a file from its raw chunks (gzip: every member of the file in turn)."""
+    if not gzip:
+        yield from chunks
+        return
+    inflate = zlib.decompressobj(wbits=31)
+    for chunk in chunks:
+        while chunk:
+            yield inflate.decompress(chunk)
+            if not inflate.eof:
+                break
+            chunk = inflate.unused_data  # the next member of a concatenated gzip file
+            inflate = zlib.decompressobj(wbits=31)
+
+
+def _local_chunks(path: str) -> Iterator[bytes]:
     with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
+        yield from iter(lambda: fh.read(1 << 20), b"")
+
+
+def _local_bytes(path: str) -> bytes:
+    return b"".join(_decompressed(_local_chunks(path), is_gzip(path)))
+
+
+def _first_undecodable_line(path: str) -> int:
+    for number, raw in enumerate(_local_bytes(path).split(b"\n"), start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return number
     return 0
 
 
@@ -112,7 +237,11 @@ def read_landing_lines(path: str, store: S3Store | None = None) -> pl.DataFrame:
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, OSError) as exc:
         if store is not None:
             raise LandingError(str(store.explain(exc, path, "reading landing file"))) from None
-        if os.path.isfile(path) and _first_undecodable_line(path):
+        try:
+            undecodable = os.path.isfile(path) and _first_undecodable_line(path)
+        except zlib.error as damaged:
+            raise LandingError(f"{path}: damaged gzip data ({damaged})") from None
+        if undecodable:
             frame = _lines_with_encoding_errors(path)
         else:
             raise LandingError(f"{path}: cannot read landing file: {exc}") from None
@@ -144,12 +273,11 @@ def iter_landing_lines(path: str, store: S3Store | None = None,
 
 def _lines_with_encoding_errors(path: str) -> pl.DataFrame:
     lines: list[str | None] = []
-    with open(path, "rb") as fh:
-        for raw in fh.read().split(b"\n"):
-            try:
-                lines.append(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                lines.append(None)
+    for raw in _local_bytes(path).split(b"\n"):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            lines.append(None)
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line does not start another
     return pl.DataFrame({"line": lines, "line_number": range(1, len(lines) + 1)},
@@ -157,39 +285,40 @@ def _lines_with_encoding_errors(path: str) -> pl.DataFrame:
 
 
 def count_lines(path: str, store: S3Store | None = None) -> int:
-    """Lines in a file counted from its raw bytes (independently of any parser): newlines, plus
-    one for a last line without a newline. A Parquet landing file counts its rows (from the
-    file's footer)."""
+    """Lines in a file counted from its raw bytes (independently of any parser; a .gz file
+    from its decompressed bytes): newlines, plus one for a last line without a newline. A
+    Parquet landing file counts its rows (from the file's footer)."""
     count, last = 0, b"\n"
     if is_parquet(path):
         options = store.storage_options if store else None
         return int(pl.scan_parquet(path, storage_options=options).select(pl.len())
                    .collect().item())
     if store is None:
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                count += chunk.count(b"\n")
-                last = chunk[-1:]
+        chunks = _local_chunks(path)
     else:
         bucket, key = split_s3_uri(path)
         try:
-            body = store.client.get_object(Bucket=bucket, Key=key)["Body"]
+            chunks = store.client.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20)
         except Exception as exc:  # noqa: BLE001 - turned into a clear message
             raise LandingError(str(store.explain(exc, path, "counting lines of"))) from None
-        for chunk in body.iter_chunks(1 << 20):
+    try:
+        for chunk in _decompressed(chunks, is_gzip(path)):
             count += chunk.count(b"\n")
             last = chunk[-1:] or last
+    except zlib.error as exc:
+        raise LandingError(f"{path}: damaged gzip data ({exc})") from None
     return count + (0 if last == b"\n" else 1)
 
 
 def landing_fingerprint(root: str, source: str) -> str:
-    """A digest of the names, sizes and modification times of a source's files ('' if none)."""
+    """A digest of the names, sizes and modification times of a source's files ('' if none);
+    skipped entries (see scan_landing_folder) do not count."""
     folder = Path(root) / source
-    if not folder.is_dir():
+    if not folder.is_dir() or leads_outside(folder, root):
         return ""
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*")
-                       if p.is_file() and not _hidden(p.relative_to(folder))):
+    for name in _walk_landing_folder(root, folder).files:
+        path = Path(name)
         stat = path.stat()
         digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()

@@ -31,6 +31,7 @@ from pydantic import PrivateAttr
 
 from stedi_assets import schemas
 from stedi_assets.aws.catalog import CatalogError, TableCatalog
+from stedi_assets.io.local_paths import OutsideRootError, ensure_inside
 from stedi_assets.io.s3 import S3Store, StorageError, split_s3_folder
 from stedi_assets.transforms.polars_engine import logical_schema
 
@@ -127,7 +128,7 @@ class ParquetIOManager(ConfigurableIOManager):
                 self.catalog.register_parquet_table(table_name, uri, types)
                 if self.catalog and schemas.TABLES[table_name].source is None else None
             )
-        except (StorageError, CatalogError) as exc:
+        except (StorageError, CatalogError, OutsideRootError) as exc:
             raise Failure(description=str(exc)) from None
         metadata = {
             "dagster/row_count": rows,
@@ -145,11 +146,20 @@ class ParquetIOManager(ConfigurableIOManager):
             raise Failure(description=str(exc)) from None
 
 
-def swap_in_new_version(table_uri: str, write: Callable[[Path], None]) -> None:
+def swap_in_new_version(table_uri: str, write: Callable[[Path], None],
+                        root: str | Path) -> None:
     """Write a table as a new version directory, then point `<zone>/<table>` at it with one
-    atomic rename of a symbolic link. `write` creates the directory it is given."""
+    atomic rename of a symbolic link. `write` creates the directory it is given.
+
+    Nothing is written or deleted outside the lakehouse `root`: when the zone folder, the
+    versions folder or the table's link leads outside it (a symbolic link to elsewhere), the
+    write is refused (OutsideRootError naming the path) before anything is touched."""
     link = Path(table_uri)
     versions = link.parent / f".{link.name}.versions"
+    ensure_inside(link.parent, root, "write a table into")
+    ensure_inside(versions, root, "write table versions into")
+    if link.is_symlink():
+        ensure_inside(link, root, "replace the table")
     versions.mkdir(parents=True, exist_ok=True)
     version = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
     target = versions / version
@@ -198,7 +208,7 @@ class LocalParquetIOManager(ParquetIOManager):
             else:
                 frame.write_parquet(version / DATA_FILE)
 
-        swap_in_new_version(table_uri, write)
+        swap_in_new_version(table_uri, write, self.root)
 
     def _exists(self, table_uri: str) -> bool:
         return any(Path(table_uri).glob("*.parquet"))

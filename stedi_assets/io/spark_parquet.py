@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
-from dagster import InputContext, MetadataValue, OutputContext
+from dagster import Failure, InputContext, MetadataValue, OutputContext
 from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql.utils import AnalysisException
 
+from stedi_assets.io.local_paths import OutsideRootError
 from stedi_assets.io.parquet import (
     ParquetIOManager,
     swap_in_new_version,
@@ -40,8 +41,10 @@ class SparkParquetIOManager(ParquetIOManager):
         if local is None:
             frame.write.mode("overwrite").parquet(table_uri)
             return
-        # the same atomic version swap as the Polars IO manager, so both read each other's
-        swap_in_new_version(str(local), lambda version: frame.write.parquet(str(version)))
+        # the same atomic version swap as the Polars IO manager, so both read each other's;
+        # like it, refuses to write through a link that leads outside the lakehouse root
+        swap_in_new_version(str(local), lambda version: frame.write.parquet(str(version)),
+                            _local_path(self.root) or self.root)
 
     def _exists(self, table_uri: str) -> bool:
         local = _local_path(table_uri)
@@ -63,7 +66,10 @@ class SparkParquetIOManager(ParquetIOManager):
             return
         table_name = context.asset_key.path[-1]
         uri = self.table_uri(table_name)
-        self._write(obj, uri)
+        try:
+            self._write(obj, uri)
+        except OutsideRootError as exc:
+            raise Failure(description=str(exc)) from None
         written = self._scan(uri)
         context.add_output_metadata(
             {

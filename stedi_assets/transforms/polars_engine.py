@@ -14,6 +14,7 @@ import polars as pl
 from stedi_assets import schemas
 from stedi_assets.schemas import Table
 from stedi_assets.transforms.figures import join_coverage_figures
+from stedi_assets.transforms.json_checks import MAX_DEPTH, TOO_DEEP, line_checks
 from stedi_assets.transforms.pseudonyms import customer_key
 
 POLARS_TYPES: dict[str, pl.DataType] = {
@@ -28,6 +29,7 @@ REJECT_COLUMNS = {"file": pl.String, "line_number": pl.Int64, "line": pl.String,
 _CONSENT = "shareWithResearchAsOfDate"
 _WHITESPACE = " \t\r\n\ufeff"  # the BOM counts as whitespace at the start of a line
 _INT64_LIMIT = 2.0**63
+_LINE_CHECKS = line_checks()
 
 
 def polars_schema(table: Table) -> pl.Schema:
@@ -69,7 +71,8 @@ def _decode_vectorised(lines: pl.DataFrame, table: Table,
         pl.when(pl.col("_json").is_null())
         .then(pl.lit("not a JSON object"))
         .otherwise(pl.col("_reason"))
-        .alias("_reason")
+        .alias("_reason"),
+        pl.col("_json").is_not_null().alias("_object"),
     ).unnest("_json")
 
 
@@ -84,9 +87,11 @@ def _as_text(value: Any) -> str | None:
 
 
 def _decode_line_by_line(lines: pl.DataFrame, table: Table) -> pl.DataFrame:
-    """Slow path: decode line by line so each bad line gets its own reason."""
+    """Slow path: decode line by line so each bad line gets its own reason. The lines are not
+    too deeply nested (parse_landing quarantined those), so json.loads cannot recurse too far."""
     keys = _json_keys(table)
     columns: dict[str, list[Any]] = {key: [] for key in [*keys, "_reason"]}
+    objects: list[bool] = []
     for text in lines["line"]:
         reason = None
         values: dict[str, str | None] = {}
@@ -105,8 +110,62 @@ def _decode_line_by_line(lines: pl.DataFrame, table: Table) -> pl.DataFrame:
         for key in keys:
             columns[key].append(values.get(key))
         columns["_reason"].append(reason)
-    decoded = pl.DataFrame(columns, schema={k: pl.String for k in columns})
+        objects.append(isinstance(obj, dict))
+    decoded = pl.DataFrame(columns, schema={k: pl.String for k in columns}).with_columns(
+        pl.Series("_object", objects, dtype=pl.Boolean))
     return pl.concat([lines, decoded], how="horizontal")
+
+
+def _too_deep(line: pl.Series) -> pl.Series:
+    """Lines nested more than MAX_DEPTH levels deep. Only a line holding more than MAX_DEPTH
+    opening brackets can be, so only those few are scanned in Python."""
+    brackets = (line.str.count_matches("[", literal=True)
+                + line.str.count_matches("{", literal=True))
+    deep = (brackets > MAX_DEPTH).fill_null(False)
+    if not deep.any():
+        return deep
+    candidates = deep.arg_true()
+    exact = pl.Series([_LINE_CHECKS.too_deep(t) for t in line.gather(candidates)],
+                      dtype=pl.Boolean)
+    return deep.scatter(candidates.filter(~exact), False)
+
+
+#: A key token: a JSON string followed by a colon (its text as written, escapes undecoded).
+_KEY_TOKEN = r'"(?:[^"\\]|\\.)*"\s*:'
+
+
+def _with_duplicate_keys(decoded: pl.DataFrame, table: Table) -> pl.DataFrame:
+    """`_reason` = `duplicate key 'NAME'` on JSON-object lines that repeat a top-level key.
+
+    Vectorised pre-filters clear almost every line; only the rest go through Python's exact
+    check (json_checks). Sound because: every key ends in a colon, so a line with no more
+    colons than columns it filled cannot repeat a key; and on a line with one `{`, no
+    backslash and as many key tokens as `"...":` spots, the tokens are exactly its keys."""
+    present = pl.sum_horizontal(
+        pl.any_horizontal(pl.col(k).is_not_null() for k in (c.name, *c.aliases)).cast(pl.Int32)
+        for c in table.columns)
+    line = pl.col("line")
+    maybe = pl.col("_object") & (line.str.count_matches(":", literal=True) > present)
+    candidates = decoded.with_row_index("_i").filter(maybe).select("_i", "line")
+    if candidates.is_empty():
+        return decoded
+    keys = line.str.extract_all(_KEY_TOKEN)
+    cleared = (~line.str.contains("\\", literal=True)
+               & (line.str.count_matches("{", literal=True) == 1)
+               & (keys.list.len() == line.str.count_matches(r'"\s*:'))
+               & (keys.list.eval(pl.element().str.strip_chars_end(": \t\r\n")).list.n_unique()
+                  == keys.list.len()))
+    suspects = candidates.filter(~cleared)
+    if suspects.is_empty():
+        return decoded
+    found = suspects.with_columns(pl.Series(
+        "_duplicate", [_LINE_CHECKS.duplicate_key(t) for t in suspects["line"]],
+        dtype=pl.String)).drop_nulls("_duplicate")
+    if found.is_empty():
+        return decoded
+    # a repeated key outranks every field problem of the line
+    return decoded.with_columns(
+        decoded["_reason"].scatter(found["_i"], found["_duplicate"]).alias("_reason"))
 
 
 def _typed(column: schemas.Column) -> pl.Expr:
@@ -150,8 +209,10 @@ def parse_landing(
 
     Lines are trimmed of whitespace, a byte-order mark and one trailing comma (the 2022
     step-trainer export ends lines in `},`). Every line becomes a row or a reject with a reason
-    (a blank line is rejected as "blank line"), so lines = rows + rejects. Keys the schema does
-    not know are not kept; `unknown_keys` reports how many landed lines carried each of them.
+    (a blank line is rejected as "blank line"), so lines = rows + rejects. A line nested more
+    than MAX_DEPTH levels deep or repeating a top-level key is rejected before any field is
+    looked at (see json_checks). Keys the schema does not know are not kept; `unknown_keys`
+    reports how many landed lines carried each of them.
     """
     trimmed = lines.with_columns(
         pl.col("line")
@@ -163,7 +224,8 @@ def parse_landing(
     )
     undecodable = trimmed["line"].is_null()
     blank = trimmed["line"] == ""
-    has_content = ~blank & ~undecodable
+    too_deep = _too_deep(trimmed["line"])
+    has_content = ~blank & ~undecodable & ~too_deep
     content = trimmed if has_content.all() else trimmed.filter(has_content)
     has_floats = any(c.type == schemas.FLOAT64 for c in table.columns)
     try:
@@ -179,7 +241,7 @@ def parse_landing(
         if decoded is None:
             decoded = _decode_line_by_line(content, table)
 
-    typed = decoded.with_columns(
+    typed = _with_duplicate_keys(decoded, table).with_columns(
         _typed(c).alias(f"_typed_{c.name}") for c in table.columns
     ).with_columns(
         # a line that is not a JSON object has one reason; otherwise list every bad field
@@ -200,6 +262,7 @@ def parse_landing(
         trimmed.filter(blank).select(*reject_columns, pl.lit("blank line").alias("reason")),
         trimmed.filter(undecodable).select(*reject_columns,
                                            pl.lit("not UTF-8 text").alias("reason")),
+        trimmed.filter(too_deep).select(*reject_columns, pl.lit(TOO_DEEP).alias("reason")),
         typed.filter(pl.col("_reason").is_not_null()).select(
             *reject_columns, pl.col("_reason").alias("reason")),
     ]).sort("line_number")

@@ -7,7 +7,6 @@ paths, no environment variables here.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -17,6 +16,7 @@ from pyspark.sql import types as T
 from stedi_assets import schemas
 from stedi_assets.schemas import Table
 from stedi_assets.transforms.figures import join_coverage_figures
+from stedi_assets.transforms.json_checks import MAX_DEPTH, line_checks
 
 SPARK_TYPES: dict[str, T.DataType] = {
     schemas.STRING: T.StringType(),
@@ -112,21 +112,40 @@ def _infinity(text: Column) -> Column:
 
 def _invalid_json_reason_udf() -> Any:
     """A UDF saying why a line Spark could not read as one JSON object is rejected, in
-    polars_engine's words (it falls back to Python's json module for such lines). Built in a
-    function so cloudpickle ships it by value: executors need no `stedi_assets` install."""
+    polars_engine's words (json_checks: too deep, Python's json message, not an object, a
+    repeated key). Built in a function so cloudpickle ships it by value: executors need no
+    `stedi_assets` install."""
+    rejected_reason = line_checks().rejected_reason
 
     def reason(text: str | None) -> str:
-        try:
-            obj = json.loads(text or "")
-        except json.JSONDecodeError as exc:
-            return f"invalid JSON: {exc.msg} (column {exc.colno})"
-        if obj is None:
-            return "not a JSON object"
-        if not isinstance(obj, dict):
-            return f"not a JSON object but a {type(obj).__name__}"
-        return "invalid JSON for Spark's JSON reader"
+        return rejected_reason(text) or "invalid JSON for Spark's JSON reader"
 
     return F.udf(reason, T.StringType())
+
+
+def _structure_problem_udf() -> Any:
+    """A UDF giving json_checks' reason for a line Spark read as a JSON object but that is too
+    deeply nested or repeats a top-level key; null for anything else (and for a null input,
+    which the pre-filters pass for every line they clear). Shipped by value, as above."""
+    checks = line_checks()
+    too_deep, duplicate_key, rejected_reason = (checks.too_deep, checks.duplicate_key,
+                                                checks.rejected_reason)
+
+    def problem(text: str | None) -> str | None:
+        if text is None:
+            return None
+        if too_deep(text):
+            return rejected_reason(text)
+        try:
+            return duplicate_key(text)
+        except ValueError:  # Jackson accepted what Python does not: no structure verdict
+            return None
+
+    return F.udf(problem, T.StringType())
+
+
+def _count_chars(text: Column, chars: str) -> Column:
+    return F.length(text) - F.length(F.translate(text, chars, ""))
 
 
 def _computed_once(frame: DataFrame) -> DataFrame:
@@ -177,9 +196,17 @@ def _decode(content: DataFrame, table: Table) -> DataFrame:
         kind = F.when(raw.startswith("{"), "dict").otherwise("list")
         nested.append(F.when(is_nested, F.concat(
             F.lit(f"{key}: nested "), kind, F.lit(" where a single value is expected"))))
-    # Line by line, Polars keeps the reason of the last nested key.
+    # Too deep / a repeated key (json_checks): pre-filters as polars_engine's clear almost
+    # every line (a line can repeat a key only if it has more colons than columns it filled);
+    # the UDF sees null for those. A deep line Jackson refused is judged with the bad JSON.
+    present = sum((F.coalesce(*(F.col(f"_raw_{keys.index(k)}") for k in (c.name, *c.aliases)))
+                   .isNotNull().cast("int") for c in table.columns), F.lit(0))
+    maybe = ~F.col("_bad_json") & ((_count_chars(F.col("line"), "[{") > MAX_DEPTH)
+                                   | (_count_chars(F.col("line"), ":") > present))
+    structure = _structure_problem_udf()(F.when(maybe, F.col("line")))
+    # Line by line, Polars keeps the reason of the last nested key; a structure problem first.
     decode_reason = F.when(F.col("_bad_json"), F.lit("invalid JSON")).otherwise(
-        F.coalesce(*nested[::-1]))
+        F.coalesce(structure, *nested[::-1]))
     return raws.select(*content.columns, "_bad_json", decode_reason.alias("_decode_reason"),
                        *texts)
 
