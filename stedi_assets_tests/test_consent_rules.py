@@ -242,7 +242,8 @@ def test_glue_steps_give_the_local_tables_and_checks_with_shared_devices_exclude
 # --- generated inputs, function by function on both engines ----------------------------------
 
 BASES = ["ann@x.com", "bob@x.com", "ärger@x.com"]
-SPELLINGS = [s for b in BASES for s in (b, b.upper(), f" {b.capitalize()}\t")]
+SPELLINGS = [s for b in BASES
+             for s in (b, b.upper(), f" {b.capitalize()}\t", f"\ufeff{b.upper()}\r\n")]
 TIMES = [None, 1, 2]
 
 customer_rows = st.lists(st.fixed_dictionaries({
@@ -339,3 +340,23 @@ def test_generated_inputs_same_results_on_both_engines(spark, rows, rejects, acc
         assert (p_v["rows_checked"], p_v["violations"]) == (s_v["rows_checked"],
                                                             s_v["violations"])
         assert set(p_v["sample"]) == set(s_v["sample"])
+
+
+def test_shared_devices_setting_reaches_the_assets_and_the_glue_jobs():
+    from stedi_assets.aws.glue_job import parse_args
+    from stedi_assets.deployments import build_glue_jobs, build_resources
+
+    assert definitions.Settings.from_env({}).shared_devices == "include"
+    excluded = definitions.Settings.from_env({"STEDI_SHARED_DEVICES": " Exclude "})
+    assert excluded.shared_devices == "exclude"
+    assert build_resources(excluded)["privacy"].exclude_shared_devices
+    with pytest.raises(ValueError, match="STEDI_SHARED_DEVICES must be include or exclude"):
+        definitions.Settings.from_env({"STEDI_SHARED_DEVICES": "drop"})
+    glue = definitions.Settings.from_env({
+        "STEDI_ENV": "glue", "STEDI_LAKEHOUSE_ROOT": "s3://lake/stedi/",
+        "STEDI_PSEUDONYM_SECRET": "k", "STEDI_SHARED_DEVICES": "exclude"})
+    arguments = build_glue_jobs(glue).run_arguments
+    assert arguments["--stedi-shared-devices"] == "exclude"
+    argv = ["--stedi-step", "step_trainer_trusted", "--stedi-lakehouse-root", "/x",
+            *(a for item in arguments.items() for a in item)]
+    assert parse_args(argv).stedi_shared_devices == "exclude"

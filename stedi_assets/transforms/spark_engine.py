@@ -340,7 +340,8 @@ _BLANKS = "".join(f"\\u{ord(c):04x}" for c in IDENTITY_WHITESPACE)
 
 def _identity(column: str) -> Column:
     """The customer identity of an email column: trimmed and lower-cased (identity.py)."""
-    return F.lower(F.regexp_replace(F.col(column), f"^[{_BLANKS}]+|[{_BLANKS}]+$", ""))
+    # \z: the very end (Java's $ would also match before a final line terminator)
+    return F.lower(F.regexp_replace(F.col(column), f"^[{_BLANKS}]+|[{_BLANKS}]+\\z", ""))
 
 
 def quarantined_withdrawals(customer_landing_rejects: DataFrame | None) -> DataFrame:
