@@ -243,7 +243,8 @@ def test_glue_steps_give_the_local_tables_and_checks_with_shared_devices_exclude
 
 BASES = ["ann@x.com", "bob@x.com", "ärger@x.com"]
 SPELLINGS = [s for b in BASES
-             for s in (b, b.upper(), f" {b.capitalize()}\t", f"\ufeff{b.upper()}\r\n")]
+             for s in (b, b.upper(), f" {b.capitalize()}\t", f"\ufeff{b.upper()}\r\n",
+                       f"\u2003{b}\u200b")]
 TIMES = [None, 1, 2]
 
 customer_rows = st.lists(st.fixed_dictionaries({

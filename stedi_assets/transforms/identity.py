@@ -17,8 +17,10 @@ import json
 import math
 import re
 
-#: What `identity` trims from both ends of an email (the engines trim the same characters).
-IDENTITY_WHITESPACE = " \t\n\r\f\v\u00a0\ufeff"
+#: What `identity` trims from both ends of an email (the engines trim the same characters):
+#: Unicode's White_Space characters, plus the zero-width space and the byte-order mark.
+IDENTITY_WHITESPACE = ("\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200C)))
+                       + "\u2028\u2029\u202f\u205f\u3000\ufeff")
 
 _INT64_LIMIT = 2**63
 # "key": "string value" (the closing quote may be missing: a truncated line) or "key": bare
