@@ -109,6 +109,7 @@ def build_glue_jobs(settings: Settings) -> GlueJobs:
         "--stedi-lakehouse-root": root, "--stedi-landing-root": settings.landing_root,
         "--stedi-landing-folders": json.dumps(settings.landing_folders, sort_keys=True),
         "--stedi-consent-as-of-date": "on" if settings.consent_as_of_date else "off",
+        "--stedi-shared-devices": settings.shared_devices,
         "--stedi-min-join-coverage": str(settings.min_join_coverage),
         "--stedi-max-reject-share": str(settings.max_reject_share),
         "--stedi-aws-region": settings.aws_region,
@@ -140,6 +141,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "privacy": PrivacySettings(
             pseudonym_secret="" if glue else _pseudonym_secret(settings),
             consent_as_of_date=settings.consent_as_of_date,
+            shared_devices=settings.shared_devices,
         ),
         "alerts": AlertSettings(webhook_url=settings.alert_webhook_url,
                                 ui_base_url=settings.ui_url),

@@ -286,3 +286,10 @@ class PrivacySettings(ConfigurableResource):
     pseudonym_secret: str
     #: Drop accelerometer readings taken before the customer's shareWithResearchAsOfDate.
     consent_as_of_date: bool = False
+    #: `include` keeps a device's readings once one owner consented; `exclude` drops the
+    #: readings of devices that also belong to a customer without consent (STEDI_SHARED_DEVICES)
+    shared_devices: str = "include"
+
+    @property
+    def exclude_shared_devices(self) -> bool:
+        return self.shared_devices == "exclude"

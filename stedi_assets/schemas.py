@@ -62,8 +62,8 @@ def _epoch(name: str, what: str, required: bool = False) -> Column:
 
 CUSTOMER_COLUMNS = (
     Column("customerName", STRING, "Customer's full name (direct identifier)"),
-    Column("email", STRING, "Customer's email; the key accelerometer rows use as `user`",
-           required=True),
+    Column("email", STRING, "Customer's email as landed; the customer is identified by it "
+           "trimmed and lower-cased (also how accelerometer `user` matches it)", required=True),
     Column("phone", STRING, "Phone number as text (landing files carry numbers or strings)"),
     Column("birthDay", STRING, "Birthday as text, e.g. 1965-01-01 (direct identifier)"),
     Column("serialNumber", STRING, "Serial number of the customer's Step Trainer"),
@@ -76,7 +76,8 @@ CUSTOMER_COLUMNS = (
 )
 
 ACCELEROMETER_COLUMNS = (
-    Column("user", STRING, "Email of the customer whose phone took the reading", required=True),
+    Column("user", STRING, "Email of the customer whose phone took the reading, as landed "
+           "(matched to customer email trimmed and lower-cased)", required=True),
     Column("timestamp", INT64, "When the reading was taken (epoch milliseconds, UTC)",
            required=True, aliases=("timeStamp",)),
     Column("x", FLOAT64, "Acceleration on the x axis"),
@@ -94,7 +95,8 @@ STEP_TRAINER_COLUMNS = (
 
 CUSTOMER_KEY = Column(
     "customerKey", STRING,
-    "Pseudonymous customer key: HMAC-SHA256 of the email under the project's secret (hex)",
+    "Pseudonymous customer key: HMAC-SHA256 of the trimmed, lower-cased email under the "
+    "project's secret (hex)",
 )
 
 #: Curated customers: no direct identifier (name, email, phone, birthday), a pseudonymous key.
@@ -110,7 +112,8 @@ MACHINE_LEARNING_COLUMNS = (
     STEP_TRAINER_COLUMNS[2],
     *ACCELEROMETER_COLUMNS[2:],
     Column("customerKey", STRING,
-           "Pseudonymous key of the customer whose phone took the accelerometer reading"),
+           "Pseudonymous key of the customer whose phone took the accelerometer reading "
+           "(HMAC-SHA256 of the trimmed, lower-cased email)"),
 )
 
 REJECT_COLUMNS = (
@@ -134,14 +137,18 @@ TABLES: dict[str, Table] = {
               STEP_TRAINER_COLUMNS, source="step_trainer",
               keys=("serialNumber", "sensorReadingTime")),
         Table("customer_trusted", "trusted",
-              "Customers who agreed to share their data with research "
-              "(shareWithResearchAsOfDate is set).",
+              "Customers whose latest record agrees to share their data with research "
+              "(shareWithResearchAsOfDate is set; a quarantined customer line counts as a "
+              "record without consent): one row per trimmed, lower-cased email, the latest "
+              "landed record as landed.",
               CUSTOMER_COLUMNS, keys=("email",)),
         Table("accelerometer_trusted", "trusted",
               "Accelerometer readings of customers in customer_trusted.",
               ACCELEROMETER_COLUMNS, keys=("user", "timestamp")),
         Table("step_trainer_trusted", "trusted",
-              "Step Trainer readings of devices owned by customers in customer_curated.",
+              "Step Trainer readings of devices owned by customers in customer_curated "
+              "(with STEDI_SHARED_DEVICES=exclude, not of devices that also belong to a "
+              "customer without consent).",
               STEP_TRAINER_COLUMNS, keys=("serialNumber", "sensorReadingTime")),
         Table("customer_curated", "curated",
               "Consenting customers who have accelerometer data, one row each, identified only "

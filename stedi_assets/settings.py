@@ -17,6 +17,9 @@
 - STEDI_MAX_REJECT_SHARE: the quarantine-rate checks WARN above this share (default 0.01)
 - STEDI_CONSENT_AS_OF_DATE: `on` drops accelerometer readings taken before the customer's
   research consent date (default off)
+- STEDI_SHARED_DEVICES: `include` (default) keeps a Step Trainer's readings once one of its
+  owners consented; `exclude` drops the readings of devices that also belong to a customer
+  without research consent (from step_trainer_trusted and machine_learning_curated)
 - STEDI_PSEUDONYM_SECRET: HMAC key of the pseudonymous customerKey; required outside the
   local environment (locally it defaults to a public development key, LOCAL_PSEUDONYM_SECRET)
 - STEDI_ALERT_WEBHOOK_URL: where alerts are POSTed as JSON (default: none, log only)
@@ -57,6 +60,7 @@ from stedi_assets.io.s3 import is_s3_uri
 
 ENVIRONMENTS = ("local", "s3", "glue")
 ENGINES = ("polars", "spark")
+SHARED_DEVICES = ("include", "exclude")
 #: Only for the local environment: a documented, public key, so local runs need no set-up.
 LOCAL_PSEUDONYM_SECRET = "stedi-local-development-only"
 
@@ -118,6 +122,8 @@ class Settings:
     glue: dict[str, str] = field(default_factory=dict)
     #: STEDI_LANDING_CACHE: `auto`, `off` or a folder (see landing_cache_folder)
     landing_cache: str = "auto"
+    #: STEDI_SHARED_DEVICES: `include` or `exclude` (see the module docstring)
+    shared_devices: str = "include"
 
     def landing_cache_folder(self) -> str | None:
         """Where the Polars engine keeps parsed landing files; None when off."""
@@ -166,8 +172,16 @@ class Settings:
             glue_endpoint_url=env.get("AWS_ENDPOINT_URL_GLUE") or endpoint,
             glue=glue,
             landing_cache=env.get("STEDI_LANDING_CACHE", "auto"),
+            shared_devices=_shared_devices(env),
             **_engine_settings(env),
         )
+
+
+def _shared_devices(env: Mapping[str, str]) -> str:
+    value = env.get("STEDI_SHARED_DEVICES", "").strip().lower() or "include"
+    if value not in SHARED_DEVICES:
+        raise ValueError(f"STEDI_SHARED_DEVICES must be include or exclude, got {value!r}")
+    return value
 
 
 def _source_folders(spec: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ class LeakyEngine(PolarsEngine):
     def ops(self):
         ops = SimpleNamespace(**{n: getattr(polars_engine, n) for n in dir(polars_engine)
                                  if not n.startswith("_")})
-        ops.customer_trusted = lambda customer_landing: customer_landing  # leaks everyone
+        ops.customer_trusted = lambda customer_landing, *_: customer_landing  # leaks everyone
         return ops
 
 

@@ -62,7 +62,7 @@ def test_glue_script_runs_every_step_on_local_spark_through_pipes(sample_landing
         assert any(folder.glob("*.parquet")), name
     checks = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
     expected = polars.checks()
-    assert set(checks) == set(expected) and len(checks) == 16
+    assert set(checks) == set(expected) and len(checks) == 17
     for key, check in checks.items():
         assert check.passed == expected[key].passed, key
         figures = {k: v.value for k, v in expected[key].metadata.items()

@@ -58,6 +58,7 @@ def test_sample_graph_materializes_every_table_with_every_check(sample_run, samp
                 | {(t.name, check) for t in schemas.LANDING_TABLES
                    for check in ("schema", "conservation", "quarantine_rate")}
                 | {("step_trainer_trusted", "join_coverage"),
+                   ("step_trainer_trusted", "shared_devices"),
                    ("machine_learning_curated", "join_coverage")})
     assert set(checks) == expected
     assert all(e.passed for e in checks.values())

@@ -67,17 +67,22 @@ def test_latest_record_decides_consent_and_withdrawal():
         {"email": "e@x", "lastUpdateDate": 3, "shareWithResearchAsOfDate": None},
         {"email": "e@x", "lastUpdateDate": 3, "shareWithResearchAsOfDate": 2},  # tie: withdrawn
         {"email": "d@x", "lastUpdateDate": 8, "shareWithResearchAsOfDate": 1},
+        # issue 11 item 2: an undated record without consent is the newest (d@x withdraws) ...
         {"email": "d@x", "lastUpdateDate": None, "shareWithResearchAsOfDate": None},
+        # ... an undated record with consent the oldest (f@x's dated withdrawal stands)
+        {"email": "f@x", "lastUpdateDate": 2, "shareWithResearchAsOfDate": None},
+        {"email": "f@x", "lastUpdateDate": None, "shareWithResearchAsOfDate": 1},
+        {"email": "g@x", "lastUpdateDate": None, "shareWithResearchAsOfDate": 1},
     )
     out = pe.customer_trusted(history).collect()
-    assert sorted(out["email"].to_list()) == ["a@x", "c@x", "d@x"]
+    assert sorted(out["email"].to_list()) == ["a@x", "c@x", "g@x"]
     # a tie never depends on landing order: greatest other values win ...
     assert out.filter(pl.col("email") == "c@x")["phone"].item() == "2"
     reversed_order = pe.customer_trusted(history.reverse()).collect()
     assert reversed_order.sort("email").equals(out.sort("email"))
     # ... and a record without consent wins a tie (e@x is out)
     consenting = pe.consenting_customers(history, SECRET).collect()
-    assert sorted(consenting["email"]) == ["a@x", "c@x", "d@x"]
+    assert sorted(consenting["email"]) == ["a@x", "c@x", "g@x"]
 
 
 def test_consent_as_of_date_drops_readings_before_consent():

@@ -5,6 +5,8 @@ The landing checks (schema, conservation, quarantine rate) run inside the landin
 batch the step just stored: a separate step per check would cost Dagster more than the checks.
 """
 
+import re
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -25,6 +27,15 @@ from stedi_assets.io.local_paths import OutsideRootError
 from stedi_assets.resources import CheckSettings, Engine, LandingBatch, LandingSource
 
 MAX_REPORTED_REJECTS = 5
+# "<column>: <the value as landed> is not a valid <type>": the value may be an email or a name
+_BAD_VALUE = re.compile(r"(\w+): .*? is not a valid (\w+)(?=; |$)", re.DOTALL)
+
+
+def loggable_reason(reason: str | None) -> str:
+    """A reject reason without the landed values it quotes: the log (and so the event log,
+    compute logs and alerts) gets the column and the problem; the value stays in the
+    quarantine table."""
+    return _BAD_VALUE.sub(r"\1: value is not a valid \2", reason or "")
 
 
 def _check_specs(table: schemas.Table) -> list[AssetCheckSpec]:
@@ -80,7 +91,7 @@ def _outputs(context: AssetExecutionContext, engine: Engine, landing: LandingSou
         context.log.warning(f"{len(batch.skipped)} landing entry(ies) of {table.source} "
                             "skipped (not read):\n" + "\n".join(batch.skipped))
     if rejected:
-        examples = [f"{r['file']}:{r['line_number']}: {r['reason']}"
+        examples = [f"{r['file']}:{r['line_number']}: {loggable_reason(r['reason'])}"
                     for r in engine.ops.head_rows(batch.rejects, MAX_REPORTED_REJECTS)]
         context.log.warning(f"{rejected} line(s) of {table.source} quarantined in "
                             f"{rejects.name}, e.g.\n" + "\n".join(examples))

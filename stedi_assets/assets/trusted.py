@@ -2,14 +2,19 @@
 
 from dagster import AssetCheckResult, AssetIn, Output, asset, asset_check
 
-from stedi_assets.assets.checks import consent_check, join_coverage_result
+from stedi_assets.assets.checks import (
+    consent_check,
+    join_coverage_result,
+    shared_devices_result,
+)
 from stedi_assets.assets.common import asset_kwargs
 from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
 
 
 @asset(**asset_kwargs("customer_trusted"))
-def customer_trusted(engine: Engine, customer_landing):
-    return engine.ops.customer_trusted(customer_landing)
+def customer_trusted(engine: Engine, customer_landing, customer_landing_rejects):
+    # a quarantined customer line with a readable email counts as a record without consent
+    return engine.ops.customer_trusted(customer_landing, customer_landing_rejects)
 
 
 @asset(**asset_kwargs("accelerometer_trusted"))
@@ -25,10 +30,30 @@ def accelerometer_trusted(engine: Engine, privacy: PrivacySettings, acceleromete
 
 
 @asset(**asset_kwargs("step_trainer_trusted"))
-def step_trainer_trusted(engine: Engine, step_trainer_landing, customer_curated):
+def step_trainer_trusted(engine: Engine, privacy: PrivacySettings, step_trainer_landing,
+                         customer_curated, customer_landing, customer_landing_rejects):
+    excluded = (engine.ops.non_consenting_devices(customer_landing, customer_landing_rejects)
+                if privacy.exclude_shared_devices else None)
     readings, removed = engine.ops.without_exact_duplicates(engine.ops.step_trainer_trusted(
-        step_trainer_landing, customer_curated, deduplicate=False))
-    return Output(readings, metadata={"duplicate_rows_removed": removed})
+        step_trainer_landing, customer_curated, deduplicate=False, excluded_devices=excluded))
+    return Output(readings, metadata={"duplicate_rows_removed": removed,
+                                      "shared_devices": privacy.shared_devices})
+
+
+@asset_check(
+    asset=step_trainer_trusted, name="shared_devices",
+    additional_ins={"customer_landing": AssetIn("customer_landing"),
+                    "customer_landing_rejects": AssetIn("customer_landing_rejects")},
+    description="Rows from devices that also belong to a customer without research consent "
+                "(the serialNumber of that customer's latest record). WARN when there are any; "
+                "STEDI_SHARED_DEVICES=exclude drops them.",
+)
+def step_trainer_trusted_shared_devices(engine: Engine, privacy: PrivacySettings,
+                                        step_trainer_trusted, customer_landing,
+                                        customer_landing_rejects) -> AssetCheckResult:
+    figures = engine.ops.shared_device_rows(step_trainer_trusted, customer_landing,
+                                            customer_landing_rejects)
+    return shared_devices_result(figures, privacy.shared_devices)
 
 
 @asset_check(
@@ -52,4 +77,5 @@ trusted_assets = [customer_trusted, accelerometer_trusted, step_trainer_trusted]
 trusted_checks = [
     *(consent_check(a.key.path[-1]) for a in trusted_assets),
     step_trainer_trusted_join_coverage,
+    step_trainer_trusted_shared_devices,
 ]

@@ -2,7 +2,8 @@
 
     glue_job.py --stedi-step customer_trusted --stedi-lakehouse-root s3://lake/stedi
                 [--stedi-landing-root s3://landing/] [--stedi-landing-folders '{"customer":
-                "customers"}'] [--stedi-consent-as-of-date on] [--stedi-pseudonym-secret-id ID]
+                "customers"}'] [--stedi-consent-as-of-date on] [--stedi-shared-devices exclude]
+                [--stedi-pseudonym-secret-id ID]
                 [--stedi-aws-region R] [--stedi-s3-endpoint-url URL] ...
 
 Plain PySpark (no `awsglue` needed). A thin shell: arguments -> SparkSession -> the step's
@@ -56,6 +57,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--stedi-landing-root", default="")
     parser.add_argument("--stedi-landing-folders", default="{}", help="JSON {source: folder}")
     parser.add_argument("--stedi-consent-as-of-date", default="off", choices=("on", "off"))
+    parser.add_argument("--stedi-shared-devices", default="include",
+                        choices=("include", "exclude"))
     parser.add_argument("--stedi-min-join-coverage", type=float, default=0.5)
     parser.add_argument("--stedi-max-reject-share", type=float, default=0.01)
     parser.add_argument("--stedi-pseudonym-secret-id", default="",
@@ -187,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spark = SparkSession.builder.appName(f"stedi-{step}").getOrCreate()
         options = StepOptions(
             consent_as_of_date=args.stedi_consent_as_of_date == "on",
+            shared_devices=args.stedi_shared_devices,
             pseudonym_secret="" if step.startswith("land_") else pseudonym_secret(args, pipes),
             min_join_coverage=args.stedi_min_join_coverage,
             max_reject_share=args.stedi_max_reject_share,

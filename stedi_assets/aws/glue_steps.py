@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from stedi_assets import schemas
+from stedi_assets.transforms.pseudonyms import reported_keys
 
 #: Step (the local asset's op name, the Glue job's suffix) -> the tables it writes, in an
 #: order where every step comes after the steps it reads from.
@@ -44,6 +45,7 @@ class TableIO(Protocol):
 @dataclass(frozen=True)
 class StepOptions:
     consent_as_of_date: bool = False
+    shared_devices: str = "include"  # or "exclude" (STEDI_SHARED_DEVICES)
     pseudonym_secret: str = ""
     min_join_coverage: float = 0.5
     max_reject_share: float = 0.01
@@ -141,22 +143,50 @@ def _land(table: schemas.Table, ops: ModuleType, io: TableIO, options: StepOptio
 
 # -- checks shared by the zone steps ---------------------------------------------------------
 
+def _non_consenting_devices(ops: ModuleType, io: TableIO) -> Any:
+    return ops.non_consenting_devices(io.read("customer_landing"),
+                                      io.read("customer_landing_rejects"))
+
+
 def consent_check(table: str, frame: Any, ops: ModuleType, io: TableIO,
                   options: StepOptions) -> CheckReport:
-    consenting = ops.consenting_customers(io.read("customer_landing"), options.pseudonym_secret)
+    consenting = ops.consenting_customers(io.read("customer_landing"), options.pseudonym_secret,
+                                          io.read("customer_landing_rejects"))
+    excluded = (_non_consenting_devices(ops, io) if options.shared_devices == "exclude"
+                else None)
+    keys = CONSENT_KEYS[table]
     results = [
         ops.consent_violations(frame, consenting, key, consenting_key,
-                               time_column=time_column if options.consent_as_of_date else None)
-        for key, consenting_key, time_column in CONSENT_KEYS[table]
+                               time_column=time_column if options.consent_as_of_date else None,
+                               excluded=excluded if consenting_key == "serialNumber" else None)
+        for key, consenting_key, time_column in keys
     ]
+    sample = [k for (_, consenting_key, _), r in zip(keys, results, strict=True)
+              for k in reported_keys(r["sample"], consenting_key, options.pseudonym_secret)][:5]
     violations = max(r["violations"] for r in results)
     return CheckReport(
         table, "consent", violations == 0, "ERROR",
         "every row belongs to a consenting customer" if violations == 0
         else f"{violations} row(s) of non-consenting customers",
         {"rows_checked": results[0]["rows_checked"], "violations": violations,
-         "violating_keys_sample": [str(v) for r in results for v in r["sample"]][:5],
-         "consent_as_of_date": options.consent_as_of_date},
+         "violating_keys_sample": sample,
+         "consent_as_of_date": options.consent_as_of_date,
+         "shared_devices": options.shared_devices},
+    )
+
+
+def shared_devices_check(table: str, frame: Any, ops: ModuleType, io: TableIO,
+                         options: StepOptions) -> CheckReport:
+    figures = ops.shared_device_rows(frame, io.read("customer_landing"),
+                                     io.read("customer_landing_rejects"))
+    rows, devices = figures["shared_device_rows"], figures["shared_devices"]
+    return CheckReport(
+        table, "shared_devices", rows == 0, "WARN",
+        f"{rows} of {figures['rows_checked']} row(s) come from {devices} device(s) that also "
+        "belong to a customer without research consent"
+        + ("" if rows == 0 or options.shared_devices == "exclude"
+           else " (STEDI_SHARED_DEVICES=exclude drops them)"),
+        {**figures, "shared_devices_setting": options.shared_devices},
     )
 
 
@@ -184,7 +214,8 @@ def join_coverage_check(table: str, ops: ModuleType, io: TableIO, options: StepO
 
 def _customer_trusted(ops: ModuleType, io: TableIO, options: StepOptions) -> StepResult:
     frame, report = _written(io, ops, "customer_trusted",
-                             ops.customer_trusted(io.read("customer_landing")))
+                             ops.customer_trusted(io.read("customer_landing"),
+                                                  io.read("customer_landing_rejects")))
     return StepResult([report], [consent_check("customer_trusted", frame, ops, io, options)])
 
 
@@ -200,12 +231,17 @@ def _accelerometer_trusted(ops: ModuleType, io: TableIO, options: StepOptions) -
 
 
 def _step_trainer_trusted(ops: ModuleType, io: TableIO, options: StepOptions) -> StepResult:
+    excluded = (_non_consenting_devices(ops, io) if options.shared_devices == "exclude"
+                else None)
     readings, duplicates = ops.without_exact_duplicates(ops.step_trainer_trusted(
-        io.read("step_trainer_landing"), io.read("customer_curated"), deduplicate=False))
+        io.read("step_trainer_landing"), io.read("customer_curated"), deduplicate=False,
+        excluded_devices=excluded))
     frame, report = _written(io, ops, "step_trainer_trusted", readings,
-                             {"duplicate_rows_removed": duplicates})
+                             {"duplicate_rows_removed": duplicates,
+                              "shared_devices": options.shared_devices})
     return StepResult([report], [
         consent_check("step_trainer_trusted", frame, ops, io, options),
+        shared_devices_check("step_trainer_trusted", frame, ops, io, options),
         join_coverage_check("step_trainer_trusted", ops, io, options, frame),
     ])
 

@@ -14,6 +14,7 @@ import polars as pl
 from stedi_assets import schemas
 from stedi_assets.schemas import Table
 from stedi_assets.transforms.figures import join_coverage_figures
+from stedi_assets.transforms.identity import IDENTITY_WHITESPACE, quarantined_identities
 from stedi_assets.transforms.json_checks import MAX_DEPTH, TOO_DEEP, line_checks
 from stedi_assets.transforms.pseudonyms import customer_key
 
@@ -318,44 +319,116 @@ def _with_customer_key(frame: pl.LazyFrame, email: str, secret: str,
     return frame.join(distinct, on=email, how="left", maintain_order="left")
 
 
-def latest_customer_records(customer_landing: pl.LazyFrame) -> pl.LazyFrame:
-    """One record per email: the one with the greatest lastUpdateDate. On a tie a record
-    without research consent wins (privacy first), then the greatest values of the other
-    columns in schema order, so the choice never depends on the order rows landed in. A later
-    record without research consent withdraws the consent."""
+def _identity(column: str) -> pl.Expr:
+    """The customer identity of an email column: trimmed and lower-cased (identity.py)."""
+    return pl.col(column).str.strip_chars(IDENTITY_WHITESPACE).str.to_lowercase()
+
+
+def quarantined_withdrawals(customer_landing_rejects: pl.LazyFrame | None) -> pl.LazyFrame:
+    """(email, lastUpdateDate) of every readable email of a quarantined customer line: each
+    counts as a record without research consent (see identity.quarantined_identities)."""
+    schema = {"email": pl.String, "lastUpdateDate": pl.Int64}
+    if customer_landing_rejects is None:
+        return pl.LazyFrame(schema=schema)
+    found = pl.Struct(schema)
+
+    def read(lines: pl.Series) -> pl.Series:
+        return pl.Series([[{"email": e, "lastUpdateDate": d}
+                           for e, d in quarantined_identities(line)] for line in lines],
+                         dtype=pl.List(found))
+
+    return customer_landing_rejects.select(
+        pl.col("line").map_batches(read, return_dtype=pl.List(found)).alias("_found")
+    ).explode("_found").drop_nulls("_found").unnest("_found").select(list(schema))
+
+
+def _ranked_latest(records: pl.LazyFrame) -> pl.LazyFrame:
+    """The winning record per identity (column `_identity` added). Order: a record without
+    lastUpdateDate is the newest when it has no research consent and the oldest when it has,
+    then lastUpdateDate; on a tie a record without consent wins, then the greatest values of
+    the other columns in schema order (the email's spelling last), so the choice never
+    depends on the order rows landed in."""
     others = [c for c in schemas.TABLES["customer_landing"].column_names
               if c not in ("email", "lastUpdateDate", _CONSENT)]
-    return customer_landing.with_columns(
-        pl.col(_CONSENT).is_null().alias("_withdrawn")
+    withdrawn = pl.col(_CONSENT).is_null()
+    undated = pl.col("lastUpdateDate").is_null()
+    return records.with_columns(
+        _identity("email").alias("_identity"),
+        withdrawn.alias("_withdrawn"),
+        pl.when(undated & withdrawn).then(2).when(undated).then(0).otherwise(1).alias("_tier"),
     ).sort(
-        "lastUpdateDate", "_withdrawn", _CONSENT, *others, nulls_last=False
-    ).unique(subset="email", keep="last", maintain_order=True).drop("_withdrawn")
+        "_tier", "lastUpdateDate", "_withdrawn", _CONSENT, *others, "email", nulls_last=False
+    ).unique(subset="_identity", keep="last", maintain_order=True).drop("_withdrawn", "_tier")
+
+
+def _with_withdrawals(customer_landing: pl.LazyFrame,
+                      customer_landing_rejects: pl.LazyFrame | None) -> pl.LazyFrame:
+    """customer_landing plus one record without consent per quarantined readable email."""
+    table = schemas.TABLES["customer_landing"]
+    landed = customer_landing.select(typed_columns(table))
+    markers = quarantined_withdrawals(customer_landing_rejects).with_columns(
+        pl.lit(None, POLARS_TYPES[c.type]).alias(c.name) for c in table.columns
+        if c.name not in ("email", "lastUpdateDate"))
+    return pl.concat([landed, markers.select(typed_columns(table))])
+
+
+def latest_customer_records(customer_landing: pl.LazyFrame,
+                            customer_landing_rejects: pl.LazyFrame | None = None
+                            ) -> pl.LazyFrame:
+    """One record per customer identity (trimmed, lower-cased email): the latest one, where
+    every readable email of a quarantined line counts as a record without research consent
+    (at its lastUpdateDate when readable, else the newest). A later record without research
+    consent withdraws the consent; when the order is uncertain, the record without consent
+    wins (see _ranked_latest). The record that wins with consent is always a landed one."""
+    return _ranked_latest(_with_withdrawals(customer_landing, customer_landing_rejects)
+                          ).drop("_identity")
+
+
+def non_consenting_devices(customer_landing: pl.LazyFrame,
+                           customer_landing_rejects: pl.LazyFrame | None = None
+                           ) -> pl.LazyFrame:
+    """serialNumber of every device that belongs to a customer without research consent: the
+    serialNumber of the customer's latest landed record, for every identity whose latest
+    record (quarantined lines included) has no consent."""
+    owners = _ranked_latest(customer_landing.select(
+        typed_columns(schemas.TABLES["customer_landing"]))).select("_identity", "serialNumber")
+    without_consent = _ranked_latest(
+        _with_withdrawals(customer_landing, customer_landing_rejects)
+    ).filter(pl.col(_CONSENT).is_null()).select("_identity")
+    return owners.join(without_consent, on="_identity", how="semi").select(
+        "serialNumber").drop_nulls().unique()
 
 
 # --------------------------------------------------------------------------------------------
 # Trusted and curated zone tables
 # --------------------------------------------------------------------------------------------
 
-def customer_trusted(customer_landing: pl.LazyFrame) -> pl.LazyFrame:
-    """Customers whose latest record agrees to share with research (one row per email)."""
-    return latest_customer_records(customer_landing).filter(pl.col(_CONSENT).is_not_null())
+def customer_trusted(customer_landing: pl.LazyFrame,
+                     customer_landing_rejects: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """Customers whose latest record agrees to share with research: one row per identity,
+    the values of their latest landed record as landed."""
+    return latest_customer_records(customer_landing, customer_landing_rejects).filter(
+        pl.col(_CONSENT).is_not_null())
 
 
 def accelerometer_trusted(
     accelerometer_landing: pl.LazyFrame, customer_trusted: pl.LazyFrame, *,
     consent_as_of_date: bool = False, deduplicate: bool = True,
 ) -> pl.LazyFrame:
-    """Readings of consenting customers (semi-join: a repeated email never multiplies rows);
+    """Readings of consenting customers, matched on the identity (semi-join: a repeated
+    email never multiplies rows);
     with consent_as_of_date, only readings taken at or after the consent date; exact duplicate
     rows removed."""
-    customers = customer_trusted.select(pl.col("email").alias("user"), _CONSENT).unique("user")
+    customers = customer_trusted.select(_identity("email").alias("_identity"),
+                                        _CONSENT).unique("_identity")
+    readings = accelerometer_landing.with_columns(_identity("user").alias("_identity"))
     if consent_as_of_date:
-        kept = accelerometer_landing.join(
-            customers, on="user", how="inner", maintain_order="left"
-        ).filter(pl.col("timestamp") >= pl.col(_CONSENT)).drop(_CONSENT)
+        kept = readings.join(
+            customers, on="_identity", how="inner", maintain_order="left"
+        ).filter(pl.col("timestamp") >= pl.col(_CONSENT)).drop(_CONSENT, "_identity")
     else:
-        kept = accelerometer_landing.join(customers, on="user", how="semi",
-                                          maintain_order="left")
+        kept = readings.join(customers, on="_identity", how="semi",
+                             maintain_order="left").drop("_identity")
     return without_exact_duplicates(kept)[0] if deduplicate else kept
 
 
@@ -365,24 +438,28 @@ def customer_curated(
     """Consenting customers with at least one trusted accelerometer reading, identified only by
     their pseudonymous key."""
     table = schemas.TABLES["customer_curated"]
-    with_readings = customer_trusted.join(
-        accelerometer_trusted.select(pl.col("user").alias("email")), on="email", how="semi",
-        maintain_order="left",
-    )
+    with_readings = customer_trusted.with_columns(_identity("email").alias("_identity")).join(
+        accelerometer_trusted.select(_identity("user").alias("_identity")), on="_identity",
+        how="semi", maintain_order="left",
+    ).drop("_identity")
     return _with_customer_key(with_readings, "email", secret).select(
         table.column_names).unique(maintain_order=True)
 
 
 def step_trainer_trusted(
     step_trainer_landing: pl.LazyFrame, customer_curated: pl.LazyFrame, *,
-    deduplicate: bool = True,
+    deduplicate: bool = True, excluded_devices: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Readings of Step Trainers that belong to a curated customer (semi-join), exact duplicate
-    rows removed. Step readings are not cut at the consent date (see README)."""
+    rows removed. Step readings are not cut at the consent date (see README). With
+    `excluded_devices` (serialNumber, e.g. non_consenting_devices), none of their readings."""
     kept = step_trainer_landing.join(
         customer_curated.select("serialNumber"), on="serialNumber", how="semi",
         maintain_order="left",
     )
+    if excluded_devices is not None:
+        kept = kept.join(excluded_devices.select("serialNumber"), on="serialNumber",
+                         how="anti", maintain_order="left")
     return without_exact_duplicates(kept)[0] if deduplicate else kept
 
 
@@ -434,27 +511,41 @@ def without_exact_duplicates(frame: pl.LazyFrame) -> tuple[pl.LazyFrame, int]:
 # Figures for the checks and metadata (computed from upstream data, not the table under test)
 # --------------------------------------------------------------------------------------------
 
-def consenting_customers(customer_landing: pl.LazyFrame, secret: str) -> pl.LazyFrame:
-    """email, serialNumber, customerKey and consent date of every customer whose latest
-    landing record has research consent."""
-    latest = latest_customer_records(customer_landing).filter(pl.col(_CONSENT).is_not_null())
-    return _with_customer_key(latest.select("email", "serialNumber", _CONSENT), "email", secret)
+def consenting_customers(customer_landing: pl.LazyFrame, secret: str,
+                         customer_landing_rejects: pl.LazyFrame | None = None
+                         ) -> pl.LazyFrame:
+    """email (the identity: trimmed, lower-cased), serialNumber, customerKey and consent date
+    of every customer whose latest record (quarantined lines included) has research consent."""
+    latest = latest_customer_records(customer_landing, customer_landing_rejects).filter(
+        pl.col(_CONSENT).is_not_null())
+    return _with_customer_key(latest.select(_identity("email").alias("email"), "serialNumber",
+                                            _CONSENT), "email", secret)
 
 
 def consent_violations(
     table: pl.LazyFrame, consenting: pl.LazyFrame, key: str, consenting_key: str,
-    time_column: str | None = None,
+    time_column: str | None = None, excluded: pl.LazyFrame | None = None,
 ) -> dict[str, Any]:
-    """Rows of `table` whose `key` is not the `consenting_key` of a consenting customer; with
-    `time_column`, also rows taken before that customer's consent date. A table carrying the
-    consent date must have it on every row. One streaming pass over `table` (a second, over
-    the violating rows only, when there are any)."""
-    customers = consenting.select(pl.col(consenting_key).alias(key),
-                                  pl.col(_CONSENT).alias("_consent")).unique(key)
+    """Rows of `table` whose `key` is not the `consenting_key` of a consenting customer (an
+    email key matched on its identity); with `time_column`, also rows taken before that
+    customer's consent date; with `excluded` (a frame of `consenting_key` values), also rows
+    whose key is one of them. A table carrying the consent date must have it on every row.
+    The sample holds at most 5 violating keys (emails as identities: the checks turn them
+    into pseudonymous keys before reporting). One streaming pass over `table` (a second,
+    over the violating rows only, when there are any)."""
+    match = _identity(key) if consenting_key == "email" else pl.col(key)
+    customers = consenting.select(pl.col(consenting_key).alias("_match"),
+                                  pl.col(_CONSENT).alias("_consent")).unique("_match")
     table_columns = table.collect_schema().names()
     # customers hold each key once, so every row of `table` appears exactly once here
-    marked = table.join(customers, on=key, how="left", nulls_equal=False)
+    marked = table.with_columns(match.alias("_match")).join(
+        customers, on="_match", how="left", nulls_equal=False)
     bad = pl.col("_consent").is_null()
+    if excluded is not None:
+        marked = marked.join(excluded.select(pl.col(consenting_key).alias("_match"))
+                             .unique().with_columns(pl.lit(True).alias("_excluded")),
+                             on="_match", how="left", nulls_equal=False)
+        bad = bad | pl.col("_excluded").is_not_null()
     if time_column:
         bad = bad | (pl.col(time_column) < pl.col("_consent"))
     if _CONSENT in table_columns:
@@ -462,8 +553,8 @@ def consent_violations(
     rows, violations = marked.select(pl.len(), bad.sum()).collect(engine="streaming").row(0)
     sample = []
     if violations:
-        sample = (marked.filter(bad).select(key).unique().collect(engine="streaming")
-                  .sort(key).head(5)[key].to_list())
+        sample = (marked.filter(bad).select("_match").unique().collect(engine="streaming")
+                  .sort("_match").head(5)["_match"].to_list())
     return {"rows_checked": int(rows), "violations": int(violations), "sample": sample}
 
 
@@ -481,11 +572,11 @@ def join_coverage(
     Streaming passes; the step readings (or the accelerometer instants) are the in-memory side
     of each join, never the joined pairs."""
     accel = accelerometer_trusted.select(
-        pl.col("timestamp").alias("sensorReadingTime"), "user"
+        pl.col("timestamp").alias("sensorReadingTime"), _identity("user").alias("user")
     )
     steps = step_trainer_trusted.select("sensorReadingTime", "serialNumber")
-    owners = customer_landing.select(
-        pl.col("email").alias("user"), "serialNumber", pl.lit(True).alias("_owner")
+    owners = customer_landing.select(  # owner and phone matched on the identity
+        _identity("email").alias("user"), "serialNumber", pl.lit(True).alias("_owner")
     ).unique(["user", "serialNumber"])
     # owners hold each (user, serialNumber) pair once: the left join never adds rows
     pairs = steps.join(accel, on="sensorReadingTime", how="inner", build_side="force_left"
@@ -496,6 +587,20 @@ def join_coverage(
     matched = row_count(steps.join(accel.select("sensorReadingTime"), on="sensorReadingTime",
                                    how="semi"))
     return join_coverage_figures(step_readings, matched, int(joined_rows), int(foreign))
+
+
+def shared_device_rows(step_trainer_trusted: pl.LazyFrame, customer_landing: pl.LazyFrame,
+                       customer_landing_rejects: pl.LazyFrame | None = None
+                       ) -> dict[str, int]:
+    """How many rows of step_trainer_trusted (and how many distinct devices) come from devices
+    that also belong to a customer without research consent (non_consenting_devices)."""
+    devices = non_consenting_devices(customer_landing, customer_landing_rejects)
+    shared = step_trainer_trusted.join(devices, on="serialNumber", how="semi")
+    shared_rows, shared_devices = shared.select(
+        pl.len(), pl.col("serialNumber").n_unique()).collect(engine="streaming").row(0)
+    rows = row_count(step_trainer_trusted)
+    return {"rows_checked": int(rows), "shared_device_rows": int(shared_rows),
+            "shared_devices": int(shared_devices)}
 
 
 def row_count(frame: pl.LazyFrame | pl.DataFrame) -> int:

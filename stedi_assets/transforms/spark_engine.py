@@ -16,6 +16,7 @@ from pyspark.sql import types as T
 from stedi_assets import schemas
 from stedi_assets.schemas import Table
 from stedi_assets.transforms.figures import join_coverage_figures
+from stedi_assets.transforms.identity import IDENTITY_WHITESPACE
 from stedi_assets.transforms.json_checks import MAX_DEPTH, line_checks
 
 SPARK_TYPES: dict[str, T.DataType] = {
@@ -338,14 +339,18 @@ def _semi_join(frame: DataFrame, keys: DataFrame, on: str) -> DataFrame:
 
 
 def _customer_key_udf(secret: str) -> Any:
-    """HMAC-SHA256 of an email as a UDF; built here so cloudpickle ships it by value."""
+    """HMAC-SHA256 of an email's identity as a UDF (pseudonyms.customer_key); built here so
+    cloudpickle ships it by value."""
     import hashlib
     import hmac
+
+    blanks = IDENTITY_WHITESPACE
 
     def key(email: str | None) -> str | None:
         if email is None:
             return None
-        return hmac.new(secret.encode(), email.encode(), hashlib.sha256).hexdigest()
+        normalised = email.strip(blanks).lower()
+        return hmac.new(secret.encode(), normalised.encode(), hashlib.sha256).hexdigest()
 
     return F.udf(key, T.StringType())
 
@@ -357,39 +362,111 @@ def _with_customer_key(frame: DataFrame, email: str, secret: str) -> DataFrame:
     return frame.join(keyed, on=email, how="left")
 
 
-def latest_customer_records(customer_landing: DataFrame) -> DataFrame:
-    """One record per email: the one with the greatest lastUpdateDate. On a tie a record
-    without research consent wins (privacy first), then the greatest values of the other
-    columns in schema order, so the choice never depends on the order rows landed in. A later
-    record without research consent withdraws the consent."""
+_BLANKS = "".join(f"\\u{ord(c):04x}" for c in IDENTITY_WHITESPACE)
+
+
+def _identity(column: str) -> Column:
+    """The customer identity of an email column: trimmed and lower-cased (identity.py)."""
+    # \z: the very end (Java's $ would also match before a final line terminator)
+    return F.lower(F.regexp_replace(F.col(column), f"^[{_BLANKS}]+|[{_BLANKS}]+\\z", ""))
+
+
+def quarantined_withdrawals(customer_landing_rejects: DataFrame | None) -> DataFrame:
+    """(email, lastUpdateDate) of every readable email of a quarantined customer line: each
+    counts as a record without research consent (see identity.quarantined_identities; the
+    UDF imports it on the executors: the Glue jobs ship the package with --extra-py-files)."""
+    schema = "email string, lastUpdateDate bigint"
+    if customer_landing_rejects is None:
+        return SparkSession.active().createDataFrame([], schema)
+
+    def read(line: str | None) -> list[tuple[str, int | None]]:
+        from stedi_assets.transforms.identity import quarantined_identities as found
+
+        return found(line)
+
+    udf = F.udf(read, "array<struct<email:string,lastUpdateDate:bigint>>")
+    return customer_landing_rejects.select(F.explode(udf(F.col("line"))).alias("_found")
+                                           ).select("_found.email", "_found.lastUpdateDate")
+
+
+def _ranked_latest(records: DataFrame) -> DataFrame:
+    """The winning record per identity (column `_identity` added), in polars_engine's order:
+    a record without lastUpdateDate is the newest when it has no research consent and the
+    oldest when it has, then lastUpdateDate; on a tie a record without consent wins, then the
+    greatest values of the other columns in schema order (the email's spelling last)."""
     others = [c for c in schemas.TABLES["customer_landing"].column_names
               if c not in ("email", "lastUpdateDate", _CONSENT)]
-    window = Window.partitionBy("email").orderBy(
-        F.col("lastUpdateDate").desc_nulls_last(), F.col(_CONSENT).isNull().desc(),
-        F.col(_CONSENT).desc_nulls_last(), *(F.col(c).desc_nulls_last() for c in others))
-    return customer_landing.withColumn("_rank", F.row_number().over(window)).filter(
-        F.col("_rank") == 1).drop("_rank")
+    withdrawn = F.col(_CONSENT).isNull()
+    undated = F.col("lastUpdateDate").isNull()
+    tier = F.when(undated & withdrawn, 2).when(undated, 0).otherwise(1)
+    window = Window.partitionBy("_identity").orderBy(
+        tier.desc(), F.col("lastUpdateDate").desc_nulls_last(), withdrawn.desc(),
+        F.col(_CONSENT).desc_nulls_last(), *(F.col(c).desc_nulls_last() for c in others),
+        F.col("email").desc_nulls_last())
+    return records.withColumn("_identity", _identity("email")).withColumn(
+        "_rank", F.row_number().over(window)).filter(F.col("_rank") == 1).drop("_rank")
 
 
-def customer_trusted(customer_landing: DataFrame) -> DataFrame:
-    """Customers whose latest record agrees to share with research (one row per email)."""
-    return latest_customer_records(customer_landing).filter(F.col(_CONSENT).isNotNull())
+def _with_withdrawals(customer_landing: DataFrame,
+                      customer_landing_rejects: DataFrame | None) -> DataFrame:
+    """customer_landing plus one record without consent per quarantined readable email."""
+    table = schemas.TABLES["customer_landing"]
+    markers = quarantined_withdrawals(customer_landing_rejects).select(*(
+        F.col(c.name) if c.name in ("email", "lastUpdateDate")
+        else F.lit(None).cast(SPARK_TYPES[c.type]).alias(c.name) for c in table.columns))
+    return customer_landing.select(*table.column_names).unionByName(markers)
+
+
+def latest_customer_records(customer_landing: DataFrame,
+                            customer_landing_rejects: DataFrame | None = None) -> DataFrame:
+    """One record per customer identity (trimmed, lower-cased email): the latest one, where
+    every readable email of a quarantined line counts as a record without research consent
+    (at its lastUpdateDate when readable, else the newest). A later record without research
+    consent withdraws the consent; when the order is uncertain, the record without consent
+    wins (see _ranked_latest). The record that wins with consent is always a landed one."""
+    return _ranked_latest(_with_withdrawals(customer_landing, customer_landing_rejects)
+                          ).drop("_identity")
+
+
+def non_consenting_devices(customer_landing: DataFrame,
+                           customer_landing_rejects: DataFrame | None = None) -> DataFrame:
+    """serialNumber of every device that belongs to a customer without research consent: the
+    serialNumber of the customer's latest landed record, for every identity whose latest
+    record (quarantined lines included) has no consent."""
+    table = schemas.TABLES["customer_landing"]
+    owners = _ranked_latest(customer_landing.select(*table.column_names)).select(
+        "_identity", "serialNumber")
+    without_consent = _ranked_latest(
+        _with_withdrawals(customer_landing, customer_landing_rejects)
+    ).filter(F.col(_CONSENT).isNull()).select("_identity")
+    return owners.join(without_consent, on="_identity", how="left_semi").select(
+        "serialNumber").where(F.col("serialNumber").isNotNull()).distinct()
+
+
+def customer_trusted(customer_landing: DataFrame,
+                     customer_landing_rejects: DataFrame | None = None) -> DataFrame:
+    """Customers whose latest record agrees to share with research: one row per identity,
+    the values of their latest landed record as landed."""
+    return latest_customer_records(customer_landing, customer_landing_rejects).filter(
+        F.col(_CONSENT).isNotNull())
 
 
 def accelerometer_trusted(
     accelerometer_landing: DataFrame, customer_trusted: DataFrame, *,
     consent_as_of_date: bool = False, deduplicate: bool = True,
 ) -> DataFrame:
-    """Readings of consenting customers (semi-join: a repeated email never multiplies rows);
-    with consent_as_of_date, only readings taken at or after the consent date; exact duplicate
-    rows removed."""
-    customers = customer_trusted.select(F.col("email").alias("user"), _CONSENT).dropDuplicates(
-        ["user"])
+    """Readings of consenting customers, matched on the identity (semi-join: a repeated
+    email never multiplies rows); with consent_as_of_date, only readings taken at or after
+    the consent date; exact duplicate rows removed."""
+    customers = customer_trusted.select(_identity("email").alias("_identity"),
+                                        _CONSENT).dropDuplicates(["_identity"])
+    readings = accelerometer_landing.withColumn("_identity", _identity("user"))
     if consent_as_of_date:
-        kept = accelerometer_landing.join(customers, on="user", how="inner").filter(
+        kept = readings.join(customers, on="_identity", how="inner").filter(
             F.col("timestamp") >= F.col(_CONSENT)).select(*accelerometer_landing.columns)
     else:
-        kept = _semi_join(accelerometer_landing, customers.select("user"), "user")
+        kept = _semi_join(readings, customers.select("_identity"), "_identity").select(
+            *accelerometer_landing.columns)
     return kept.distinct() if deduplicate else kept
 
 
@@ -400,19 +477,24 @@ def customer_curated(
     their pseudonymous key."""
     table = schemas.TABLES["customer_curated"]
     with_readings = _semi_join(
-        customer_trusted, accelerometer_trusted.select(F.col("user").alias("email")), "email")
+        customer_trusted.withColumn("_identity", _identity("email")),
+        accelerometer_trusted.select(_identity("user").alias("_identity")), "_identity"
+    ).select(*customer_trusted.columns)
     return _with_customer_key(with_readings, "email", secret).select(
         table.column_names).distinct()
 
 
 def step_trainer_trusted(
     step_trainer_landing: DataFrame, customer_curated: DataFrame, *,
-    deduplicate: bool = True,
+    deduplicate: bool = True, excluded_devices: DataFrame | None = None,
 ) -> DataFrame:
     """Readings of Step Trainers that belong to a curated customer (semi-join), exact duplicate
-    rows removed."""
+    rows removed. With `excluded_devices` (serialNumber), none of their readings."""
     kept = _semi_join(step_trainer_landing, customer_curated.select("serialNumber"),
                       "serialNumber")
+    if excluded_devices is not None:
+        kept = kept.join(excluded_devices.select("serialNumber"), on="serialNumber",
+                         how="left_anti").select(*step_trainer_landing.columns)
     return kept.distinct() if deduplicate else kept
 
 
@@ -432,32 +514,42 @@ def machine_learning_curated(
 # Figures for the asset checks (computed from upstream data, never trusting the table alone)
 # --------------------------------------------------------------------------------------------
 
-def consenting_customers(customer_landing: DataFrame, secret: str) -> DataFrame:
-    """email, serialNumber, customerKey and consent date of every customer whose latest
-    landing record has research consent."""
-    latest = latest_customer_records(customer_landing).filter(F.col(_CONSENT).isNotNull())
-    return _with_customer_key(latest.select("email", "serialNumber", _CONSENT), "email", secret)
+def consenting_customers(customer_landing: DataFrame, secret: str,
+                         customer_landing_rejects: DataFrame | None = None) -> DataFrame:
+    """email (the identity: trimmed, lower-cased), serialNumber, customerKey and consent date
+    of every customer whose latest record (quarantined lines included) has research consent."""
+    latest = latest_customer_records(customer_landing, customer_landing_rejects).filter(
+        F.col(_CONSENT).isNotNull())
+    return _with_customer_key(latest.select(_identity("email").alias("email"), "serialNumber",
+                                            _CONSENT), "email", secret)
 
 
 def consent_violations(
     table: DataFrame, consenting: DataFrame, key: str, consenting_key: str,
-    time_column: str | None = None,
+    time_column: str | None = None, excluded: DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Rows of `table` whose `key` is not the `consenting_key` of a consenting customer; with
-    `time_column`, also rows taken before that customer's consent date. A table carrying the
-    consent date must have it on every row."""
-    customers = consenting.select(F.col(consenting_key).alias(key),
-                                  F.col(_CONSENT).alias("_consent")).dropDuplicates([key])
-    marked = table.join(customers, on=key, how="left")
+    """Rows of `table` whose `key` is not the `consenting_key` of a consenting customer (an
+    email key matched on its identity); with `time_column`, also rows taken before that
+    customer's consent date; with `excluded`, also rows whose key is one of its
+    `consenting_key` values. A table carrying the consent date must have it on every row.
+    The sample holds at most 5 violating keys (emails as identities)."""
+    match = _identity(key) if consenting_key == "email" else F.col(key)
+    customers = consenting.select(F.col(consenting_key).alias("_match"),
+                                  F.col(_CONSENT).alias("_consent")).dropDuplicates(["_match"])
+    marked = table.withColumn("_match", match).join(customers, on="_match", how="left")
     bad = F.col("_consent").isNull()
+    if excluded is not None:
+        marked = marked.join(excluded.select(F.col(consenting_key).alias("_match")).distinct()
+                             .withColumn("_excluded", F.lit(True)), on="_match", how="left")
+        bad = bad | F.col("_excluded").isNotNull()
     if time_column:
         bad = bad | (F.col(time_column) < F.col("_consent"))
     if _CONSENT in table.columns:
         bad = bad | F.col(_CONSENT).isNull()
     figures = marked.select(F.count(F.lit(1)).alias("n"),
                             F.sum(F.when(bad, 1).otherwise(0)).alias("v")).first()
-    sample = [r[key] for r in marked.filter(bad).select(key).distinct()
-              .orderBy(F.col(key).asc_nulls_first()).limit(5).collect()]
+    sample = [r["_match"] for r in marked.filter(bad).select("_match").distinct()
+              .orderBy(F.col("_match").asc_nulls_first()).limit(5).collect()]
     return {"rows_checked": int(figures["n"]), "violations": int(figures["v"] or 0),
             "sample": sample}
 
@@ -480,16 +572,30 @@ def join_coverage(
     customer_landing: DataFrame,
 ) -> dict[str, Any]:
     """How well step readings pair with accelerometer readings taken at the same time."""
-    accel = accelerometer_trusted.select(F.col("timestamp").alias("sensorReadingTime"), "user")
+    accel = accelerometer_trusted.select(F.col("timestamp").alias("sensorReadingTime"),
+                                         _identity("user").alias("user"))
     joined = step_trainer_trusted.select("sensorReadingTime", "serialNumber").join(
         accel, on="sensorReadingTime", how="inner"
     )
-    owners = customer_landing.select(F.col("email").alias("user"), "serialNumber").distinct()
+    owners = customer_landing.select(_identity("email").alias("user"),  # matched on identity
+                                     "serialNumber").distinct()
     step_readings = step_trainer_trusted.count()
     matched = step_trainer_trusted.join(accel, on="sensorReadingTime", how="left_semi").count()
     joined_rows = joined.count()
     foreign = joined.join(owners, on=["serialNumber", "user"], how="left_anti").count()
     return join_coverage_figures(step_readings, matched, joined_rows, foreign)
+
+
+def shared_device_rows(step_trainer_trusted: DataFrame, customer_landing: DataFrame,
+                       customer_landing_rejects: DataFrame | None = None) -> dict[str, int]:
+    """How many rows of step_trainer_trusted (and how many distinct devices) come from devices
+    that also belong to a customer without research consent (non_consenting_devices)."""
+    devices = non_consenting_devices(customer_landing, customer_landing_rejects)
+    shared = step_trainer_trusted.join(devices, on="serialNumber", how="left_semi")
+    figures = shared.select(F.count(F.lit(1)).alias("k"),
+                            F.countDistinct("serialNumber").alias("d")).first()
+    return {"rows_checked": int(step_trainer_trusted.count()),
+            "shared_device_rows": int(figures["k"]), "shared_devices": int(figures["d"])}
 
 
 def row_count(frame: DataFrame) -> int:
