@@ -17,8 +17,9 @@
 - STEDI_MAX_REJECT_SHARE: the quarantine-rate checks WARN above this share (default 0.01)
 - STEDI_CONSENT_AS_OF_DATE: `on` drops accelerometer readings taken before the customer's
   research consent date (default off)
-- STEDI_PSEUDONYM_SECRET: HMAC key of the pseudonymous customerKey; required outside the
-  local environment (locally it defaults to a public development key, LOCAL_PSEUDONYM_SECRET)
+- STEDI_PSEUDONYM_SECRET: HMAC key of the pseudonymous customerKey; required unless STEDI_ENV
+  is local and both roots are local folders (then a public development key,
+  LOCAL_PSEUDONYM_SECRET, is used and every run that uses it logs a warning)
 - STEDI_ALERT_WEBHOOK_URL: where alerts are POSTed as JSON (default: none, log only)
 - STEDI_UI_URL: base URL of the Dagster UI used in alert links (default http://127.0.0.1:3000)
 - STEDI_AUTOMATION: `on` (default) starts the landing sensor and declarative automation
@@ -97,6 +98,8 @@ class Settings:
     lakehouse_root: str
     min_join_coverage: float
     alert_webhook_url: str | None = None
+    #: the webhook URL (a credential) came from STEDI_ALERT_WEBHOOK_URL: Dagster gets an EnvVar
+    alert_webhook_url_from_env: bool = False
     ui_url: str = "http://127.0.0.1:3000"
     automation: bool = True
     max_reject_share: float = 0.01
@@ -141,18 +144,23 @@ class Settings:
         endpoint = env.get("AWS_ENDPOINT_URL") or None
         glue = {k[len("STEDI_GLUE_"):].lower(): v.strip() for k, v in env.items()
                 if k.startswith("STEDI_GLUE_") and k != "STEDI_GLUE_DATABASE" and v.strip()}
-        # Locally a public development key; elsewhere it must come from the environment.
+        landing_root = env.get("STEDI_LANDING_ROOT", str(data / "landing"))
+        lakehouse_root = env.get("STEDI_LAKEHOUSE_ROOT", str(data / "lakehouse"))
+        # The public development key only for local folders (keys made with it can be reversed
+        # by anyone with a list of candidate emails); elsewhere the key must be set.
         pseudonym_secret = env.get("STEDI_PSEUDONYM_SECRET") or (
-            LOCAL_PSEUDONYM_SECRET if stedi_env == "local" else None)
+            LOCAL_PSEUDONYM_SECRET if stedi_env == "local"
+            and not any(map(is_s3_uri, (landing_root, lakehouse_root))) else None)
         return cls(
-            landing_root=env.get("STEDI_LANDING_ROOT", str(data / "landing")),
-            lakehouse_root=env.get("STEDI_LAKEHOUSE_ROOT", str(data / "lakehouse")),
+            landing_root=landing_root,
+            lakehouse_root=lakehouse_root,
             min_join_coverage=min_join_coverage,
             max_reject_share=_share(env, "STEDI_MAX_REJECT_SHARE", "0.01"),
             consent_as_of_date=_switch(env, "STEDI_CONSENT_AS_OF_DATE", default=False),
             pseudonym_secret=pseudonym_secret,
             pseudonym_secret_from_env=bool(env.get("STEDI_PSEUDONYM_SECRET")),
             alert_webhook_url=env.get("STEDI_ALERT_WEBHOOK_URL") or None,
+            alert_webhook_url_from_env=bool(env.get("STEDI_ALERT_WEBHOOK_URL")),
             ui_url=env.get("STEDI_UI_URL", "http://127.0.0.1:3000"),
             automation=_switch(env, "STEDI_AUTOMATION", default=True),
             env=stedi_env,
