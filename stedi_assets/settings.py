@@ -24,6 +24,8 @@
 - STEDI_UI_URL: base URL of the Dagster UI used in alert links (default http://127.0.0.1:3000)
 - STEDI_AUTOMATION: `on` (default) starts the landing sensor and declarative automation
   with `dagster dev`; `off` leaves them stopped (they can still be started in the UI)
+- STEDI_SENSOR_INTERVAL_SECONDS: how often the landing sensor and the automation sensor run
+  (default 15)
 - STEDI_LANDING_CACHE: folder where the Polars engine keeps each landing file's parsed rows so
   a landing step parses only new or rewritten files (default `auto`: <lakehouse root>/
   _landing_cache for a local lakehouse, off for one on S3; `off` parses everything every run)
@@ -81,6 +83,13 @@ def _share(env: Mapping[str, str], name: str, default: str) -> float:
     return share
 
 
+def _seconds(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name, "").strip() or str(default)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name} must be a whole number of seconds >= 1, got {value!r}")
+    return int(value)
+
+
 def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     value = env.get(name, "").strip().lower()
     if not value:
@@ -102,6 +111,7 @@ class Settings:
     alert_webhook_url_from_env: bool = False
     ui_url: str = "http://127.0.0.1:3000"
     automation: bool = True
+    sensor_interval_seconds: int = 15
     max_reject_share: float = 0.01
     consent_as_of_date: bool = False
     #: None outside the local environment when STEDI_PSEUDONYM_SECRET is not set
@@ -163,6 +173,7 @@ class Settings:
             alert_webhook_url_from_env=bool(env.get("STEDI_ALERT_WEBHOOK_URL")),
             ui_url=env.get("STEDI_UI_URL", "http://127.0.0.1:3000"),
             automation=_switch(env, "STEDI_AUTOMATION", default=True),
+            sensor_interval_seconds=_seconds(env, "STEDI_SENSOR_INTERVAL_SECONDS", 15),
             env=stedi_env,
             landing_folders=_source_folders(env.get("STEDI_LANDING_PREFIXES", "")),
             landing_anonymous=_switch(env, "STEDI_LANDING_ANONYMOUS", default=False),
