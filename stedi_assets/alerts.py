@@ -24,11 +24,11 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     DefaultSensorStatus,
+    RunStatusChangeRecordsFilter,
     SensorEvaluationContext,
     SkipReason,
     sensor,
 )
-from dagster._core.event_api import EventLogCursor
 
 RUNS_PER_TICK = 50
 
@@ -139,9 +139,11 @@ def _finished_runs(instance: DagsterInstance, after: dict[str, int]):
     found = []
     for key, event_type in (("success", DagsterEventType.RUN_SUCCESS),
                             ("failure", DagsterEventType.RUN_FAILURE)):
-        cursor = EventLogCursor.from_storage_id(after[key]).to_string() if key in after else None
-        result = instance.fetch_run_status_changes(
-            event_type, limit=RUNS_PER_TICK, cursor=cursor, ascending=True)
+        # public filter: the runs whose status event is newer than the stored storage id
+        records_filter = RunStatusChangeRecordsFilter(event_type,
+                                                      after_storage_id=after.get(key))
+        result = instance.fetch_run_status_changes(records_filter, limit=RUNS_PER_TICK,
+                                                   ascending=True)
         found += [(key, r, key == "failure") for r in result.records]
     return sorted(found, key=lambda item: item[1].storage_id)
 

@@ -1,7 +1,10 @@
 """Keeping the graph up to date: landing-file sensor, declarative automation, daily schedule.
 
 - `landing_files` notices new, changed or removed files under the landing root (names, sizes,
-  modification times) and materializes the landing table of each source that changed.
+  modification times) and materializes the landing table of each source that changed. It
+  compares each source's fingerprint with the one it saw last or, on its first tick (a new
+  instance, a sensor reset), with the one the latest materialization of the landing table
+  recorded: starting `dagster dev` on an up-to-date lakehouse launches nothing.
 - Trusted and curated assets carry `ZONE_CONDITION`: materialize eagerly when an upstream
   table was updated — but only when every blocking check of those upstream tables passed.
   (`eager()` alone would run past a failed consent check.)
@@ -16,6 +19,7 @@ from dagster import (
     AssetSelection,
     AutomationCondition,
     AutomationConditionSensorDefinition,
+    DagsterInstance,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -28,6 +32,10 @@ from dagster import (
 
 from stedi_assets import schemas
 from stedi_assets.resources import LandingSource
+
+#: Metadata key of the landing source's fingerprint (LandingSource.fingerprint) when its table
+#: was landed (assets/landing.py, assets/glue.py); the sensor's first tick starts from it.
+LANDING_FINGERPRINT = "landing_fingerprint"
 
 ZONE_CONDITION = (
     AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
@@ -45,6 +53,15 @@ stedi_daily = ScheduleDefinition(
 )
 
 
+def last_landed_fingerprint(instance: DagsterInstance, table_name: str) -> str | None:
+    """The landing source's fingerprint recorded by the latest materialization of the table
+    (None when it was never materialized, or by a version that did not record it)."""
+    event = instance.get_latest_materialization_event(AssetKey(table_name))
+    materialization = event.asset_materialization if event else None
+    value = materialization.metadata.get(LANDING_FINGERPRINT) if materialization else None
+    return str(value.value) if value is not None else None
+
+
 def automation_sensors(enabled: bool, interval_seconds: int = 15):
     status = DefaultSensorStatus.RUNNING if enabled else DefaultSensorStatus.STOPPED
 
@@ -57,6 +74,8 @@ def automation_sensors(enabled: bool, interval_seconds: int = 15):
     def landing_files(context: SensorEvaluationContext, landing: LandingSource):
         seen = json.loads(context.cursor) if context.cursor else {}
         now = {t.name: landing.fingerprint(t.source) for t in schemas.LANDING_TABLES}
+        for name in now.keys() - seen.keys():  # first tick: start from what was landed last
+            seen[name] = last_landed_fingerprint(context.instance, name)
         changed = sorted(name for name, digest in now.items()
                          if digest and seen.get(name) != digest)
         context.update_cursor(json.dumps(now))

@@ -80,7 +80,8 @@ def build_definitions(settings: Settings, **resource_overrides: object) -> Defin
         resources=resources,
         jobs=[full_graph_job],
         schedules=[stedi_daily],
-        sensors=[stedi_alerts, *automation_sensors(settings.automation)],
+        sensors=[stedi_alerts, *automation_sensors(settings.automation,
+                                                  settings.sensor_interval_seconds)],
         # One process for the whole run: a process per step costs seconds each on a small box.
         executor=in_process_executor,
     )

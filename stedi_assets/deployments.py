@@ -19,7 +19,7 @@ from stedi_assets.resources import (
     PrivacySettings,
     S3LandingSource,
 )
-from stedi_assets.settings import ENVIRONMENTS, Settings
+from stedi_assets.settings import ENVIRONMENTS, LOCAL_PSEUDONYM_SECRET, Settings
 
 if TYPE_CHECKING:
     from stedi_assets.aws.glue_launch import GlueJobs
@@ -56,16 +56,33 @@ def build_storage(settings: Settings) -> tuple[LandingSource, ParquetIOManager, 
 
 
 def _pseudonym_secret(settings: Settings) -> str | EnvVar:
+    on_s3 = [name for name, root in (("STEDI_LANDING_ROOT", settings.landing_root),
+                                     ("STEDI_LAKEHOUSE_ROOT", settings.lakehouse_root))
+             if is_s3_uri(root)]
     if not settings.pseudonym_secret:
+        where = (f"STEDI_ENV={settings.env}" if settings.env != "local"
+                 else f"{' and '.join(on_s3)} on S3")
         raise ValueError(
-            f"STEDI_PSEUDONYM_SECRET must be set when STEDI_ENV={settings.env}: it keys the "
-            "pseudonymous customerKey of the curated tables (keep it in e.g. AWS Secrets "
-            "Manager); the local development key is only used with STEDI_ENV=local"
+            f"STEDI_PSEUDONYM_SECRET must be set when {where}: it keys the pseudonymous "
+            "customerKey of the curated tables (keep it in e.g. AWS Secrets Manager); the "
+            "public development key is only used with STEDI_ENV=local and local folders"
         )
+    if settings.pseudonym_secret == LOCAL_PSEUDONYM_SECRET and (on_s3 or settings.env != "local"):
+        raise ValueError(
+            "STEDI_PSEUDONYM_SECRET is the public development key: it is only allowed with "
+            "STEDI_ENV=local and local folders (anyone can reverse keys made with it); set a "
+            "secret key")
     # from the environment it stays an EnvVar: the UI shows its name, never its value
     if settings.pseudonym_secret_from_env:
         return EnvVar("STEDI_PSEUDONYM_SECRET")
     return settings.pseudonym_secret
+
+
+def _alert_webhook_url(settings: Settings) -> str | EnvVar | None:
+    # a Slack webhook URL is a credential: from the environment it reaches Dagster by name only
+    if settings.alert_webhook_url_from_env:
+        return EnvVar("STEDI_ALERT_WEBHOOK_URL")
+    return settings.alert_webhook_url
 
 
 def engine_resources(settings: Settings, io_manager: ParquetIOManager) -> dict[str, object]:
@@ -143,6 +160,6 @@ def build_resources(settings: Settings) -> dict[str, object]:
             consent_as_of_date=settings.consent_as_of_date,
             shared_devices=settings.shared_devices,
         ),
-        "alerts": AlertSettings(webhook_url=settings.alert_webhook_url,
+        "alerts": AlertSettings(webhook_url=_alert_webhook_url(settings),
                                 ui_base_url=settings.ui_url),
     }

@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import polars as pl
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
 from stedi_assets.io.landing_reader import (
@@ -34,6 +34,7 @@ from stedi_assets.io.landing_reader import (
 from stedi_assets.io.parquet import ParquetParts
 from stedi_assets.io.s3 import S3Store
 from stedi_assets.schemas import Table
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 from stedi_assets.transforms import polars_engine
 
 
@@ -293,3 +294,10 @@ class PrivacySettings(ConfigurableResource):
     @property
     def exclude_shared_devices(self) -> bool:
         return self.shared_devices == "exclude"
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        # every run that keys customers with the public development key says so
+        if self.pseudonym_secret == LOCAL_PSEUDONYM_SECRET and context.log:
+            context.log.warning(
+                "customerKey is computed with the public development key (STEDI_PSEUDONYM_SECRET "
+                "is not set): anyone can reverse these keys; use it on local test data only")

@@ -20,12 +20,15 @@
 - STEDI_SHARED_DEVICES: `include` (default) keeps a Step Trainer's readings once one of its
   owners consented; `exclude` drops the readings of devices that also belong to a customer
   without research consent (from step_trainer_trusted and machine_learning_curated)
-- STEDI_PSEUDONYM_SECRET: HMAC key of the pseudonymous customerKey; required outside the
-  local environment (locally it defaults to a public development key, LOCAL_PSEUDONYM_SECRET)
+- STEDI_PSEUDONYM_SECRET: HMAC key of the pseudonymous customerKey; required unless STEDI_ENV
+  is local and both roots are local folders (then a public development key,
+  LOCAL_PSEUDONYM_SECRET, is used and every run that uses it logs a warning)
 - STEDI_ALERT_WEBHOOK_URL: where alerts are POSTed as JSON (default: none, log only)
 - STEDI_UI_URL: base URL of the Dagster UI used in alert links (default http://127.0.0.1:3000)
 - STEDI_AUTOMATION: `on` (default) starts the landing sensor and declarative automation
   with `dagster dev`; `off` leaves them stopped (they can still be started in the UI)
+- STEDI_SENSOR_INTERVAL_SECONDS: how often the landing sensor and the automation sensor run
+  (default 15)
 - STEDI_LANDING_CACHE: folder where the Polars engine keeps each landing file's parsed rows so
   a landing step parses only new or rewritten files (default `auto`: <lakehouse root>/
   _landing_cache for a local lakehouse, off for one on S3; `off` parses everything every run)
@@ -84,6 +87,13 @@ def _share(env: Mapping[str, str], name: str, default: str) -> float:
     return share
 
 
+def _seconds(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name, "").strip() or str(default)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name} must be a whole number of seconds >= 1, got {value!r}")
+    return int(value)
+
+
 def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     value = env.get(name, "").strip().lower()
     if not value:
@@ -101,8 +111,11 @@ class Settings:
     lakehouse_root: str
     min_join_coverage: float
     alert_webhook_url: str | None = None
+    #: the webhook URL (a credential) came from STEDI_ALERT_WEBHOOK_URL: Dagster gets an EnvVar
+    alert_webhook_url_from_env: bool = False
     ui_url: str = "http://127.0.0.1:3000"
     automation: bool = True
+    sensor_interval_seconds: int = 15
     max_reject_share: float = 0.01
     consent_as_of_date: bool = False
     #: None outside the local environment when STEDI_PSEUDONYM_SECRET is not set
@@ -147,12 +160,16 @@ class Settings:
         endpoint = env.get("AWS_ENDPOINT_URL") or None
         glue = {k[len("STEDI_GLUE_"):].lower(): v.strip() for k, v in env.items()
                 if k.startswith("STEDI_GLUE_") and k != "STEDI_GLUE_DATABASE" and v.strip()}
-        # Locally a public development key; elsewhere it must come from the environment.
+        landing_root = env.get("STEDI_LANDING_ROOT", str(data / "landing"))
+        lakehouse_root = env.get("STEDI_LAKEHOUSE_ROOT", str(data / "lakehouse"))
+        # The public development key only for local folders (keys made with it can be reversed
+        # by anyone with a list of candidate emails); elsewhere the key must be set.
         pseudonym_secret = env.get("STEDI_PSEUDONYM_SECRET") or (
-            LOCAL_PSEUDONYM_SECRET if stedi_env == "local" else None)
+            LOCAL_PSEUDONYM_SECRET if stedi_env == "local"
+            and not any(map(is_s3_uri, (landing_root, lakehouse_root))) else None)
         return cls(
-            landing_root=env.get("STEDI_LANDING_ROOT", str(data / "landing")),
-            lakehouse_root=env.get("STEDI_LAKEHOUSE_ROOT", str(data / "lakehouse")),
+            landing_root=landing_root,
+            lakehouse_root=lakehouse_root,
             min_join_coverage=min_join_coverage,
             max_reject_share=_share(env, "STEDI_MAX_REJECT_SHARE", "0.01"),
             consent_as_of_date=_switch(env, "STEDI_CONSENT_AS_OF_DATE", default=False),
@@ -161,8 +178,11 @@ class Settings:
             pseudonym_secret_from_env=bool(env.get("STEDI_PSEUDONYM_SECRET")) and
             os.environ.get("STEDI_PSEUDONYM_SECRET") == env.get("STEDI_PSEUDONYM_SECRET"),
             alert_webhook_url=env.get("STEDI_ALERT_WEBHOOK_URL") or None,
+            alert_webhook_url_from_env=bool(env.get("STEDI_ALERT_WEBHOOK_URL")) and
+            os.environ.get("STEDI_ALERT_WEBHOOK_URL") == env.get("STEDI_ALERT_WEBHOOK_URL"),
             ui_url=env.get("STEDI_UI_URL", "http://127.0.0.1:3000"),
             automation=_switch(env, "STEDI_AUTOMATION", default=True),
+            sensor_interval_seconds=_seconds(env, "STEDI_SENSOR_INTERVAL_SECONDS", 15),
             env=stedi_env,
             landing_folders=_source_folders(env.get("STEDI_LANDING_PREFIXES", "")),
             landing_anonymous=_switch(env, "STEDI_LANDING_ANONYMOUS", default=False),

@@ -41,10 +41,14 @@ def _landing_sensor(enabled=True):
     return next(s for s in automation_sensors(enabled) if s.name == "landing_files")
 
 
-def _tick(root, cursor=None):
-    context = build_sensor_context(cursor=cursor,
+def _tick(root, cursor=None, instance=None):
+    context = build_sensor_context(cursor=cursor, instance=instance or NOTHING_LANDED,
                                    resources={"landing": LandingSource(root=str(root))})
     return context, _landing_sensor()(context)
+
+
+#: An instance where nothing was ever materialized (the sensor reads it on its first tick).
+NOTHING_LANDED = DagsterInstance.ephemeral()
 
 
 def test_landing_sensor_requests_only_the_sources_whose_files_changed(landing):
@@ -68,6 +72,27 @@ def test_landing_sensor_requests_only_the_sources_whose_files_changed(landing):
     context, after_change = _tick(landing, context.cursor)
     assert [k.path[-1] for k in after_change.asset_selection] == [
         "accelerometer_landing", "accelerometer_landing_rejects"]
+
+
+def test_first_tick_starts_from_what_was_last_landed(landing, tmp_path):
+    """A new sensor cursor (a new `dagster dev`, a reset sensor) on an instance where the
+    landing tables were materialized: nothing changed, nothing is launched."""
+    with DagsterInstance.ephemeral() as instance:
+        assert _materialize(instance, landing, tmp_path / "lake").success
+        for event in instance.fetch_materializations(AssetKey("customer_landing"), 1).records:
+            metadata = event.asset_materialization.metadata
+            assert metadata["landing_fingerprint"].value == \
+                LandingSource(root=str(landing)).fingerprint("customer")
+        context, first = _tick(landing, instance=instance)
+        assert isinstance(first, SkipReason)
+
+        (landing / "step_trainer" / "step-new.json").write_text(
+            '{"sensorReadingTime":1,"serialNumber":"s","distanceFromObject":1}\n')
+        _, fresh = _tick(landing, instance=instance)  # again without a cursor
+        assert [k.path[-1] for k in fresh.asset_selection] == [
+            "step_trainer_landing", "step_trainer_landing_rejects"]
+        _, with_cursor = _tick(landing, context.cursor, instance=instance)
+        assert with_cursor.run_key == fresh.run_key
 
 
 def _materialize(instance, landing, lake, selection=None, **overrides):

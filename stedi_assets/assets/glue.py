@@ -19,9 +19,11 @@ from dagster import (
 
 from stedi_assets import schemas
 from stedi_assets.assets.common import OWNERS
+from stedi_assets.automation import LANDING_FINGERPRINT
 from stedi_assets.aws.catalog import CatalogError, TableCatalog
 from stedi_assets.aws.glue_launch import GlueJobs
 from stedi_assets.aws.glue_steps import STEP_OUTPUTS
+from stedi_assets.io.landing_reader import LandingError
 from stedi_assets.resources import LandingSource
 
 KINDS = {"spark", "glue", "parquet"}
@@ -48,6 +50,25 @@ def _register(catalog: TableCatalog, landing: LandingSource,
                              metadata={**metadata, "catalog_table": registered})
 
 
+def _fingerprints(landing: LandingSource, step: str) -> dict[str, str]:
+    """{landing table: its source's fingerprint} for the landing tables the step computes."""
+    tables = [schemas.TABLES[name] for name in STEP_OUTPUTS[step]]
+    try:
+        return {t.name: landing.fingerprint(t.source) for t in tables if t.source}
+    except LandingError as exc:
+        raise Failure(description=str(exc)) from None
+
+
+def _with_fingerprint(result: MaterializeResult,
+                      fingerprints: dict[str, str]) -> MaterializeResult:
+    name = result.asset_key.path[-1]
+    if name not in fingerprints:
+        return result
+    return MaterializeResult(asset_key=result.asset_key, data_version=result.data_version,
+                             metadata={**(result.metadata or {}),
+                                       LANDING_FINGERPRINT: fingerprints[name]})
+
+
 def glue_step_asset(local: AssetsDefinition,
                     local_checks: Sequence[AssetChecksDefinition]) -> AssetsDefinition:
     """The Glue twin of one local (multi-)asset."""
@@ -64,9 +85,12 @@ def glue_step_asset(local: AssetsDefinition,
                  description=f"Runs the Glue job of step {step}")
     def _glue_step(context: AssetExecutionContext, glue: GlueJobs, catalog: TableCatalog,
                    landing: LandingSource):
+        # a landing step records its source's fingerprint, as the local landing assets do
+        fingerprints = _fingerprints(landing, step)
         for result in glue.run(context, step):
-            yield (_register(catalog, landing, result)
-                   if isinstance(result, MaterializeResult) else result)
+            if isinstance(result, MaterializeResult):
+                result = _register(catalog, landing, _with_fingerprint(result, fingerprints))
+            yield result
 
     return _glue_step
 

@@ -21,6 +21,7 @@ from dagster import (
 
 from stedi_assets import schemas
 from stedi_assets.assets.common import asset_out
+from stedi_assets.automation import LANDING_FINGERPRINT
 from stedi_assets.aws.catalog import CatalogError, TableCatalog
 from stedi_assets.io.landing_reader import LandingError, count_lines
 from stedi_assets.io.local_paths import OutsideRootError
@@ -65,6 +66,9 @@ def _landing_asset(table: schemas.Table) -> AssetsDefinition:
     def _landing(context: AssetExecutionContext, engine: Engine, landing: LandingSource,
                  catalog: TableCatalog, checks: CheckSettings):
         try:
+            # taken before the files are read: a file added meanwhile changes it, so the
+            # sensor lands it next time (it compares the source's fingerprint with this one)
+            fingerprint = landing.fingerprint(table.source)
             batch = engine.land(landing, table)
         except (LandingError, OutsideRootError) as exc:
             raise Failure(description=str(exc)) from None
@@ -74,6 +78,8 @@ def _landing_asset(table: schemas.Table) -> AssetsDefinition:
                                                             landing.folder(table.source))
             except CatalogError as exc:
                 raise Failure(description=str(exc)) from None
+            context.add_output_metadata({LANDING_FINGERPRINT: fingerprint},
+                                        output_name=table.name)
             yield from _outputs(context, engine, landing, table, batch, catalog_table)
             # the outputs are stored by now; the checks look at what was stored
             yield from _check_results(engine, landing, checks, table, batch)

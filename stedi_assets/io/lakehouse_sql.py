@@ -2,6 +2,13 @@
 
 Tables are LazyFrames scanned through the same IO manager the graph writes with, so the query
 runs wherever the lakehouse lives (local disk or S3) and only reads what it needs.
+
+A query reads the lakehouse tables and nothing else. Polars SQL opens any file through its
+table functions (read_csv, read_parquet, read_ipc, read_json, read_ndjson): a query naming one,
+in any spelling, is refused before it is planned (planning already reads a file's header, and
+errors quote it). Then, as an allow-list, every scan of the planned query must be the scan of
+a lakehouse table the query may read; anything else is refused before a row is read. A Polars
+panic becomes a one-line SqlError. Time and memory limits are the CLI's (stedi_assets/cli.py).
 """
 
 from __future__ import annotations
@@ -28,6 +35,34 @@ def referenced_tables(query: str) -> list[str]:
             if re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", query, re.IGNORECASE)]
 
 
+#: Polars SQL's file-reading table functions all start with read_ (any case, quoted or not).
+_FILE_FUNCTION = re.compile(r"(?<!\w)read_\w*", re.IGNORECASE)
+#: A source line of a plan as LazyFrame.explain prints it, e.g. "Parquet SCAN [path, ...]".
+_SCAN_LINE = re.compile(r"\bSCAN\b")
+
+
+def _refuse_file_functions(query: str) -> None:
+    found = _FILE_FUNCTION.search(query)
+    if found:
+        raise SqlError(f"stedi-sql reads only the lakehouse tables: {found.group(0)}(...) and "
+                       f"the other file-reading table functions are not allowed")
+
+
+def _scans(frame: pl.LazyFrame) -> set[str]:
+    """The scan lines of the frame's plan (what it reads), as explain() prints them."""
+    return {line.strip() for line in frame.explain(optimized=False).splitlines()
+            if _SCAN_LINE.search(line)}
+
+
+def _check_sources(plan: pl.LazyFrame, frames: dict[str, pl.LazyFrame]) -> None:
+    """Refuse a planned query that scans anything but the tables it was given."""
+    allowed = set().union(*map(_scans, frames.values())) if frames else set()
+    foreign = _scans(plan) - allowed
+    if foreign:
+        raise SqlError(f"stedi-sql reads only the lakehouse tables; the query also reads "
+                       f"{sorted(foreign)[0]}")
+
+
 def _statement_kind(query: str) -> str:
     without_comments = re.sub(r"--[^\n]*|/\*.*?\*/", " ", query, flags=re.DOTALL)
     words = re.findall(r"[A-Za-z_]+", without_comments)
@@ -49,6 +84,7 @@ def run_sql(io_manager: ParquetIOManager, query: str) -> pl.DataFrame:
             f"only read-only statements are allowed ({', '.join(READ_ONLY_STATEMENTS)}), "
             f"got {kind.upper() or 'an empty query'!r}"
         )
+    _refuse_file_functions(query)
     names = referenced_tables(query)
     if names:
         frames = lakehouse_tables(io_manager, names)
@@ -60,7 +96,13 @@ def run_sql(io_manager: ParquetIOManager, query: str) -> pl.DataFrame:
             except TableNotMaterializedError:
                 continue
     try:
-        return pl.SQLContext(frames).execute(query, eager=False).collect()
-    except (pl.exceptions.PolarsError, OSError) as exc:
+        plan = pl.SQLContext(frames).execute(query, eager=False)
+        _check_sources(plan, frames)
+        return plan.collect()
+    except (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException) as exc:
+        # PanicException (a BaseException) is a bug or a race in Polars, e.g. a table being
+        # rewritten while it is read: one line, not a Rust backtrace
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SqlError(f"{type(exc).__name__}: {message}") from None
+        kind = ("Polars failed (internal error)" if isinstance(exc, pl.exceptions.PanicException)
+                else type(exc).__name__)
+        raise SqlError(f"{kind}: {message}") from None
