@@ -92,12 +92,10 @@ def engine_resources(settings: Settings, io_manager: ParquetIOManager) -> dict[s
             raise ValueError("STEDI_ENGINE=spark works with STEDI_ENV=local (local paths, or "
                              "a cluster's shared filesystem); on AWS run Spark as Glue jobs "
                              "with STEDI_ENV=glue")
-        from dagster_pyspark import PySparkResource
-
         from stedi_assets.io.spark_parquet import SparkParquetIOManager
-        from stedi_assets.spark_resources import SparkEngine
+        from stedi_assets.spark_resources import LakehouseSpark, SparkEngine
 
-        pyspark = PySparkResource(spark_config=dict(settings.spark_config))
+        pyspark = LakehouseSpark(spark_config=dict(settings.spark_config))
         return {
             "engine": SparkEngine(pyspark=pyspark),
             "io_manager": SparkParquetIOManager(root=settings.lakehouse_root, pyspark=pyspark),

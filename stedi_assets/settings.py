@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,8 +225,8 @@ def _engine_settings(env: Mapping[str, str]) -> dict[str, object]:
     master = env.get("STEDI_SPARK_MASTER", "local[*]")
     config = {"spark.remote": remote} if remote else {"spark.master": master}
     config["spark.sql.session.timeZone"] = "UTC"
-    if not remote and master.startswith("local"):
-        config["spark.pyspark.python"] = sys.executable  # Python workers match the driver
+    # The Python workers' interpreter is PYSPARK_PYTHON, set where the session starts
+    # (spark_resources.LakehouseSpark), not a Spark setting.
     try:
         extra = json.loads(env.get("STEDI_SPARK_CONF") or "{}")
     except json.JSONDecodeError as exc:

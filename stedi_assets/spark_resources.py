@@ -1,9 +1,22 @@
-"""The Spark engine resource, imported only when STEDI_ENGINE=spark (PySpark loads slowly)."""
+"""The Spark engine resource, imported only when STEDI_ENGINE=spark (PySpark loads slowly).
+
+Which Python runs Spark's Python workers: PySpark 3.5 takes it from the PYSPARK_PYTHON
+environment variable when the SparkContext starts (default `python3` from PATH), not from the
+`spark.pyspark.python` setting. For a local master the workers are this machine's processes, so
+LakehouseSpark points PYSPARK_PYTHON (and PYSPARK_DRIVER_PYTHON) at this interpreter before the
+session starts. A cluster's workers need a matching Python of their own: set PYSPARK_PYTHON in
+the environment Dagster runs in to its path on the workers (see the README).
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Mapping
 from types import ModuleType
+from typing import Any
 
+from dagster import InitResourceContext
 from dagster_pyspark import PySparkResource
 
 from stedi_assets.io import spark_landing_reader
@@ -12,6 +25,23 @@ from stedi_assets.io.s3 import S3Store
 from stedi_assets.resources import Engine, LandingBatch
 from stedi_assets.schemas import Table
 from stedi_assets.transforms import spark_engine
+
+
+def use_this_python(spark_config: Mapping[str, Any]) -> None:
+    """For a local master, make Spark's Python workers run this interpreter (call before the
+    SparkContext starts; a later call changes nothing for a running context)."""
+    master = str(spark_config.get("spark.master", "local[*]"))
+    if "spark.remote" not in spark_config and master.startswith("local"):
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+        os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+
+
+class LakehouseSpark(PySparkResource):
+    """dagster-pyspark's session resource, with the Python workers chosen before it starts."""
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        use_this_python(self.spark_config)
+        super().setup_for_execution(context)
 
 
 class SparkEngine(Engine):

@@ -8,11 +8,12 @@ these tests never skip for it.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
 import pytest
 from pyspark.sql import SparkSession
+
+from stedi_assets.spark_resources import use_this_python
 
 #: Small and quick: two cores, few shuffle partitions, no UI.
 SPARK_TEST_CONF = {
@@ -24,12 +25,12 @@ SPARK_TEST_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.driver.host": "127.0.0.1",
-    "spark.pyspark.python": sys.executable,
 }
 
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
+    use_this_python(SPARK_TEST_CONF)  # as the graph's LakehouseSpark does
     builder = SparkSession.builder.appName("stedi-tests")
     for key, value in SPARK_TEST_CONF.items():
         builder = builder.config(key, value)

@@ -6,10 +6,15 @@ moto's Glue job runs execute nothing and only move STARTING -> RUNNING -> SUCCEE
 manager chooses how fast, nothing more). So a "worker" thread here plays the job's Pipes side:
 it reads the run's arguments back from the server and reports with the job script's own
 `open_pipes` and `report`. A FAILED run, which moto cannot produce, comes from a small HTTP
-relay in front of moto that marks one job's runs FAILED with an error message.
+relay in front of moto that marks one job's runs FAILED with an error message once moto has
+finished them (so a worker has time to report first).
+
+Whatever the outcome, no Pipes object (context with the pseudonym key, message chunks) may
+stay in the bucket: `assert_no_pipes_objects` lists the whole bucket after each run.
 """
 
 import json
+import secrets
 import threading
 import time
 import urllib.error
@@ -18,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from dagster import materialize
+from dagster_pipes import PipesContext, decode_param
 
 from stedi_assets.assets.glue import glue_assets
 from stedi_assets.aws import glue_job
@@ -70,7 +76,8 @@ def failing_relay(s3_endpoint):
                 status, payload = error.code, error.read()
             if status == 200 and self.headers.get("X-Amz-Target") == "AWSGlue.GetJobRun":
                 document = json.loads(payload)
-                if document["JobRun"]["JobName"].startswith(FAILING_PREFIX):
+                if (document["JobRun"]["JobName"].startswith(FAILING_PREFIX)
+                        and document["JobRun"]["JobRunState"] == "SUCCEEDED"):
                     document["JobRun"].update(JobRunState="FAILED", ErrorMessage=GLUE_ERROR)
                     payload = json.dumps(document).encode()
             self.send_response(status)
@@ -95,9 +102,15 @@ def glue_env(endpoint: str, bucket: str, **extra: str) -> dict[str, str]:
             "AWS_ENDPOINT_URL": endpoint, **extra}
 
 
-def deploy(monkeypatch, env: dict[str, str], capsys) -> str:
+def use_env(monkeypatch, env: dict[str, str]) -> dict[str, str]:
+    """The process environment too: the pseudonym secret reaches Dagster as an EnvVar."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    return env
+
+
+def deploy(monkeypatch, env: dict[str, str], capsys) -> str:
+    use_env(monkeypatch, env)
     assert deploy_main([]) == 0
     return capsys.readouterr().out
 
@@ -105,6 +118,17 @@ def deploy(monkeypatch, env: dict[str, str], capsys) -> str:
 def run_asset(settings: Settings, step: str):
     selected = [a for a in glue_assets(all_assets, all_asset_checks) if a.node_def.name == step]
     return materialize(selected, resources=build_resources(settings), raise_on_error=False)
+
+
+def assert_no_pipes_objects(s3_client, bucket: str, secret: str) -> None:
+    """Only what stedi-deploy put (lake/_glue/) and the landing data remain; no object holds
+    the secret."""
+    keys = [item["Key"] for page in s3_client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket) for item in page.get("Contents", [])]
+    assert all(k.startswith(("lake/_glue/", "landing/")) for k in keys), keys
+    for key in keys:
+        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert secret.encode() not in body, key
 
 
 def failures(result) -> list[str]:
@@ -117,9 +141,10 @@ class FakeGlueWorker(threading.Thread):
     """Plays the Glue job's Pipes side for the next run of `job`: reads the run's arguments from
     the server and reports `result` with glue_job.open_pipes/report (S3 context + messages)."""
 
-    def __init__(self, glue_client, job: str, result: StepResult):
+    def __init__(self, glue_client, job: str, result: StepResult, secret: str = "glue-k"):
         super().__init__(daemon=True)
         self.glue, self.job, self.result, self.error = glue_client, job, result, None
+        self.secret = secret
         self.known = {r["Id"] for r in glue_client.get_job_runs(JobName=job)["JobRuns"]}
 
     def run(self):
@@ -130,8 +155,11 @@ class FakeGlueWorker(threading.Thread):
                         if r["Id"] not in self.known]
                 if runs:
                     argv = [part for k, v in runs[0]["Arguments"].items() for part in (k, v)]
+                    # A Glue job is one process; this thread plays several in one: forget the
+                    # last run's Pipes context (open_dagster_pipes would return it again).
+                    PipesContext.set(None)
                     with glue_job.open_pipes(argv, glue_job.parse_args(argv)) as pipes:
-                        assert pipes.extras["pseudonym_secret"] == "glue-k"
+                        assert pipes.extras["pseudonym_secret"] == self.secret
                         glue_job.report(pipes, self.result)
                     return
                 time.sleep(0.2)
@@ -173,15 +201,16 @@ def test_deploy_without_a_role_says_what_is_missing(s3_endpoint, s3_client, monk
 
 def test_asset_runs_its_glue_job_and_gets_the_reported_table_and_check(
         s3_endpoint, s3_client, glue_client, job_runs_progress, monkeypatch, capsys):
-    bucket = new_bucket(s3_client)
-    env = glue_env(s3_endpoint, bucket, STEDI_CONSENT_AS_OF_DATE="on")
+    bucket, secret = new_bucket(s3_client), f"glue-k-{secrets.token_hex(8)}"
+    env = glue_env(s3_endpoint, bucket, STEDI_CONSENT_AS_OF_DATE="on",
+                   STEDI_PSEUDONYM_SECRET=secret)
     deploy(monkeypatch, env, capsys)
     result = StepResult(
         [TableReport("customer_trusted", 7, {"email": "string"}, f"s3://{bucket}/lake/trusted/"
                      "customer_trusted", {"duplicate_rows_removed": 0})],
         [CheckReport("customer_trusted", "consent", True, "ERROR", "all consenting",
                      {"violations": 0})])
-    worker = FakeGlueWorker(glue_client, "stedi-customer_trusted", result)
+    worker = FakeGlueWorker(glue_client, "stedi-customer_trusted", result, secret)
     worker.start()
     outcome = run_asset(Settings.from_env(env), "customer_trusted")
     worker.join(timeout=30)
@@ -207,8 +236,14 @@ def test_asset_runs_its_glue_job_and_gets_the_reported_table_and_check(
     assert arguments["--stedi-consent-as-of-date"] == "on"
     assert arguments["--stedi-s3-endpoint-url"] == s3_endpoint
     assert "--dagster-pipes-context" in arguments and "--dagster-pipes-messages" in arguments
-    assert not any("glue-k" in value for value in arguments.values())  # the secret: extras only
+    assert not any(secret in value for value in arguments.values())  # the secret: extras only
     assert run["JobRunState"] == "SUCCEEDED"
+    # The temporary objects went under the Pipes prefix (and are gone, below).
+    assert decode_param(arguments["--dagster-pipes-context"])["key"].startswith(
+        "dagster-pipes/context/")
+    assert decode_param(arguments["--dagster-pipes-messages"])["key_prefix"].startswith(
+        "dagster-pipes/messages/")
+    assert_no_pipes_objects(s3_client, bucket, secret)
 
 
 def test_a_failed_glue_run_fails_the_asset_with_glues_error_message(
@@ -224,12 +259,36 @@ def test_a_failed_glue_run_fails_the_asset_with_glues_error_message(
     assert "Traceback" not in message
 
 
-def test_a_job_that_was_never_deployed_says_to_deploy(s3_endpoint, s3_client):
-    env = glue_env(s3_endpoint, new_bucket(s3_client), STEDI_GLUE_JOB_PREFIX="never-")
+def test_a_failed_run_leaves_no_context_no_messages_and_no_secret_on_s3(
+        s3_endpoint, s3_client, glue_client, failing_relay, job_runs_progress, monkeypatch,
+        capsys):
+    bucket, secret = new_bucket(s3_client), f"glue-k-{secrets.token_hex(8)}"
+    env = glue_env(s3_endpoint, bucket, STEDI_GLUE_JOB_PREFIX=f"{FAILING_PREFIX}clean-",
+                   AWS_ENDPOINT_URL_GLUE=failing_relay, STEDI_PSEUDONYM_SECRET=secret)
+    deploy(monkeypatch, env, capsys)
+    # The job reads its context (with the secret) and writes message chunks, then fails.
+    result = StepResult([], [CheckReport("customer_curated", "consent", False, "ERROR",
+                                         "violations", {"violations": 3})])
+    worker = FakeGlueWorker(glue_client, f"{FAILING_PREFIX}clean-customer_curated", result,
+                            secret)
+    worker.start()
+    outcome = run_asset(Settings.from_env(env), "customer_curated")
+    worker.join(timeout=30)
+    assert worker.error is None, worker.error
+    [message] = failures(outcome)
+    assert f"ended FAILED: {GLUE_ERROR}" in message
+    assert_no_pipes_objects(s3_client, bucket, secret)
+
+
+def test_a_job_that_was_never_deployed_says_to_deploy(s3_endpoint, s3_client, monkeypatch):
+    bucket = new_bucket(s3_client)
+    env = use_env(monkeypatch, glue_env(s3_endpoint, bucket, STEDI_GLUE_JOB_PREFIX="never-"))
     outcome = run_asset(Settings.from_env(env), "customer_trusted")
     [message] = failures(outcome)
     assert message.startswith("Glue job never-customer_trusted does not exist (endpoint http")
     assert "stedi-deploy" in message
+    # The launch raised after the context was written: it is gone all the same.
+    assert_no_pipes_objects(s3_client, bucket, "glue-k")
 
 
 def test_a_run_that_reports_nothing_fails_clearly(s3_endpoint, s3_client, job_runs_progress,
@@ -240,10 +299,12 @@ def test_a_run_that_reports_nothing_fails_clearly(s3_endpoint, s3_client, job_ru
     [message] = failures(outcome)
     assert "succeeded but reported no materialization of customer_landing, " \
            "customer_landing_rejects" in message
+    assert_no_pipes_objects(s3_client, env["STEDI_LAKEHOUSE_ROOT"][5:].split("/")[0], "glue-k")
 
 
-def test_missing_pipes_bucket_is_named(s3_endpoint, s3_client):
-    env = glue_env(s3_endpoint, new_bucket(s3_client), STEDI_GLUE_PIPES_BUCKET="no-such-bucket")
+def test_missing_pipes_bucket_is_named(s3_endpoint, s3_client, monkeypatch):
+    env = use_env(monkeypatch, glue_env(s3_endpoint, new_bucket(s3_client),
+                                        STEDI_GLUE_PIPES_BUCKET="no-such-bucket"))
     [message] = failures(run_asset(Settings.from_env(env), "customer_trusted"))
     assert message.startswith("S3 bucket 'no-such-bucket' for the Pipes context")
     assert build_glue_jobs(Settings.from_env(env)).pipes_bucket == "no-such-bucket"

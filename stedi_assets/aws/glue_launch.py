@@ -4,11 +4,21 @@ PipesGlueClient starts the run (`start_job_run_params`), hands the job its Pipes
 temporary S3 object (PipesS3ContextInjector) and reads the job's materializations, check
 results and logs from S3 (PipesS3MessageReader). Failures come back as a dagster Failure whose
 description says what went wrong in Glue's own words, never a boto3 traceback.
+
+Both temporary kinds of object live under one prefix of the Pipes bucket (PIPES_PREFIX:
+`context/<random>/context.json`, `messages/<random>/<n>.json`) and are deleted when the run
+ends, whatever the outcome: the context can carry the pseudonym key and the message chunks
+carry check metadata. dagster-aws deletes the context only after a successful run and the
+chunks never, hence the two small subclasses below.
 """
 
 from __future__ import annotations
 
+import random
 import re
+import string
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -26,6 +36,9 @@ from pydantic import PrivateAttr
 from stedi_assets.aws.glue_steps import STEP_OUTPUTS
 from stedi_assets.io.s3 import BOTO_CONFIG
 
+#: Where the Pipes context objects and message chunks go in the Pipes bucket (temporary).
+PIPES_PREFIX = "dagster-pipes/"
+
 #: How PipesGlueClient reports a run that did not succeed.
 _RUN_ENDED = re.compile(r"Glue job (?P<job>\S+) run (?P<run>\S+) completed with status "
                         r"(?P<state>\S+) :\n?(?P<message>.*)", re.DOTALL)
@@ -36,6 +49,47 @@ def console_url(region: str, job_name: str, run_id: str) -> str:
             f"#/job/{job_name}/run/{run_id}")
 
 
+class CleanS3ContextInjector(PipesS3ContextInjector):
+    """PipesS3ContextInjector whose context object is deleted in every outcome: dagster-aws
+    0.29 deletes it after the `yield` without a `finally`, so a failed, stopped or timed-out run
+    (or a launch that raises) left the context - and the pseudonym key in its extras - on S3."""
+
+    @contextmanager
+    def inject_context(self, context: Any) -> Iterator[Any]:
+        with super().inject_context(context) as params:
+            try:
+                yield params
+            finally:  # the parent's own delete runs only on success (a second delete is a no-op)
+                self.client.delete_object(Bucket=params["bucket"], Key=params["key"])
+
+
+class CleanS3MessageReader(PipesS3MessageReader):
+    """PipesS3MessageReader whose chunks go under `key_prefix` (not the bucket root) and are
+    deleted once the run has ended and the last chunk was read, in every outcome."""
+
+    def __init__(self, *, key_prefix: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.key_prefix = key_prefix
+
+    @contextmanager
+    def get_params(self) -> Iterator[Any]:
+        with super().get_params() as params:
+            chunks = f"{self.key_prefix}{''.join(random.choices(string.ascii_letters, k=30))}"
+            params = {**params, "key_prefix": chunks}
+            try:
+                yield params
+            finally:  # read_messages leaves this block after its reader threads have stopped
+                delete_prefix(self.client, self.bucket, f"{chunks}/")
+
+
+def delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
+    """Delete every object under `prefix` (a message writer may write chunks 1..n)."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
 class GlueJobs(ConfigurableResource):
     """The STEDI Glue jobs: one per step (`<job_prefix><step>`, e.g. stedi-customer_trusted),
     all running the same script. Launch settings first, then what `stedi-deploy` uses."""
@@ -44,11 +98,13 @@ class GlueJobs(ConfigurableResource):
     region: str = "us-east-1"
     glue_endpoint_url: str | None = None
     s3_endpoint_url: str | None = None
-    #: Bucket for the Pipes context objects and message chunks (temporary objects).
+    #: Bucket for the Pipes context objects and message chunks (temporary objects under
+    #: PIPES_PREFIX, deleted after every run).
     pipes_bucket: str
     #: Arguments every run gets (--stedi-lakehouse-root, --stedi-landing-root, ...).
     run_arguments: dict[str, str] = {}
-    #: Sent to the job in the Pipes extras (an S3 object deleted after the run) unless the job
+    #: Sent to the job in the Pipes extras (an S3 object deleted when the run ends, in every
+    #: outcome) unless the job
     #: reads it from Secrets Manager (--stedi-pseudonym-secret-id in run_arguments).
     pseudonym_secret: str | None = None
     #: Seconds between reads of the job's message chunks on S3.
@@ -84,11 +140,12 @@ class GlueJobs(ConfigurableResource):
         job = self.job_name(step)
         pipes = PipesGlueClient(
             client=self.client("glue"),
-            context_injector=PipesS3ContextInjector(bucket=self.pipes_bucket,
+            context_injector=CleanS3ContextInjector(bucket=self.pipes_bucket,
                                                     client=self.client("s3"),
-                                                    key_prefix="dagster-pipes/"),
-            message_reader=PipesS3MessageReader(bucket=self.pipes_bucket,
+                                                    key_prefix=f"{PIPES_PREFIX}context/"),
+            message_reader=CleanS3MessageReader(bucket=self.pipes_bucket,
                                                 client=self.client("s3"),
+                                                key_prefix=f"{PIPES_PREFIX}messages/",
                                                 interval=self.message_interval),
         )
         extras = {"pseudonym_secret": self.pseudonym_secret} if self.pseudonym_secret else {}
