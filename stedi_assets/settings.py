@@ -90,6 +90,12 @@ def _seconds(env: Mapping[str, str], name: str, default: int) -> int:
     return int(value)
 
 
+def _in_process_env(env: Mapping[str, str], name: str) -> bool:
+    """The setting is set, and to what this process's environment holds: Dagster can then be
+    given EnvVar(name), which it resolves from the process environment where it runs."""
+    return bool(env.get(name)) and os.environ.get(name) == env.get(name)
+
+
 def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     value = env.get(name, "").strip().lower()
     if not value:
@@ -168,9 +174,9 @@ class Settings:
             max_reject_share=_share(env, "STEDI_MAX_REJECT_SHARE", "0.01"),
             consent_as_of_date=_switch(env, "STEDI_CONSENT_AS_OF_DATE", default=False),
             pseudonym_secret=pseudonym_secret,
-            pseudonym_secret_from_env=bool(env.get("STEDI_PSEUDONYM_SECRET")),
+            pseudonym_secret_from_env=_in_process_env(env, "STEDI_PSEUDONYM_SECRET"),
             alert_webhook_url=env.get("STEDI_ALERT_WEBHOOK_URL") or None,
-            alert_webhook_url_from_env=bool(env.get("STEDI_ALERT_WEBHOOK_URL")),
+            alert_webhook_url_from_env=_in_process_env(env, "STEDI_ALERT_WEBHOOK_URL"),
             ui_url=env.get("STEDI_UI_URL", "http://127.0.0.1:3000"),
             automation=_switch(env, "STEDI_AUTOMATION", default=True),
             sensor_interval_seconds=_seconds(env, "STEDI_SENSOR_INTERVAL_SECONDS", 15),
