@@ -20,7 +20,8 @@
 - STEDI_PSEUDONYM_SECRET: HMAC key of the pseudonymous customerKey; required unless STEDI_ENV
   is local and both roots are local folders (then a public development key,
   LOCAL_PSEUDONYM_SECRET, is used and every run that uses it logs a warning)
-- STEDI_ALERT_WEBHOOK_URL: where alerts are POSTed as JSON (default: none, log only)
+- STEDI_ALERT_WEBHOOK_URL: where alerts are POSTed as JSON (default: none, log only); a
+  credential, so Dagster gets it as EnvVar("STEDI_ALERT_WEBHOOK_URL"), as the pseudonym secret
 - STEDI_UI_URL: base URL of the Dagster UI used in alert links (default http://127.0.0.1:3000)
 - STEDI_AUTOMATION: `on` (default) starts the landing sensor and declarative automation
   with `dagster dev`; `off` leaves them stopped (they can still be started in the UI)
