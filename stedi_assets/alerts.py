@@ -8,7 +8,9 @@ and, when a webhook URL is set, as a JSON POST (Slack-compatible `text` plus str
 Delivery is at-least-once per evaluation but never repeated once delivered: the cursor only
 moves past a run when all of its alerts went out, and it remembers the alerts already sent for
 the run it is still working on. A webhook that is down, slow or answers non-2xx is logged and
-retried on the next tick; it never crashes the sensor.
+retried on the next tick; it never crashes the sensor. The webhook URL is a credential: set from
+the environment, the resource holds EnvVar("STEDI_ALERT_WEBHOOK_URL") (the UI shows the name).
+Runs are found through public instance APIs only (RunStatusChangeRecordsFilter by storage id).
 """
 
 from __future__ import annotations

@@ -55,7 +55,9 @@ def memory_limit(text: str) -> int | None:
     except (ValueError, OSError):
         raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (e.g. 2G, 512M, 50%, "
                                          "0 for no limit)") from None
-    return limit if limit > 0 else None
+    if limit < 0:
+        raise argparse.ArgumentTypeError(f"a memory size cannot be negative: {text!r}")
+    return limit or None
 
 
 def sql_main(argv: list[str] | None = None) -> int:
@@ -110,8 +112,11 @@ def _supervise(request: dict, timeout: float | None, max_memory: int | None) -> 
                threading.Thread(target=_copy_lines, args=(child.stdout, sys.stdout), daemon=True)]
     for reader in readers:
         reader.start()
-    child.stdin.write(json.dumps(request))
-    child.stdin.close()
+    try:
+        child.stdin.write(json.dumps(request))
+        child.stdin.close()
+    except BrokenPipeError:  # the child failed before reading it: its stderr says why
+        pass
     started, stopped = time.monotonic(), None
     try:
         while child.poll() is None:
@@ -124,6 +129,8 @@ def _supervise(request: dict, timeout: float | None, max_memory: int | None) -> 
                 child.kill()
                 break
             time.sleep(0.05)
+    except KeyboardInterrupt:
+        stopped = "interrupted"
     finally:
         if child.poll() is None:  # interrupted (Ctrl-C): never leave the query running
             child.kill()

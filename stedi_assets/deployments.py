@@ -61,7 +61,7 @@ def _pseudonym_secret(settings: Settings) -> str | EnvVar:
              if is_s3_uri(root)]
     if not settings.pseudonym_secret:
         where = (f"STEDI_ENV={settings.env}" if settings.env != "local"
-                 else f"{' and '.join(on_s3)} on S3")
+                 else f"{' and '.join(on_s3)} {'is' if len(on_s3) == 1 else 'are'} on S3")
         raise ValueError(
             f"STEDI_PSEUDONYM_SECRET must be set when {where}: it keys the pseudonymous "
             "customerKey of the curated tables (keep it in e.g. AWS Secrets Manager); the "

@@ -23,7 +23,8 @@
 - STEDI_PSEUDONYM_SECRET: HMAC key of the pseudonymous customerKey; required unless STEDI_ENV
   is local and both roots are local folders (then a public development key,
   LOCAL_PSEUDONYM_SECRET, is used and every run that uses it logs a warning)
-- STEDI_ALERT_WEBHOOK_URL: where alerts are POSTed as JSON (default: none, log only)
+- STEDI_ALERT_WEBHOOK_URL: where alerts are POSTed as JSON (default: none, log only); a
+  credential, so Dagster gets it as EnvVar("STEDI_ALERT_WEBHOOK_URL"), as the pseudonym secret
 - STEDI_UI_URL: base URL of the Dagster UI used in alert links (default http://127.0.0.1:3000)
 - STEDI_AUTOMATION: `on` (default) starts the landing sensor and declarative automation
   with `dagster dev`; `off` leaves them stopped (they can still be started in the UI)
@@ -91,6 +92,12 @@ def _seconds(env: Mapping[str, str], name: str, default: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{name} must be a whole number of seconds >= 1, got {value!r}")
     return int(value)
+
+
+def _in_process_env(env: Mapping[str, str], name: str) -> bool:
+    """The setting is set, and to what this process's environment holds: Dagster can then be
+    given EnvVar(name), which it resolves from the process environment where it runs."""
+    return bool(env.get(name)) and os.environ.get(name) == env.get(name)
 
 
 def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -173,12 +180,9 @@ class Settings:
             max_reject_share=_share(env, "STEDI_MAX_REJECT_SHARE", "0.01"),
             consent_as_of_date=_switch(env, "STEDI_CONSENT_AS_OF_DATE", default=False),
             pseudonym_secret=pseudonym_secret,
-            # an EnvVar resolves in this process's environment: only then can Dagster get one
-            pseudonym_secret_from_env=bool(env.get("STEDI_PSEUDONYM_SECRET")) and
-            os.environ.get("STEDI_PSEUDONYM_SECRET") == env.get("STEDI_PSEUDONYM_SECRET"),
+            pseudonym_secret_from_env=_in_process_env(env, "STEDI_PSEUDONYM_SECRET"),
             alert_webhook_url=env.get("STEDI_ALERT_WEBHOOK_URL") or None,
-            alert_webhook_url_from_env=bool(env.get("STEDI_ALERT_WEBHOOK_URL")) and
-            os.environ.get("STEDI_ALERT_WEBHOOK_URL") == env.get("STEDI_ALERT_WEBHOOK_URL"),
+            alert_webhook_url_from_env=_in_process_env(env, "STEDI_ALERT_WEBHOOK_URL"),
             ui_url=env.get("STEDI_UI_URL", "http://127.0.0.1:3000"),
             automation=_switch(env, "STEDI_AUTOMATION", default=True),
             sensor_interval_seconds=_seconds(env, "STEDI_SENSOR_INTERVAL_SECONDS", 15),

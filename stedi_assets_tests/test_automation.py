@@ -42,13 +42,9 @@ def _landing_sensor(enabled=True):
 
 
 def _tick(root, cursor=None, instance=None):
-    context = build_sensor_context(cursor=cursor, instance=instance or NOTHING_LANDED,
+    context = build_sensor_context(cursor=cursor, instance=instance,
                                    resources={"landing": LandingSource(root=str(root))})
     return context, _landing_sensor()(context)
-
-
-#: An instance where nothing was ever materialized (the sensor reads it on its first tick).
-NOTHING_LANDED = DagsterInstance.ephemeral()
 
 
 def test_landing_sensor_requests_only_the_sources_whose_files_changed(landing):
@@ -79,10 +75,9 @@ def test_first_tick_starts_from_what_was_last_landed(landing, tmp_path):
     landing tables were materialized: nothing changed, nothing is launched."""
     with DagsterInstance.ephemeral() as instance:
         assert _materialize(instance, landing, tmp_path / "lake").success
-        for event in instance.fetch_materializations(AssetKey("customer_landing"), 1).records:
-            metadata = event.asset_materialization.metadata
-            assert metadata["landing_fingerprint"].value == \
-                LandingSource(root=str(landing)).fingerprint("customer")
+        [record] = instance.fetch_materializations(AssetKey("customer_landing"), 1).records
+        assert record.asset_materialization.metadata["landing_fingerprint"].value == \
+            LandingSource(root=str(landing)).fingerprint("customer")
         context, first = _tick(landing, instance=instance)
         assert isinstance(first, SkipReason)
 

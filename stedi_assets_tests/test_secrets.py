@@ -74,7 +74,7 @@ def test_loading_the_code_location_refuses_and_names_the_setting(tmp_path):
     result = subprocess.run([sys.executable, "-c", "import stedi_assets.definitions"],
                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
-    assert "ValueError: STEDI_PSEUDONYM_SECRET must be set when STEDI_LANDING_ROOT on S3" \
+    assert "ValueError: STEDI_PSEUDONYM_SECRET must be set when STEDI_LANDING_ROOT is on S3" \
         in result.stderr
 
 
