@@ -34,6 +34,12 @@ CASES = [
     ('{"email":"d@x","z":1,"y":2,"y":3,"z":4,"serialNumber":"s"}', "duplicate key 'y'"),
     # the same key, written with an escape and with blanks before the colon
     ('{"email":"e@x","serialNumber":"s","\\u0065mail" : "f@x"}', "duplicate key 'email'"),
+    # values that spell key names, null values, and a null repeat of a kept value
+    ('{"q":"email","q":"serialNumber","email":"l@x","serialNumber":"s"}', "duplicate key 'q'"),
+    ('{"email":"m@x","serialNumber":"s","a":null,"a":null}', "duplicate key 'a'"),
+    ('{"email":"n@x","serialNumber":"s","lastUpdateDate":1,"lastUpdateDate":null}',
+     "duplicate key 'lastUpdateDate'"),
+    ('{"email":"o@x","serialNumber":"s","note":"a:b:c","lastUpdateDate":null}', None),
     # a repeated key outranks the line's other problems
     ('{"email":"g@x","serialNumber":{"n":1},"serialNumber":"s"}', "duplicate key 'serialNumber'"),
     # not top-level repeats: a key name inside a string value or inside nested objects

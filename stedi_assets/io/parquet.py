@@ -191,7 +191,9 @@ class LocalParquetIOManager(ParquetIOManager):
     directory, then swaps the link with one atomic rename: readers that open `<zone>/<table>/`
     see the old version or the new one, never a mix, and a writer killed mid-way leaves the old
     version in place (its partial directory is removed by the next write). The previous
-    version is kept until the next write, so a reader still holding it can finish.
+    version is kept until the next write, so a reader still holding it can finish. A zone
+    folder or table that is a symbolic link leading outside `root` is refused (Failure naming
+    the path): nothing outside the lakehouse root is written or deleted.
     """
 
     def _write(self, frame: pl.LazyFrame | pl.DataFrame | ParquetParts,

@@ -131,32 +131,38 @@ def _too_deep(line: pl.Series) -> pl.Series:
     return deep.scatter(candidates.filter(~exact), False)
 
 
-#: A key token: a JSON string followed by a colon (its text as written, escapes undecoded).
-_KEY_TOKEN = r'"(?:[^"\\]|\\.)*"\s*:'
-
-
 def _with_duplicate_keys(decoded: pl.DataFrame, table: Table) -> pl.DataFrame:
     """`_reason` = `duplicate key 'NAME'` on JSON-object lines that repeat a top-level key.
 
     Vectorised pre-filters clear almost every line; only the rest go through Python's exact
-    check (json_checks). Sound because: every key ends in a colon, so a line with no more
-    colons than columns it filled cannot repeat a key; and on a line with one `{`, no
-    backslash and as many key tokens as `"...":` spots, the tokens are exactly its keys."""
-    present = pl.sum_horizontal(
-        pl.any_horizontal(pl.col(k).is_not_null() for k in (c.name, *c.aliases)).cast(pl.Int32)
-        for c in table.columns)
+    check (json_checks). They are sound because every key token ends in its own colon, and
+    only count literals (fast): a line whose colons all follow a quote (no blanks before a
+    key's colon, no colon in a value) and number no more than the columns it filled cannot
+    repeat a key; on the others (lines with null values, unknown keys, ...), where no known key
+    is written twice as `"key":`, a repeated key (unknown, or written with an escape) leaves
+    more `":` than known keys written that way."""
     line = pl.col("line")
-    maybe = pl.col("_object") & (line.str.count_matches(":", literal=True) > present)
-    candidates = decoded.with_row_index("_i").filter(maybe).select("_i", "line")
+    present = pl.sum_horizontal(
+        pl.any_horizontal(pl.col(k).is_not_null() for k in (c.name, *c.aliases)).cast(pl.UInt32)
+        for c in table.columns)
+    after_quote = line.str.count_matches('":', literal=True)
+    maybe = pl.col("_object") & ((line.str.count_matches(":", literal=True) > after_quote)
+                                 | (after_quote > present))
+    candidates = decoded.select("line").with_row_index("_i").filter(
+        decoded.select(maybe).to_series())
     if candidates.is_empty():
         return decoded
-    keys = line.str.extract_all(_KEY_TOKEN)
-    cleared = (~line.str.contains("\\", literal=True)
-               & (line.str.count_matches("{", literal=True) == 1)
-               & (keys.list.len() == line.str.count_matches(r'"\s*:'))
-               & (keys.list.eval(pl.element().str.strip_chars_end(": \t\r\n")).list.n_unique()
-                  == keys.list.len()))
-    suspects = candidates.filter(~cleared)
+    keys = _json_keys(table)
+    counted = candidates.select(
+        line.str.count_matches(":", literal=True).alias("_colons"),
+        line.str.count_matches('":', literal=True).alias("_after_quote"),
+        *(line.str.count_matches(f'"{k}":', literal=True).alias(f"_k{i}")
+          for i, k in enumerate(keys)))
+    tokens = [pl.col(f"_k{i}") for i in range(len(keys))]
+    written = pl.sum_horizontal((t > 0).cast(pl.UInt32) for t in tokens)
+    suspect = ((pl.max_horizontal(tokens) > 1) | (pl.col("_colons") > pl.col("_after_quote"))
+               | (pl.col("_after_quote") > written))
+    suspects = candidates.filter(counted.select(suspect).to_series())
     if suspects.is_empty():
         return decoded
     found = suspects.with_columns(pl.Series(

@@ -149,6 +149,12 @@ def _count_chars(text: Column, chars: str) -> Column:
     return F.length(text) - F.length(F.translate(text, chars, ""))
 
 
+def _count_text(text: Column, literal: str) -> Column:
+    """How many times `literal` occurs in `text` (no regex: a length difference)."""
+    return ((F.length(text) - F.length(F.replace(text, F.lit(literal), F.lit(""))))
+            / len(literal)).cast("int")
+
+
 def _computed_once(frame: DataFrame) -> DataFrame:
     """Stop the optimizer from inlining the columns computed so far into every later use
     (it would run from_json and the regexes hundreds of times per line): a Generate node is
@@ -197,13 +203,18 @@ def _decode(content: DataFrame, table: Table) -> DataFrame:
         kind = F.when(raw.startswith("{"), "dict").otherwise("list")
         nested.append(F.when(is_nested, F.concat(
             F.lit(f"{key}: nested "), kind, F.lit(" where a single value is expected"))))
-    # Too deep / a repeated key (json_checks): pre-filters as polars_engine's clear almost
-    # every line (a line can repeat a key only if it has more colons than columns it filled);
-    # the UDF sees null for those. A deep line Jackson refused is judged with the bad JSON.
+    # Too deep / a repeated key (json_checks): the pre-filters of polars_engine (see its
+    # _with_duplicate_keys for why they are sound) clear almost every line; the UDF sees null
+    # for those. A deep line Jackson refused is judged with the bad JSON.
+    line = F.col("line")
     present = sum((F.coalesce(*(F.col(f"_raw_{keys.index(k)}") for k in (c.name, *c.aliases)))
                    .isNotNull().cast("int") for c in table.columns), F.lit(0))
-    maybe = ~F.col("_bad_json") & ((_count_chars(F.col("line"), "[{") > MAX_DEPTH)
-                                   | (_count_chars(F.col("line"), ":") > present))
+    after_quote = _count_text(line, '":')
+    tokens = [_count_text(line, f'"{k}":') for k in keys]
+    written = sum(((t > 0).cast("int") for t in tokens), F.lit(0))
+    maybe = ~F.col("_bad_json") & (
+        (_count_chars(line, "[{") > MAX_DEPTH) | (_count_chars(line, ":") > after_quote)
+        | ((after_quote > present) & ((F.greatest(*tokens) > 1) | (after_quote > written))))
     structure = _structure_problem_udf()(F.when(maybe, F.col("line")))
     # Line by line, Polars keeps the reason of the last nested key; a structure problem first.
     decode_reason = F.when(F.col("_bad_json"), F.lit("invalid JSON")).otherwise(
