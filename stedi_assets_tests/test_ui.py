@@ -39,14 +39,18 @@ def test_materialize_all_from_the_lineage_graph(tmp_path, ui_env):
         open_lineage(page, base)
         for name in ASSETS:
             assert page.get_by_text(name, exact=True).is_visible(), name
-        page.screenshot(path=str(tmp_path / "lineage.png"))
-        assert (tmp_path / "lineage.png").stat().st_size > 20_000
-        if os.environ.get("STEDI_SCREENSHOT_DIR"):  # how docs/lineage.png is refreshed
-            shutil.copy(tmp_path / "lineage.png", os.environ["STEDI_SCREENSHOT_DIR"])
 
         page.get_by_role("button", name="Materialize all").click()
         page.get_by_text("Launched run").wait_for()
         wait_for_run_status(page, base, "Success")
+
+        # the lineage graph after the run: every node says when it was materialized
+        open_lineage(page, base)
+        assert "Never materialized" not in page.inner_text("body")
+        page.screenshot(path=str(tmp_path / "lineage.png"))
+        assert (tmp_path / "lineage.png").stat().st_size > 20_000
+        if os.environ.get("STEDI_SCREENSHOT_DIR"):  # how docs/lineage.png is refreshed
+            shutil.copy(tmp_path / "lineage.png", os.environ["STEDI_SCREENSHOT_DIR"])
 
         rows = pl.scan_parquet(f"{ui_env['STEDI_LAKEHOUSE_ROOT']}/curated/"
                                "machine_learning_curated/*.parquet").select(pl.len()).collect()
@@ -56,12 +60,13 @@ def test_materialize_all_from_the_lineage_graph(tmp_path, ui_env):
         page.get_by_text("Acceleration on the x axis").wait_for()  # the column schema
 
         page.goto(f"{base}/assets/machine_learning_curated?view=checks")
-        page.get_by_text("Checks (2)").wait_for()
-        # the check list renders its statuses after the page: wait for both
-        page.get_by_text("Succeeded", exact=True).nth(1).wait_for(timeout=60_000)
+        # consent, join_coverage and Dagster's column_schema_change
+        page.get_by_text("Checks (3)").wait_for()
+        # the check list renders its statuses after the page: wait for all three
+        page.get_by_text("Succeeded", exact=True).nth(2).wait_for(timeout=60_000)
         page.get_by_text("Passed", exact=True).first.wait_for(timeout=60_000)
         body = page.inner_text("body")
-        assert body.count("Succeeded") == 2, body[:2000]
+        assert body.count("Succeeded") == 3, body[:2000]
         assert "Failed" not in body and "violations" in body
 
 
