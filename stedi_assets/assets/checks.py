@@ -13,6 +13,7 @@ from dagster import (
     asset_check,
 )
 
+from stedi_assets.figures import plain
 from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
 from stedi_assets.schemas import CONSENT_KEYS
 
@@ -35,9 +36,9 @@ def consent_check(table_name: str) -> AssetChecksDefinition:
         consenting = engine.ops.consenting_customers(customer_landing,
                                                      privacy.pseudonym_secret)
         results = [
-            engine.ops.consent_violations(
+            plain(engine.ops.consent_violations(
                 table, consenting, key, consenting_key,
-                time_column=time_column if privacy.consent_as_of_date else None)
+                time_column=time_column if privacy.consent_as_of_date else None))
             for key, consenting_key, time_column in keys
         ]
         violations = max(r["violations"] for r in results)
@@ -61,9 +62,10 @@ def consent_check(table_name: str) -> AssetChecksDefinition:
 
 def join_coverage_result(figures: dict, settings: CheckSettings, extra: dict | None = None,
                          consistent: bool = True) -> AssetCheckResult:
+    figures, extra = plain(figures), plain(extra)
     covered = figures["coverage"] >= settings.min_join_coverage
     return AssetCheckResult(
-        passed=covered and consistent,
+        passed=bool(covered and consistent),
         severity=AssetCheckSeverity.WARN,
         description=(
             f"{figures['coverage']:.1%} of step readings found accelerometer readings at the "

@@ -20,6 +20,7 @@ from dagster import (
 from stedi_assets import schemas
 from stedi_assets.assets.common import asset_out
 from stedi_assets.aws.catalog import CatalogError, TableCatalog
+from stedi_assets.figures import plain
 from stedi_assets.io.landing_reader import LandingError, count_lines
 from stedi_assets.resources import CheckSettings, Engine, LandingBatch, LandingSource
 
@@ -74,20 +75,20 @@ def _landing_asset(table: schemas.Table) -> AssetsDefinition:
 def _outputs(context: AssetExecutionContext, engine: Engine, landing: LandingSource,
              table: schemas.Table, batch: LandingBatch, catalog_table):
     rejects = schemas.rejects_table(table)
-    rejected = engine.ops.row_count(batch.rejects)
+    rejected = plain(engine.ops.row_count(batch.rejects))
     if rejected:
         examples = [f"{r['file']}:{r['line_number']}: {r['reason']}"
                     for r in engine.ops.head_rows(batch.rejects, MAX_REPORTED_REJECTS)]
         context.log.warning(f"{rejected} line(s) of {table.source} quarantined in "
                             f"{rejects.name}, e.g.\n" + "\n".join(examples))
-    metadata = {
+    metadata = plain({
         "files": len(batch.files),
         "files_parsed": len(batch.files) - batch.files_reused,
         "lines_read": batch.lines_read,
         "lines_rejected": rejected,
         "unknown_keys": batch.unknown_keys or {},
         "landing_folder": MetadataValue.path(landing.folder(table.source)),
-    }
+    })
     if catalog_table:
         metadata["catalog_table"] = catalog_table
     yield Output(batch.rows, output_name=table.name, metadata=metadata)
@@ -102,8 +103,9 @@ def _line_accounting(engine: Engine, landing: LandingSource,
         lines = sum(count_lines(f, landing.store) for f in batch.files)  # the files landed
     except LandingError as exc:
         raise Failure(description=str(exc)) from None
-    return {"lines_in_files": lines, "rows_landed": engine.ops.row_count(batch.row_frame()),
-            "lines_rejected": engine.ops.row_count(batch.rejects)}
+    return plain({"lines_in_files": lines,
+                  "rows_landed": engine.ops.row_count(batch.row_frame()),
+                  "lines_rejected": engine.ops.row_count(batch.rejects)})
 
 
 def _check_results(engine: Engine, landing: LandingSource, checks: CheckSettings,

@@ -4,6 +4,7 @@ from dagster import AssetCheckResult, AssetIn, Output, asset, asset_check
 
 from stedi_assets.assets.checks import consent_check, join_coverage_result
 from stedi_assets.assets.common import asset_kwargs
+from stedi_assets.figures import plain
 from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
 
 
@@ -19,7 +20,7 @@ def accelerometer_trusted(engine: Engine, privacy: PrivacySettings, acceleromete
         accelerometer_landing, customer_trusted,
         consent_as_of_date=privacy.consent_as_of_date, deduplicate=False))
     return Output(readings, metadata={
-        "duplicate_rows_removed": removed,
+        "duplicate_rows_removed": plain(removed),
         "consent_as_of_date": privacy.consent_as_of_date,
     })
 
@@ -28,7 +29,7 @@ def accelerometer_trusted(engine: Engine, privacy: PrivacySettings, acceleromete
 def step_trainer_trusted(engine: Engine, step_trainer_landing, customer_curated):
     readings, removed = engine.ops.without_exact_duplicates(engine.ops.step_trainer_trusted(
         step_trainer_landing, customer_curated, deduplicate=False))
-    return Output(readings, metadata={"duplicate_rows_removed": removed})
+    return Output(readings, metadata={"duplicate_rows_removed": plain(removed)})
 
 
 @asset_check(
