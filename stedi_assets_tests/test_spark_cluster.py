@@ -1,5 +1,7 @@
-"""The Spark engine on a real standalone cluster: a master and one worker started from pyspark's
-own `spark-class` on 127.0.0.1 (ephemeral ports), with a broken `python3` first on PATH.
+"""Spark's Python workers run the right interpreter although a broken `python3` is first on
+PATH: on a local master with no setting at all (LakehouseSpark sets PYSPARK_PYTHON), and on a
+real standalone cluster - a master and one worker started from pyspark's own `spark-class` on
+127.0.0.1 (ephemeral ports) - with PYSPARK_PYTHON set as the README says.
 
 The graph runs in a fresh Python process configured only through the environment, as a user
 would (STEDI_ENGINE=spark, STEDI_SPARK_MASTER=spark://..., PYSPARK_PYTHON as the README says
@@ -23,16 +25,22 @@ import pyspark
 import pytest
 
 from stedi_assets_tests.graph_runs import PUBLISHED_2023, read_table
+from stedi_assets_tests.tiny_landing import write_tiny_landing
 
 SPARK_HOME = Path(pyspark.__file__).parent
-#: Runs the graph in-process (one SparkContext) from the environment alone.
+#: Runs the graph (or the step named as argument) in-process, one SparkContext, from the
+#: environment alone.
 RUN_GRAPH = """
+import sys
 from dagster import materialize
 from stedi_assets import definitions
 settings = definitions.Settings.from_env()
 defs = definitions.build_definitions(settings)
-result = materialize([*defs.assets, *definitions.all_asset_checks],
-                     resources=definitions.build_resources(settings), raise_on_error=False)
+assets = [*defs.assets, *definitions.all_asset_checks]
+if len(sys.argv) > 1:  # one step only
+    assets = [a for a in defs.assets if a.node_def.name == sys.argv[1]]
+result = materialize(assets, resources=definitions.build_resources(settings),
+                     raise_on_error=False)
 raise SystemExit(0 if result.success else 1)
 """
 
@@ -100,6 +108,23 @@ def cluster(tmp_path_factory) -> Iterator[dict[str, str]]:
             stop(worker)
     finally:
         stop(master)
+
+
+def test_a_local_master_runs_its_python_workers_with_this_interpreter(tmp_path):
+    landing = write_tiny_landing(tmp_path / "landing")
+    (landing / "customer" / "broken.json").write_text("not json\n")  # reason from a Python UDF
+    env = {**os.environ, "PATH": broken_python_path(tmp_path / "bin"),
+           "SPARK_LOCAL_IP": "127.0.0.1", "STEDI_ENGINE": "spark", "STEDI_SPARK_MASTER": "local[1]",
+           "STEDI_LANDING_ROOT": str(landing), "STEDI_LAKEHOUSE_ROOT": str(tmp_path / "lake"),
+           "STEDI_AUTOMATION": "off", "STEDI_SPARK_CONF": json.dumps(
+               {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"})}
+    env.pop("PYSPARK_PYTHON", None)
+    env.pop("PYSPARK_DRIVER_PYTHON", None)
+    run = subprocess.run([sys.executable, "-c", RUN_GRAPH, "land_customer"], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-4000:]
+    [reject] = read_table(tmp_path / "lake", "customer_landing_rejects").to_dicts()
+    assert reject["line"] == "not json" and reject["reason"], reject
 
 
 def test_real_2023_data_on_a_standalone_cluster_gives_the_published_counts(

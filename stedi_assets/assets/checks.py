@@ -13,6 +13,7 @@ from dagster import (
     asset_check,
 )
 
+from stedi_assets.figures import plain
 from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
 from stedi_assets.schemas import CONSENT_KEYS
 from stedi_assets.transforms.pseudonyms import reported_keys
@@ -42,10 +43,10 @@ def consent_check(table_name: str) -> AssetChecksDefinition:
         excluded = (engine.ops.non_consenting_devices(customer_landing, customer_landing_rejects)
                     if privacy.exclude_shared_devices else None)
         results = [
-            engine.ops.consent_violations(
+            plain(engine.ops.consent_violations(
                 table, consenting, key, consenting_key,
                 time_column=time_column if privacy.consent_as_of_date else None,
-                excluded=excluded if consenting_key == "serialNumber" else None)
+                excluded=excluded if consenting_key == "serialNumber" else None))
             for key, consenting_key, time_column in keys
         ]
         sample = [k for (_, consenting_key, _), r in zip(keys, results, strict=True)
@@ -76,21 +77,22 @@ def shared_devices_result(figures: dict, shared_devices: str) -> AssetCheckResul
     research consent (the same result the Glue step reports)."""
     rows, devices = figures["shared_device_rows"], figures["shared_devices"]
     return AssetCheckResult(
-        passed=rows == 0, severity=AssetCheckSeverity.WARN,
+        passed=bool(rows == 0), severity=AssetCheckSeverity.WARN,
         description=(
             f"{rows} of {figures['rows_checked']} row(s) come from {devices} device(s) that "
             "also belong to a customer without research consent"
             + ("" if rows == 0 or shared_devices == "exclude"
                else " (STEDI_SHARED_DEVICES=exclude drops them)")),
-        metadata={**figures, "shared_devices_setting": shared_devices},
+        metadata={**plain(figures), "shared_devices_setting": shared_devices},
     )
 
 
 def join_coverage_result(figures: dict, settings: CheckSettings, extra: dict | None = None,
                          consistent: bool = True) -> AssetCheckResult:
+    figures, extra = plain(figures), plain(extra)
     covered = figures["coverage"] >= settings.min_join_coverage
     return AssetCheckResult(
-        passed=covered and consistent,
+        passed=bool(covered and consistent),
         severity=AssetCheckSeverity.WARN,
         description=(
             f"{figures['coverage']:.1%} of step readings found accelerometer readings at the "

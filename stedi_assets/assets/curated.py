@@ -5,6 +5,7 @@ from dagster import AssetCheckResult, AssetIn, asset, asset_check
 
 from stedi_assets.assets.checks import consent_check, join_coverage_result
 from stedi_assets.assets.common import asset_kwargs
+from stedi_assets.figures import plain
 from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
 
 
@@ -37,7 +38,7 @@ def machine_learning_curated_join_coverage(
 ) -> AssetCheckResult:
     figures = engine.ops.join_coverage(step_trainer_trusted, accelerometer_trusted,
                                        customer_landing)
-    rows = engine.ops.row_count(machine_learning_curated)
+    rows = plain(engine.ops.row_count(machine_learning_curated))
     return join_coverage_result(figures, checks, extra={"rows_in_table": rows},
                                 consistent=rows == figures["joined_rows"])
 

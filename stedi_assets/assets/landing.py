@@ -23,6 +23,7 @@ from stedi_assets import schemas
 from stedi_assets.assets.common import asset_out
 from stedi_assets.automation import LANDING_FINGERPRINT
 from stedi_assets.aws.catalog import CatalogError, TableCatalog
+from stedi_assets.figures import plain
 from stedi_assets.io.landing_reader import LandingError, count_lines
 from stedi_assets.io.local_paths import OutsideRootError
 from stedi_assets.resources import CheckSettings, Engine, LandingBatch, LandingSource
@@ -92,7 +93,7 @@ def _landing_asset(table: schemas.Table) -> AssetsDefinition:
 def _outputs(context: AssetExecutionContext, engine: Engine, landing: LandingSource,
              table: schemas.Table, batch: LandingBatch, catalog_table):
     rejects = schemas.rejects_table(table)
-    rejected = engine.ops.row_count(batch.rejects)
+    rejected = plain(engine.ops.row_count(batch.rejects))
     if batch.skipped:  # paths and reasons only: never a byte of what a link points to
         context.log.warning(f"{len(batch.skipped)} landing entry(ies) of {table.source} "
                             "skipped (not read):\n" + "\n".join(batch.skipped))
@@ -101,7 +102,7 @@ def _outputs(context: AssetExecutionContext, engine: Engine, landing: LandingSou
                     for r in engine.ops.head_rows(batch.rejects, MAX_REPORTED_REJECTS)]
         context.log.warning(f"{rejected} line(s) of {table.source} quarantined in "
                             f"{rejects.name}, e.g.\n" + "\n".join(examples))
-    metadata = {
+    metadata = plain({
         "files": len(batch.files),
         "files_parsed": len(batch.files) - batch.files_reused,
         "files_skipped": len(batch.skipped),
@@ -109,7 +110,7 @@ def _outputs(context: AssetExecutionContext, engine: Engine, landing: LandingSou
         "lines_rejected": rejected,
         "unknown_keys": batch.unknown_keys or {},
         "landing_folder": MetadataValue.path(landing.folder(table.source)),
-    }
+    })
     if catalog_table:
         metadata["catalog_table"] = catalog_table
     yield Output(batch.rows, output_name=table.name, metadata=metadata)
@@ -124,8 +125,9 @@ def _line_accounting(engine: Engine, landing: LandingSource,
         lines = sum(count_lines(f, landing.store) for f in batch.files)  # the files landed
     except LandingError as exc:
         raise Failure(description=str(exc)) from None
-    return {"lines_in_files": lines, "rows_landed": engine.ops.row_count(batch.row_frame()),
-            "lines_rejected": engine.ops.row_count(batch.rejects)}
+    return plain({"lines_in_files": lines,
+                  "rows_landed": engine.ops.row_count(batch.row_frame()),
+                  "lines_rejected": engine.ops.row_count(batch.rejects)})
 
 
 def _check_results(engine: Engine, landing: LandingSource, checks: CheckSettings,

@@ -8,6 +8,7 @@ from stedi_assets.assets.checks import (
     shared_devices_result,
 )
 from stedi_assets.assets.common import asset_kwargs
+from stedi_assets.figures import plain
 from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
 
 
@@ -24,7 +25,7 @@ def accelerometer_trusted(engine: Engine, privacy: PrivacySettings, acceleromete
         accelerometer_landing, customer_trusted,
         consent_as_of_date=privacy.consent_as_of_date, deduplicate=False))
     return Output(readings, metadata={
-        "duplicate_rows_removed": removed,
+        "duplicate_rows_removed": plain(removed),
         "consent_as_of_date": privacy.consent_as_of_date,
     })
 
@@ -36,7 +37,7 @@ def step_trainer_trusted(engine: Engine, privacy: PrivacySettings, step_trainer_
                 if privacy.exclude_shared_devices else None)
     readings, removed = engine.ops.without_exact_duplicates(engine.ops.step_trainer_trusted(
         step_trainer_landing, customer_curated, deduplicate=False, excluded_devices=excluded))
-    return Output(readings, metadata={"duplicate_rows_removed": removed,
+    return Output(readings, metadata={"duplicate_rows_removed": plain(removed),
                                       "shared_devices": privacy.shared_devices})
 
 

@@ -37,6 +37,7 @@ from dagster_pipes import (
 from stedi_assets import schemas
 from stedi_assets.aws import glue_steps
 from stedi_assets.aws.glue_steps import LandingInput, StepOptions, StepResult
+from stedi_assets.figures import plain
 from stedi_assets.io.landing_reader import (
     check_compression,
     count_lines,
@@ -113,9 +114,10 @@ def pseudonym_secret(args: argparse.Namespace, pipes: PipesContext) -> str:
 
 
 def _pipes_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
-    """Pipes reads a dict value as {raw_value, type}: send mappings and lists as JSON."""
+    """Pipes reads a dict value as {raw_value, type}: send mappings and lists as JSON (every
+    figure as a plain Python value, see `figures.plain`)."""
     return {key: {"raw_value": value, "type": "json"} if isinstance(value, dict | list)
-            else value for key, value in metadata.items()}
+            else value for key, value in plain(metadata).items()}
 
 
 def report(pipes: PipesContext, result: StepResult) -> None:
@@ -125,14 +127,14 @@ def report(pipes: PipesContext, result: StepResult) -> None:
                     "description": c.description}
                    for c in schemas.TABLES[table.table].columns]
         pipes.report_asset_materialization(asset_key=table.table, metadata={
-            "dagster/row_count": table.rows,
+            "dagster/row_count": plain(table.rows),
             "dagster/column_schema": {"raw_value": {"columns": columns}, "type": "table_schema"},
             "dagster/uri": {"raw_value": table.uri, "type": "path"},
             **_pipes_metadata(table.metadata),
         })
     for check in result.checks:
         pipes.report_asset_check(asset_key=check.table, check_name=check.name,
-                                 passed=check.passed, severity=check.severity,
+                                 passed=bool(check.passed), severity=check.severity,
                                  metadata={"description": check.description,
                                            **_pipes_metadata(check.metadata)})
 
