@@ -20,7 +20,7 @@ import time
 import polars as pl
 
 from stedi_assets import schemas
-from stedi_assets.aws.catalog import create_table_ddl
+from stedi_assets.io.catalog import create_table_ddl
 from stedi_assets.io.lakehouse_sql import SqlError, run_sql
 from stedi_assets.io.parquet import TableNotMaterializedError
 from stedi_assets.io.s3 import StorageError

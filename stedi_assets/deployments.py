@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from dagster import EnvVar
 
 from stedi_assets.alerts import AlertSettings
-from stedi_assets.aws.catalog import GlueCatalog, TableCatalog
+from stedi_assets.io.catalog import GlueCatalog, TableCatalog
 from stedi_assets.io.parquet import LocalParquetIOManager, ParquetIOManager, S3ParquetIOManager
 from stedi_assets.io.s3 import is_s3_uri, split_s3_uri
 from stedi_assets.resources import (

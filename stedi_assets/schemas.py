@@ -2,7 +2,8 @@
 
 Everything else derives from here: the landing readers (which JSON keys to decode, which are
 required), both engines' output column order, the schema checks, the `dagster/column_schema`
-metadata and the catalog DDL (`stedi-ddl`, the Glue registration). No I/O and no engine code lives in this module.
+metadata and the catalog DDL (`stedi-ddl`, the Glue registration). No I/O and no engine
+code lives in this module.
 """
 
 from __future__ import annotations

@@ -7,14 +7,14 @@ import re
 import pytest
 
 from stedi_assets import schemas
-from stedi_assets.aws.catalog import (
+from stedi_assets.cli import ddl_main
+from stedi_assets.io.catalog import (
     CatalogError,
     GlueCatalog,
     catalog_columns,
     create_table_ddl,
     table_input,
 )
-from stedi_assets.cli import ddl_main
 from stedi_assets_tests.s3_helpers import REGION
 
 pytest_plugins = ["stedi_assets_tests.s3_server"]

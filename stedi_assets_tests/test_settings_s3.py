@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from dagster import EnvVar
 
-from stedi_assets.aws.catalog import GlueCatalog, TableCatalog
 from stedi_assets.definitions import (
     LOCAL_PSEUDONYM_SECRET,
     Settings,
     build_resources,
     build_storage,
 )
+from stedi_assets.io.catalog import GlueCatalog, TableCatalog
 from stedi_assets.io.parquet import LocalParquetIOManager, S3ParquetIOManager
 from stedi_assets.resources import LandingSource, S3LandingSource
 

@@ -20,9 +20,9 @@ from dagster import (
 from stedi_assets import schemas
 from stedi_assets.assets.common import OWNERS
 from stedi_assets.automation import LANDING_FINGERPRINT
-from stedi_assets.aws.catalog import CatalogError, TableCatalog
 from stedi_assets.aws.glue_launch import GlueJobs
 from stedi_assets.aws.glue_steps import STEP_OUTPUTS
+from stedi_assets.io.catalog import CatalogError, TableCatalog
 from stedi_assets.io.landing_reader import LandingError
 from stedi_assets.resources import LandingSource
 

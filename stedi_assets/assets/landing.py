@@ -22,8 +22,8 @@ from dagster import (
 from stedi_assets import schemas
 from stedi_assets.assets.common import asset_out
 from stedi_assets.automation import LANDING_FINGERPRINT
-from stedi_assets.aws.catalog import CatalogError, TableCatalog
 from stedi_assets.figures import plain
+from stedi_assets.io.catalog import CatalogError, TableCatalog
 from stedi_assets.io.landing_reader import LandingError, count_lines
 from stedi_assets.io.local_paths import OutsideRootError
 from stedi_assets.resources import CheckSettings, Engine, LandingBatch, LandingSource
