@@ -189,7 +189,7 @@ def ddl_main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"stedi-ddl: error: {exc}", file=sys.stderr)
         return 2
-    database = args.database or settings.glue_database or "stedi"
+    database = args.database or settings.aws.glue_database or "stedi"
     statements = [
         create_table_ddl(
             database, table.name,

@@ -7,10 +7,12 @@ stedi_assets/deployments.py. Importing `stedi_assets` itself builds nothing.
 from __future__ import annotations
 
 import warnings
+from datetime import timedelta
 
 from dagster import (
     BetaWarning,
     Definitions,
+    FreshnessPolicy,
     build_column_schema_change_checks,
     in_process_executor,
     map_asset_specs,
@@ -41,7 +43,7 @@ all_asset_checks = [*landing.landing_checks, *trusted.trusted_checks, *curated.c
 def _where_stored(settings: Settings, io_manager: object):
     """Spec -> spec with the table's name (as the catalog knows it) and storage URI, so the
     UI's metadata table says where each table lives before it is first materialized."""
-    database = settings.glue_database if settings.env != "local" else ""
+    database = settings.aws.glue_database if settings.env != "local" else ""
 
     def add(spec):
         name = spec.key.path[-1]
@@ -49,6 +51,20 @@ def _where_stored(settings: Settings, io_manager: object):
             "dagster/table_name": f"{database}.{name}" if database else name,
             "storage_uri": io_manager.table_uri(name),
         })
+
+    return add
+
+
+def _freshness(settings: Settings):
+    """Spec -> spec with a freshness policy on the curated tables: a stalled landing feed (or a
+    failing run) shows as a failed policy in the UI after STEDI_FRESHNESS_HOURS hours."""
+    hours = settings.freshness_hours
+    policy = FreshnessPolicy.time_window(fail_window=timedelta(hours=hours)) if hours else None
+
+    def add(spec):
+        if spec.group_name != "curated" or policy is None:
+            return spec
+        return spec.replace_attributes(freshness_policy=policy)
 
     return add
 
@@ -66,8 +82,9 @@ def build_definitions(settings: Settings, **resource_overrides: object) -> Defin
     with warnings.catch_warnings():  # both are beta in Dagster 1.13; the CLI need not say so
         warnings.simplefilter("ignore", BetaWarning)
         # the UI links each asset to its file and line
-        assets = with_source_code_references(
-            map_asset_specs(_where_stored(settings, resources["io_manager"]), assets))
+        assets = with_source_code_references(map_asset_specs(
+            _freshness(settings),
+            map_asset_specs(_where_stored(settings, resources["io_manager"]), assets)))
         # Dagster's own: WARN when a table's columns change between materializations
         schema_change_checks = build_column_schema_change_checks(assets=all_assets)
     return Definitions(

@@ -3,7 +3,6 @@ STEDI_ENV / STEDI_ENGINE gets, built from a `Settings` (which alone reads the en
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from dagster import EnvVar
@@ -34,8 +33,8 @@ def build_storage(settings: Settings) -> tuple[LandingSource, ParquetIOManager, 
         raise ValueError(f"STEDI_ENV must be one of {ENVIRONMENTS}, got {settings.env!r}")
     landing: LandingSource = (
         S3LandingSource(root=settings.landing_root, folders=settings.landing_folders,
-                        region=settings.aws_region, endpoint_url=settings.s3_endpoint_url,
-                        anonymous=settings.landing_anonymous)
+                        region=settings.aws.region, endpoint_url=settings.aws.s3_endpoint_url,
+                        anonymous=settings.aws.landing_anonymous)
         if is_s3_uri(settings.landing_root)
         else LandingSource(root=settings.landing_root, folders=settings.landing_folders)
     )
@@ -47,11 +46,12 @@ def build_storage(settings: Settings) -> tuple[LandingSource, ParquetIOManager, 
     if not is_s3_uri(settings.lakehouse_root):
         raise ValueError(f"STEDI_ENV={settings.env} needs STEDI_LAKEHOUSE_ROOT=s3://bucket/"
                          f"prefix/, got {settings.lakehouse_root!r}")
-    catalog = (GlueCatalog(database=settings.glue_database, region=settings.aws_region,
-                           endpoint_url=settings.glue_endpoint_url)
-               if settings.glue_database else TableCatalog())
-    io_manager = S3ParquetIOManager(root=settings.lakehouse_root, region=settings.aws_region,
-                                    endpoint_url=settings.s3_endpoint_url, catalog=catalog)
+    aws = settings.aws
+    catalog = (GlueCatalog(database=aws.glue_database, region=aws.region,
+                           endpoint_url=aws.glue_endpoint_url)
+               if aws.glue_database else TableCatalog())
+    io_manager = S3ParquetIOManager(root=settings.lakehouse_root, region=aws.region,
+                                    endpoint_url=aws.s3_endpoint_url, catalog=catalog)
     return landing, io_manager, catalog
 
 
@@ -80,9 +80,9 @@ def _pseudonym_secret(settings: Settings) -> str | EnvVar:
 
 def _alert_webhook_url(settings: Settings) -> str | EnvVar | None:
     # a Slack webhook URL is a credential: from the environment it reaches Dagster by name only
-    if settings.alert_webhook_url_from_env:
+    if settings.alerts.webhook_url_from_env:
         return EnvVar("STEDI_ALERT_WEBHOOK_URL")
-    return settings.alert_webhook_url
+    return settings.alerts.webhook_url
 
 
 def engine_resources(settings: Settings, io_manager: ParquetIOManager) -> dict[str, object]:
@@ -95,7 +95,7 @@ def engine_resources(settings: Settings, io_manager: ParquetIOManager) -> dict[s
         from stedi_assets.io.spark_parquet import SparkParquetIOManager
         from stedi_assets.spark_resources import LakehouseSpark, SparkEngine
 
-        pyspark = LakehouseSpark(spark_config=dict(settings.spark_config))
+        pyspark = LakehouseSpark(spark_config=settings.spark.session_config())
         return {
             "engine": SparkEngine(pyspark=pyspark),
             "io_manager": SparkParquetIOManager(root=settings.lakehouse_root, pyspark=pyspark),
@@ -106,40 +106,29 @@ def engine_resources(settings: Settings, io_manager: ParquetIOManager) -> dict[s
 
 def build_glue_jobs(settings: Settings) -> GlueJobs:
     """The Glue jobs of STEDI_ENV=glue (and of stedi-deploy) from the STEDI_GLUE_* settings."""
+    from stedi_assets.aws import glue_arguments
     from stedi_assets.aws.glue_launch import GlueJobs
 
-    glue, root = settings.glue, settings.lakehouse_root.rstrip("/")
+    glue, aws, root = settings.glue, settings.aws, settings.lakehouse_root.rstrip("/")
     if not is_s3_uri(root):
         raise ValueError(f"Glue jobs need STEDI_LAKEHOUSE_ROOT=s3://bucket/prefix/, got {root!r}")
-    known = {"job_prefix", "scripts_uri", "role_arn", "worker_type", "workers", "pipes_bucket",
-             "pseudonym_secret_id", "python_modules"}
-    if set(glue) - known:
-        raise ValueError(f"unknown settings {sorted(f'STEDI_GLUE_{k.upper()}' for k in glue)}"
-                         f"; known: {sorted(f'STEDI_GLUE_{k.upper()}' for k in known)}")
-    if not glue.get("workers", "2").isdigit() or int(glue.get("workers", "2")) < 2:
-        raise ValueError(f"STEDI_GLUE_WORKERS must be a whole number >= 2, got "
-                         f"{glue.get('workers')!r}")
-    secret_id = glue.get("pseudonym_secret_id", "")
-    arguments = {
-        "--stedi-lakehouse-root": root, "--stedi-landing-root": settings.landing_root,
-        "--stedi-landing-folders": json.dumps(settings.landing_folders, sort_keys=True),
-        "--stedi-consent-as-of-date": "on" if settings.consent_as_of_date else "off",
-        "--stedi-shared-devices": settings.shared_devices,
-        "--stedi-min-join-coverage": str(settings.min_join_coverage),
-        "--stedi-max-reject-share": str(settings.max_reject_share),
-        "--stedi-aws-region": settings.aws_region,
-        **({"--stedi-s3-endpoint-url": settings.s3_endpoint_url}
-           if settings.s3_endpoint_url else {}),
-        **({"--stedi-pseudonym-secret-id": secret_id} if secret_id else {}),
-    }
+    arguments = glue_arguments.encode({
+        "lakehouse_root": root, "landing_root": settings.landing_root,
+        "landing_folders": settings.landing_folders,
+        "consent_as_of_date": settings.consent_as_of_date,
+        "shared_devices": settings.shared_devices,
+        "min_join_coverage": settings.min_join_coverage,
+        "max_reject_share": settings.max_reject_share,
+        "aws_region": aws.region, "s3_endpoint_url": aws.s3_endpoint_url,
+        "pseudonym_secret_id": glue.pseudonym_secret_id,
+    })
     return GlueJobs(
-        job_prefix=glue.get("job_prefix", "stedi-"), region=settings.aws_region,
-        glue_endpoint_url=settings.glue_endpoint_url, s3_endpoint_url=settings.s3_endpoint_url,
-        pipes_bucket=glue.get("pipes_bucket") or split_s3_uri(root)[0], run_arguments=arguments,
-        pseudonym_secret=None if secret_id else _pseudonym_secret(settings),
-        scripts_uri=glue.get("scripts_uri", f"{root}/_glue/"), role_arn=glue.get("role_arn"),
-        worker_type=glue.get("worker_type", "G.1X"), workers=int(glue.get("workers", "2")),
-        python_modules=glue.get("python_modules", "dagster-pipes==1.13.27,polars==2.1.0"),
+        job_prefix=glue.job_prefix, region=aws.region,
+        glue_endpoint_url=aws.glue_endpoint_url, s3_endpoint_url=aws.s3_endpoint_url,
+        pipes_bucket=glue.pipes_bucket or split_s3_uri(root)[0], run_arguments=arguments,
+        pseudonym_secret=None if glue.pseudonym_secret_id else _pseudonym_secret(settings),
+        scripts_uri=glue.scripts_uri or f"{root}/_glue/", role_arn=glue.role_arn,
+        worker_type=glue.worker_type, workers=glue.workers, python_modules=glue.python_modules,
     )
 
 
@@ -159,5 +148,5 @@ def build_resources(settings: Settings) -> dict[str, object]:
             shared_devices=settings.shared_devices,
         ),
         "alerts": AlertSettings(webhook_url=_alert_webhook_url(settings),
-                                ui_base_url=settings.ui_url),
+                                ui_base_url=settings.alerts.ui_url),
     }

@@ -34,7 +34,7 @@ from stedi_assets.io.landing_reader import (
 from stedi_assets.io.parquet import ParquetParts
 from stedi_assets.io.s3 import S3Store
 from stedi_assets.schemas import Table
-from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET, default
 from stedi_assets.transforms import polars_engine
 
 
@@ -275,9 +275,9 @@ class CheckSettings(ConfigurableResource):
     """Thresholds of the WARN-level asset checks."""
 
     #: Join coverage WARNs when fewer step readings than this share find accelerometer readings.
-    min_join_coverage: float = 0.5
+    min_join_coverage: float = float(default("STEDI_MIN_JOIN_COVERAGE"))
     #: The quarantine-rate check WARNs when more landing lines than this share are rejected.
-    max_reject_share: float = 0.01
+    max_reject_share: float = float(default("STEDI_MAX_REJECT_SHARE"))
 
 
 class PrivacySettings(ConfigurableResource):
@@ -289,7 +289,7 @@ class PrivacySettings(ConfigurableResource):
     consent_as_of_date: bool = False
     #: `include` keeps a device's readings once one owner consented; `exclude` drops the
     #: readings of devices that also belong to a customer without consent (STEDI_SHARED_DEVICES)
-    shared_devices: str = "include"
+    shared_devices: str = default("STEDI_SHARED_DEVICES")
 
     @property
     def exclude_shared_devices(self) -> bool:

@@ -1,52 +1,11 @@
 """Settings: the one place that reads the environment (nothing else calls os.environ).
 
-- STEDI_ENV: `local` (default; files on this machine, no catalog), `s3` (lakehouse on S3,
-  tables registered in the Glue Data Catalog) or `glue` (as s3, but every step runs as an AWS
-  Glue job launched through Dagster Pipes; see the README and the STEDI_GLUE_* settings)
-- STEDI_LANDING_ROOT: folder or s3://bucket/prefix/ holding customer/, accelerometer/,
-  step_trainer/ (default <repo>/data/landing)
-- STEDI_LANDING_PREFIXES: rename source folders, e.g. `customer=customers` for the seeds'
-  s3://cd0030bucket/ layout (default: none; each source's folder is its name)
-- STEDI_LANDING_ANONYMOUS: 1 reads an s3:// landing root unsigned (public bucket; default 0)
-- STEDI_LAKEHOUSE_ROOT: where the <zone>/<table>/ Parquet tables go (default <repo>/data/lakehouse;
-  must be s3://bucket/prefix/ when STEDI_ENV=s3)
-- STEDI_GLUE_DATABASE: Glue database for the s3 environment (default `stedi`; empty = no catalog)
-- AWS_REGION / AWS_DEFAULT_REGION: region (default us-east-1)
-- AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_GLUE): custom endpoint, e.g. MinIO
-- STEDI_MIN_JOIN_COVERAGE: the join-coverage checks WARN below this share (default 0.5)
-- STEDI_MAX_REJECT_SHARE: the quarantine-rate checks WARN above this share (default 0.01)
-- STEDI_CONSENT_AS_OF_DATE: `on` drops accelerometer readings taken before the customer's
-  research consent date (default off)
-- STEDI_SHARED_DEVICES: `include` (default) keeps a Step Trainer's readings once one of its
-  owners consented; `exclude` drops the readings of devices that also belong to a customer
-  without research consent (from step_trainer_trusted and machine_learning_curated)
-- STEDI_PSEUDONYM_SECRET: HMAC key of the pseudonymous customerKey; required unless STEDI_ENV
-  is local and both roots are local folders (then a public development key,
-  LOCAL_PSEUDONYM_SECRET, is used and every run that uses it logs a warning)
-- STEDI_ALERT_WEBHOOK_URL: where alerts are POSTed as JSON (default: none, log only); a
-  credential, so Dagster gets it as EnvVar("STEDI_ALERT_WEBHOOK_URL"), as the pseudonym secret
-- STEDI_UI_URL: base URL of the Dagster UI used in alert links (default http://127.0.0.1:3000)
-- STEDI_AUTOMATION: `on` (default) starts the landing sensor and declarative automation
-  with `dagster dev`; `off` leaves them stopped (they can still be started in the UI)
-- STEDI_SENSOR_INTERVAL_SECONDS: how often the landing sensor and the automation sensor run
-  (default 15)
-- STEDI_LANDING_CACHE: folder where the Polars engine keeps each landing file's parsed rows so
-  a landing step parses only new or rewritten files (default `auto`: <lakehouse root>/
-  _landing_cache for a local lakehouse, off for one on S3; `off` parses everything every run)
-- STEDI_ENGINE: polars (default) or spark
-- STEDI_SPARK_MASTER: Spark master URL for STEDI_ENGINE=spark (default local[*])
-- STEDI_SPARK_REMOTE: Spark Connect URL (sc://host:15002); used instead of the master
-- STEDI_SPARK_CONF: extra Spark settings as a JSON object, e.g. {"spark.driver.memory": "4g"}
-- STEDI_GLUE_JOB_PREFIX: Glue job names are <prefix><step> (default `stedi-`)
-- STEDI_GLUE_SCRIPTS_URI: where `stedi-deploy` puts the job script and package (default
-  <lakehouse root>/_glue/)
-- STEDI_GLUE_ROLE_ARN: IAM role the Glue jobs run as (needed by `stedi-deploy`)
-- STEDI_GLUE_WORKER_TYPE / STEDI_GLUE_WORKERS: worker type and count (default G.1X, 2)
-- STEDI_GLUE_PIPES_BUCKET: bucket for the Pipes context and messages (default: the lakehouse's)
-- STEDI_GLUE_PSEUDONYM_SECRET_ID: Secrets Manager secret the jobs read the pseudonym key from
-  (default none: Dagster sends STEDI_PSEUDONYM_SECRET in the Pipes context, never as argument)
-- STEDI_GLUE_PYTHON_MODULES: pip requirements the jobs install (default
-  dagster-pipes==1.13.27,polars==2.1.0)
+Every variable is declared once in VARIABLES (name, default, meaning, group): `from_env` reads
+them with those defaults, the other modules take their defaults from here (`default()`), and
+docs/configuration.md is generated from the same list (`python -m stedi_assets.settings`;
+a test fails when it is stale). `Settings` groups them: the core settings, then `aws` (S3 and
+the Glue Data Catalog), `glue` (Glue jobs), `spark` and `alerts`. A secret records whether it
+came from the process environment, so Dagster can be given an EnvVar instead of its value.
 Credentials are never read here: boto3 and Polars use the standard AWS chain themselves.
 """
 
@@ -54,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,8 +24,105 @@ from stedi_assets.io.s3 import is_s3_uri
 ENVIRONMENTS = ("local", "s3", "glue")
 ENGINES = ("polars", "spark")
 SHARED_DEVICES = ("include", "exclude")
-#: Only for the local environment: a documented, public key, so local runs need no set-up.
+#: Only for local folders: a documented, public key, so local runs need no set-up.
 LOCAL_PSEUDONYM_SECRET = "stedi-local-development-only"
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    #: as written in the environment; None: unset by default (the meaning says what then)
+    default: str | None
+    meaning: str
+    group: str = "core"
+    #: a credential: reaches Dagster as an EnvVar, never shown
+    secret: bool = False
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("STEDI_ENV", "local", "`local`: files on this machine, no catalog; `s3`: lakehouse "
+             "on S3, tables registered in the Glue Data Catalog; `glue`: as `s3`, and every step "
+             "runs as an AWS Glue job launched through Dagster Pipes"),
+    Variable("STEDI_LANDING_ROOT", None, "folder or `s3://bucket/prefix/` holding `customer/`, "
+             "`accelerometer/`, `step_trainer/` (unset: `<repo>/data/landing`)"),
+    Variable("STEDI_LANDING_PREFIXES", "", "rename source folders, e.g. `customer=customers` "
+             "for the seeds' bucket layout (empty: each source's folder is its name)"),
+    Variable("STEDI_LAKEHOUSE_ROOT", None, "where the `<zone>/<table>/` tables are written; "
+             "`s3://bucket/prefix/` with `STEDI_ENV=s3` or `glue` "
+             "(unset: `<repo>/data/lakehouse`)"),
+    Variable("STEDI_ENGINE", "polars", "`polars` or `spark`"),
+    Variable("STEDI_MIN_JOIN_COVERAGE", "0.5", "the join-coverage checks WARN below this share"),
+    Variable("STEDI_MAX_REJECT_SHARE", "0.01",
+             "the quarantine-rate checks WARN above this share of quarantined lines"),
+    Variable("STEDI_CONSENT_AS_OF_DATE", "off", "`on`: drop accelerometer readings taken before "
+             "the customer's research consent date"),
+    Variable("STEDI_SHARED_DEVICES", "include", "`exclude`: drop the readings of Step Trainers "
+             "that also belong to a customer without consent (from step_trainer_trusted and "
+             "machine_learning_curated)"),
+    Variable("STEDI_PSEUDONYM_SECRET", None, "HMAC key of the pseudonymous `customerKey`; "
+             "required unless `STEDI_ENV=local` and both roots are local folders (then the public "
+             "key `stedi-local-development-only`, and every run that uses it logs a warning)",
+             secret=True),
+    Variable("STEDI_LANDING_CACHE", "auto", "where the Polars engine keeps each landing file's "
+             "parsed rows so a run parses only new or rewritten files: `auto` "
+             "(`<lakehouse root>/_landing_cache` for a local lakehouse, off on S3), `off`, or a "
+             "local folder"),
+    Variable("STEDI_AUTOMATION", "on", "`on` starts the landing sensor and declarative "
+             "automation with `dagster dev`; `off` leaves them stopped (startable in the UI)"),
+    Variable("STEDI_SENSOR_INTERVAL_SECONDS", "15",
+             "how often the landing sensor and the automation sensor run"),
+    Variable("STEDI_FRESHNESS_HOURS", "26", "curated tables fail their freshness policy when not "
+             "materialized for this many hours (a stalled landing feed); `0` sets no policy"),
+    Variable("STEDI_GLUE_DATABASE", "stedi", "Glue database of the `s3` and `glue` environments; "
+             "empty: no catalog registration (e.g. on MinIO)", group="aws"),
+    Variable("AWS_REGION", "us-east-1", "region for S3 and Glue (`AWS_DEFAULT_REGION` is read "
+             "when `AWS_REGION` is unset)", group="aws"),
+    Variable("AWS_ENDPOINT_URL", None, "custom endpoint (MinIO, LocalStack, moto); "
+             "`AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_GLUE` override it per service",
+             group="aws"),
+    Variable("STEDI_LANDING_ANONYMOUS", "off", "`on` reads an `s3://` landing root unsigned "
+             "(a public bucket such as the seeds')", group="aws"),
+    Variable("STEDI_GLUE_JOB_PREFIX", "stedi-", "Glue job names are `<prefix><step>`",
+             group="glue"),
+    Variable("STEDI_GLUE_SCRIPTS_URI", None, "where `stedi-deploy` puts the job script and the "
+             "package zip (unset: `<lakehouse root>/_glue/`)", group="glue"),
+    Variable("STEDI_GLUE_ROLE_ARN", None, "the IAM role the jobs run as (`stedi-deploy` "
+             "requires it)", group="glue"),
+    Variable("STEDI_GLUE_WORKER_TYPE", "G.1X", "Glue worker type (`G.1X`, `G.2X`, ...)",
+             group="glue"),
+    Variable("STEDI_GLUE_WORKERS", "2", "number of Glue workers (at least 2)", group="glue"),
+    Variable("STEDI_GLUE_PIPES_BUCKET", None, "bucket for the Pipes context and messages "
+             "(unset: the lakehouse's)", group="glue"),
+    Variable("STEDI_GLUE_PSEUDONYM_SECRET_ID", None, "Secrets Manager secret the jobs read the "
+             "pseudonym key from (unset: Dagster sends it in the Pipes context, deleted after "
+             "every run)", group="glue"),
+    Variable("STEDI_GLUE_PYTHON_MODULES", "dagster-pipes==1.13.27,polars==2.1.0",
+             "`--additional-python-modules` of the jobs", group="glue"),
+    Variable("STEDI_SPARK_MASTER", "local[*]", "Spark master URL for `STEDI_ENGINE=spark`",
+             group="spark"),
+    Variable("STEDI_SPARK_REMOTE", None, "Spark Connect URL (`sc://host:15002`), used instead "
+             "of the master", group="spark"),
+    Variable("STEDI_SPARK_CONF", "{}", "extra Spark settings as a JSON object, e.g. "
+             '`{"spark.driver.memory": "4g"}`', group="spark"),
+    Variable("STEDI_ALERT_WEBHOOK_URL", None, "where alerts are POSTed as JSON "
+             "(Slack-compatible; unset: the Dagster log only)", group="alerts", secret=True),
+    Variable("STEDI_UI_URL", "http://127.0.0.1:3000", "base URL of the Dagster UI in alert links",
+             group="alerts"),
+)
+_BY_NAME = {v.name: v for v in VARIABLES}
+GROUP_TITLES = {"core": "The graph", "aws": "S3 and the Glue Data Catalog",
+                "glue": "Glue jobs (`STEDI_ENV=glue`, `stedi-deploy`)",
+                "spark": "Spark (`STEDI_ENGINE=spark`)", "alerts": "Alerts"}
+
+
+def default(name: str) -> str | None:
+    """The declared default of a variable, as written in the environment."""
+    return _BY_NAME[name].default
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    return value if value is not None else default(name)
 
 
 def _default_data_dir() -> Path:
@@ -76,22 +133,38 @@ def _default_data_dir() -> Path:
     return Path.cwd() / "data"
 
 
-def _share(env: Mapping[str, str], name: str, default: str) -> float:
-    value = env.get(name, default)
+def _share(env: Mapping[str, str], name: str) -> float:
+    value = _get(env, name)
     try:
         share = float(value)
-    except ValueError:
+    except (TypeError, ValueError):
         share = -1.0
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
     return share
 
 
-def _seconds(env: Mapping[str, str], name: str, default: int) -> int:
-    value = env.get(name, "").strip() or str(default)
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{name} must be a whole number of seconds >= 1, got {value!r}")
+def _whole(env: Mapping[str, str], name: str, minimum: int) -> int:
+    value = (env.get(name) or "").strip() or default(name)
+    if not value.isdigit() or int(value) < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
     return int(value)
+
+
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    value = (env.get(name) or "").strip().lower() or default(name)
+    if value in {"1", "on", "true", "yes"}:
+        return True
+    if value in {"0", "off", "false", "no"}:
+        return False
+    raise ValueError(f"{name} must be on or off, got {value!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or "").strip().lower() or default(name)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
 
 
 def _in_process_env(env: Mapping[str, str], name: str) -> bool:
@@ -100,49 +173,87 @@ def _in_process_env(env: Mapping[str, str], name: str) -> bool:
     return bool(env.get(name)) and os.environ.get(name) == env.get(name)
 
 
-def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
-    value = env.get(name, "").strip().lower()
-    if not value:
-        return default
-    if value in {"1", "on", "true", "yes"}:
-        return True
-    if value in {"0", "off", "false", "no"}:
-        return False
-    raise ValueError(f"{name} must be on or off, got {value!r}")
+@dataclass(frozen=True)
+class AwsSettings:
+    """S3 and the Glue Data Catalog (STEDI_ENV=s3 and glue)."""
+
+    region: str = default("AWS_REGION")
+    s3_endpoint_url: str | None = None
+    glue_endpoint_url: str | None = None
+    #: empty: no catalog registration
+    glue_database: str = default("STEDI_GLUE_DATABASE")
+    landing_anonymous: bool = False
+
+
+@dataclass(frozen=True)
+class GlueSettings:
+    """The Glue jobs of STEDI_ENV=glue and stedi-deploy (STEDI_GLUE_*)."""
+
+    job_prefix: str = default("STEDI_GLUE_JOB_PREFIX")
+    #: None: <lakehouse root>/_glue/
+    scripts_uri: str | None = None
+    role_arn: str | None = None
+    worker_type: str = default("STEDI_GLUE_WORKER_TYPE")
+    workers: int = int(default("STEDI_GLUE_WORKERS"))
+    #: None: the lakehouse's bucket
+    pipes_bucket: str | None = None
+    pseudonym_secret_id: str | None = None
+    python_modules: str = default("STEDI_GLUE_PYTHON_MODULES")
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """The Spark session of STEDI_ENGINE=spark."""
+
+    master: str = default("STEDI_SPARK_MASTER")
+    remote: str | None = None
+    conf: Mapping[str, str] = field(default_factory=dict)
+
+    def session_config(self) -> dict[str, str]:
+        """The spark_config of the session: master (or Connect remote), UTC, then the extras.
+        The Python workers' interpreter is PYSPARK_PYTHON, set where the session starts
+        (engines' LakehouseSpark), not a Spark setting."""
+        config = {"spark.remote": self.remote} if self.remote else {"spark.master": self.master}
+        config["spark.sql.session.timeZone"] = "UTC"
+        config.update(self.conf)
+        return config
+
+
+@dataclass(frozen=True)
+class AlertingSettings:
+    """Where alerts go besides the Dagster log."""
+
+    webhook_url: str | None = None
+    #: the webhook URL (a credential) came from the process environment: Dagster gets an EnvVar
+    webhook_url_from_env: bool = False
+    ui_url: str = default("STEDI_UI_URL")
 
 
 @dataclass(frozen=True)
 class Settings:
     landing_root: str
     lakehouse_root: str
-    min_join_coverage: float
-    alert_webhook_url: str | None = None
-    #: the webhook URL (a credential) came from STEDI_ALERT_WEBHOOK_URL: Dagster gets an EnvVar
-    alert_webhook_url_from_env: bool = False
-    ui_url: str = "http://127.0.0.1:3000"
-    automation: bool = True
-    sensor_interval_seconds: int = 15
-    max_reject_share: float = 0.01
+    min_join_coverage: float = float(default("STEDI_MIN_JOIN_COVERAGE"))
+    max_reject_share: float = float(default("STEDI_MAX_REJECT_SHARE"))
     consent_as_of_date: bool = False
-    #: None outside the local environment when STEDI_PSEUDONYM_SECRET is not set
+    shared_devices: str = default("STEDI_SHARED_DEVICES")
+    #: None outside local folders when STEDI_PSEUDONYM_SECRET is not set
     pseudonym_secret: str | None = LOCAL_PSEUDONYM_SECRET
-    #: the secret came from STEDI_PSEUDONYM_SECRET (Dagster then gets it as an EnvVar)
+    #: the secret came from the process environment (Dagster then gets it as an EnvVar)
     pseudonym_secret_from_env: bool = False
-    env: str = "local"
+    env: str = default("STEDI_ENV")
+    engine: str = default("STEDI_ENGINE")
     landing_folders: dict[str, str] = field(default_factory=dict)
-    landing_anonymous: bool = False
-    glue_database: str = "stedi"
-    aws_region: str = "us-east-1"
-    s3_endpoint_url: str | None = None
-    glue_endpoint_url: str | None = None
-    engine: str = "polars"
-    spark_config: Mapping[str, str] = field(default_factory=dict)
-    #: STEDI_GLUE_* for STEDI_ENV=glue and stedi-deploy (see the module docstring)
-    glue: dict[str, str] = field(default_factory=dict)
     #: STEDI_LANDING_CACHE: `auto`, `off` or a folder (see landing_cache_folder)
-    landing_cache: str = "auto"
-    #: STEDI_SHARED_DEVICES: `include` or `exclude` (see the module docstring)
-    shared_devices: str = "include"
+    landing_cache: str = default("STEDI_LANDING_CACHE")
+    automation: bool = True
+    sensor_interval_seconds: int = int(default("STEDI_SENSOR_INTERVAL_SECONDS"))
+    #: 0: no freshness policy on the curated tables
+    freshness_hours: int = int(default("STEDI_FRESHNESS_HOURS"))
+    aws: AwsSettings = field(default_factory=AwsSettings)
+    glue: GlueSettings = field(default_factory=GlueSettings)
+    spark: SparkSettings = field(default_factory=SparkSettings)
+    alerts: AlertingSettings = field(default_factory=AlertingSettings)
 
     def landing_cache_folder(self) -> str | None:
         """Where the Polars engine keeps parsed landing files; None when off."""
@@ -161,11 +272,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         data = _default_data_dir()
-        min_join_coverage = _share(env, "STEDI_MIN_JOIN_COVERAGE", "0.5")
-        stedi_env = env.get("STEDI_ENV", "local").strip().lower() or "local"
-        endpoint = env.get("AWS_ENDPOINT_URL") or None
-        glue = {k[len("STEDI_GLUE_"):].lower(): v.strip() for k, v in env.items()
-                if k.startswith("STEDI_GLUE_") and k != "STEDI_GLUE_DATABASE" and v.strip()}
+        stedi_env = (env.get("STEDI_ENV") or "").strip().lower() or default("STEDI_ENV")
         landing_root = env.get("STEDI_LANDING_ROOT", str(data / "landing"))
         lakehouse_root = env.get("STEDI_LAKEHOUSE_ROOT", str(data / "lakehouse"))
         # The public development key only for local folders (keys made with it can be reversed
@@ -176,35 +283,70 @@ class Settings:
         return cls(
             landing_root=landing_root,
             lakehouse_root=lakehouse_root,
-            min_join_coverage=min_join_coverage,
-            max_reject_share=_share(env, "STEDI_MAX_REJECT_SHARE", "0.01"),
-            consent_as_of_date=_switch(env, "STEDI_CONSENT_AS_OF_DATE", default=False),
+            min_join_coverage=_share(env, "STEDI_MIN_JOIN_COVERAGE"),
+            max_reject_share=_share(env, "STEDI_MAX_REJECT_SHARE"),
+            consent_as_of_date=_switch(env, "STEDI_CONSENT_AS_OF_DATE"),
+            shared_devices=_choice(env, "STEDI_SHARED_DEVICES", SHARED_DEVICES),
             pseudonym_secret=pseudonym_secret,
             pseudonym_secret_from_env=_in_process_env(env, "STEDI_PSEUDONYM_SECRET"),
-            alert_webhook_url=env.get("STEDI_ALERT_WEBHOOK_URL") or None,
-            alert_webhook_url_from_env=_in_process_env(env, "STEDI_ALERT_WEBHOOK_URL"),
-            ui_url=env.get("STEDI_UI_URL", "http://127.0.0.1:3000"),
-            automation=_switch(env, "STEDI_AUTOMATION", default=True),
-            sensor_interval_seconds=_seconds(env, "STEDI_SENSOR_INTERVAL_SECONDS", 15),
             env=stedi_env,
-            landing_folders=_source_folders(env.get("STEDI_LANDING_PREFIXES", "")),
-            landing_anonymous=_switch(env, "STEDI_LANDING_ANONYMOUS", default=False),
-            glue_database=env.get("STEDI_GLUE_DATABASE", "stedi").strip(),
-            aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or endpoint,
-            glue_endpoint_url=env.get("AWS_ENDPOINT_URL_GLUE") or endpoint,
-            glue=glue,
-            landing_cache=env.get("STEDI_LANDING_CACHE", "auto"),
-            shared_devices=_shared_devices(env),
-            **_engine_settings(env),
+            engine=_choice(env, "STEDI_ENGINE", ENGINES),
+            landing_folders=_source_folders(_get(env, "STEDI_LANDING_PREFIXES")),
+            landing_cache=_get(env, "STEDI_LANDING_CACHE"),
+            automation=_switch(env, "STEDI_AUTOMATION"),
+            sensor_interval_seconds=_whole(env, "STEDI_SENSOR_INTERVAL_SECONDS", 1),
+            freshness_hours=_whole(env, "STEDI_FRESHNESS_HOURS", 0),
+            aws=_aws(env),
+            glue=_glue(env),
+            spark=_spark(env),
+            alerts=AlertingSettings(
+                webhook_url=env.get("STEDI_ALERT_WEBHOOK_URL") or None,
+                webhook_url_from_env=_in_process_env(env, "STEDI_ALERT_WEBHOOK_URL"),
+                ui_url=_get(env, "STEDI_UI_URL")),
         )
 
 
-def _shared_devices(env: Mapping[str, str]) -> str:
-    value = env.get("STEDI_SHARED_DEVICES", "").strip().lower() or "include"
-    if value not in SHARED_DEVICES:
-        raise ValueError(f"STEDI_SHARED_DEVICES must be include or exclude, got {value!r}")
-    return value
+def _aws(env: Mapping[str, str]) -> AwsSettings:
+    endpoint = env.get("AWS_ENDPOINT_URL") or None
+    return AwsSettings(
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or default("AWS_REGION"),
+        s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or endpoint,
+        glue_endpoint_url=env.get("AWS_ENDPOINT_URL_GLUE") or endpoint,
+        glue_database=_get(env, "STEDI_GLUE_DATABASE").strip(),
+        landing_anonymous=_switch(env, "STEDI_LANDING_ANONYMOUS"),
+    )
+
+
+def _glue(env: Mapping[str, str]) -> GlueSettings:
+    known = {v.name for v in VARIABLES if v.group == "glue"}
+    unknown = sorted(k for k in env if k.startswith("STEDI_GLUE_") and k not in known
+                     and k != "STEDI_GLUE_DATABASE" and env[k].strip())
+    if unknown:
+        raise ValueError(f"unknown settings {unknown}; known: {sorted(known)}")
+
+    def value(name: str) -> str | None:
+        return (env.get(name) or "").strip() or default(name)
+
+    return GlueSettings(
+        job_prefix=value("STEDI_GLUE_JOB_PREFIX"), scripts_uri=value("STEDI_GLUE_SCRIPTS_URI"),
+        role_arn=value("STEDI_GLUE_ROLE_ARN"), worker_type=value("STEDI_GLUE_WORKER_TYPE"),
+        workers=_whole(env, "STEDI_GLUE_WORKERS", 2),
+        pipes_bucket=value("STEDI_GLUE_PIPES_BUCKET"),
+        pseudonym_secret_id=value("STEDI_GLUE_PSEUDONYM_SECRET_ID"),
+        python_modules=value("STEDI_GLUE_PYTHON_MODULES"),
+    )
+
+
+def _spark(env: Mapping[str, str]) -> SparkSettings:
+    try:
+        extra = json.loads(env.get("STEDI_SPARK_CONF") or default("STEDI_SPARK_CONF"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"STEDI_SPARK_CONF must be a JSON object: {exc}") from None
+    if not isinstance(extra, dict):
+        raise ValueError("STEDI_SPARK_CONF must be a JSON object of Spark settings")
+    return SparkSettings(master=_get(env, "STEDI_SPARK_MASTER"),
+                         remote=env.get("STEDI_SPARK_REMOTE") or None,
+                         conf={str(k): str(v) for k, v in extra.items()})
 
 
 def _source_folders(spec: str) -> dict[str, str]:
@@ -220,22 +362,43 @@ def _source_folders(spec: str) -> dict[str, str]:
     return folders
 
 
-def _engine_settings(env: Mapping[str, str]) -> dict[str, object]:
-    """STEDI_ENGINE and, for spark, the session settings (STEDI_SPARK_*)."""
-    engine = env.get("STEDI_ENGINE", "polars").strip().lower()
-    if engine not in ENGINES:
-        raise ValueError(f"STEDI_ENGINE must be one of {ENGINES}, got {engine!r}")
-    remote = env.get("STEDI_SPARK_REMOTE")
-    master = env.get("STEDI_SPARK_MASTER", "local[*]")
-    config = {"spark.remote": remote} if remote else {"spark.master": master}
-    config["spark.sql.session.timeZone"] = "UTC"
-    # The Python workers' interpreter is PYSPARK_PYTHON, set where the session starts
-    # (spark_resources.LakehouseSpark), not a Spark setting.
-    try:
-        extra = json.loads(env.get("STEDI_SPARK_CONF") or "{}")
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"STEDI_SPARK_CONF must be a JSON object: {exc}") from None
-    if not isinstance(extra, dict):
-        raise ValueError("STEDI_SPARK_CONF must be a JSON object of Spark settings")
-    config.update({str(k): str(v) for k, v in extra.items()})
-    return {"engine": engine, "spark_config": config}
+def configuration_markdown() -> str:
+    """docs/configuration.md's table of settings, generated from VARIABLES."""
+    out = ["<!-- generated by `python -m stedi_assets.settings`: do not edit the tables -->",
+           "# Configuration", "",
+           "Every setting is an environment variable, read in one place "
+           "(`stedi_assets/settings.py`, which declares each one with its default once). "
+           "Secrets reach Dagster as `EnvVar`s: the UI, its GraphQL API and the run logs show "
+           "the variable's name, never its value."]
+    for group, title in GROUP_TITLES.items():
+        out += ["", f"## {title}", "", "| variable | default | meaning |", "|---|---|---|"]
+        for v in (v for v in VARIABLES if v.group == group):
+            shown = "unset" if v.default is None else f"`{v.default}`" if v.default else "empty"
+            secret = " **Secret.**" if v.secret else ""
+            out.append(f"| `{v.name}` | {shown} | {v.meaning}.{secret} |")
+    return "\n".join(out) + "\n" + CONFIGURATION_NOTES
+
+
+CONFIGURATION_NOTES = """
+## Notes
+
+The public development key can only key tables built from local folders: with an `s3://`
+landing or lakehouse root and no `STEDI_PSEUDONYM_SECRET`, loading the code location stops with
+`STEDI_PSEUDONYM_SECRET must be set ...`, and every run that does use the development key logs
+a warning (keys made with a public key can be reversed from a list of emails).
+
+To run the graph on the real Udacity data beside the repository:
+
+```bash
+STEDI_LANDING_ROOT=../shared/stedi-reference/udacity-2023-cleaned/landing \\
+STEDI_LAKEHOUSE_ROOT=/tmp/stedi-lakehouse \\
+.venv/bin/dagster asset materialize -m stedi_assets.definitions --select '*'
+```
+
+Runs use Dagster's in-process executor: a process per step would cost seconds per asset on a
+small machine.
+"""
+
+
+if __name__ == "__main__":  # regenerate docs/configuration.md
+    sys.stdout.write(configuration_markdown())

@@ -8,6 +8,7 @@ import polars as pl
 from dagster import AssetSelection, ExecuteInProcessResult, materialize
 
 from stedi_assets import definitions, schemas
+from stedi_assets.settings import SparkSettings
 from stedi_assets_tests.spark_session import SPARK_TEST_CONF
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +26,7 @@ def settings(engine: str, landing_root: Path | str, lakehouse_root: Path | str
     return definitions.Settings(
         landing_root=str(landing_root), lakehouse_root=str(lakehouse_root),
         min_join_coverage=0.5, engine=engine,
-        spark_config=dict(SPARK_TEST_CONF) if engine == "spark" else {},
+        spark=SparkSettings(conf=dict(SPARK_TEST_CONF) if engine == "spark" else {}),
     )
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from stedi_assets import definitions, schemas
 from stedi_assets.aws import glue_steps
 from stedi_assets.resources import PolarsEngine, PrivacySettings
+from stedi_assets.settings import SparkSettings
 from stedi_assets.transforms import polars_engine as pe
 from stedi_assets.transforms import spark_engine as se
 from stedi_assets.transforms.identity import identity, quarantined_identities
@@ -193,7 +194,7 @@ def _run_engine(engine: str, landing: Path, lake: Path, shared_devices: str):
     configured = definitions.Settings(
         landing_root=str(landing), lakehouse_root=str(lake), min_join_coverage=0.5,
         engine=engine, shared_devices=shared_devices,
-        spark_config=dict(SPARK_TEST_CONF) if engine == "spark" else {})
+        spark=SparkSettings(conf=dict(SPARK_TEST_CONF) if engine == "spark" else {}))
     defs = definitions.build_definitions(configured)
     return materialize([*defs.assets, *definitions.all_asset_checks],
                        resources=definitions.build_resources(configured))

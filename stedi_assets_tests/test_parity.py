@@ -214,12 +214,12 @@ def test_engine_is_chosen_by_environment():
     spark_settings = definitions.Settings.from_env({
         "STEDI_ENGINE": "spark", "STEDI_SPARK_MASTER": "spark://cluster:7077",
         "STEDI_SPARK_CONF": '{"spark.executor.memory": "4g"}'})
-    assert spark_settings.spark_config["spark.master"] == "spark://cluster:7077"
-    assert spark_settings.spark_config["spark.executor.memory"] == "4g"
+    assert spark_settings.spark.session_config()["spark.master"] == "spark://cluster:7077"
+    assert spark_settings.spark.session_config()["spark.executor.memory"] == "4g"
     connect = definitions.Settings.from_env(
         {"STEDI_ENGINE": "spark", "STEDI_SPARK_REMOTE": "sc://spark:15002"})
-    assert connect.spark_config["spark.remote"] == "sc://spark:15002"
-    assert "spark.master" not in connect.spark_config
+    assert connect.spark.session_config()["spark.remote"] == "sc://spark:15002"
+    assert "spark.master" not in connect.spark.session_config()
     with pytest.raises(ValueError, match="STEDI_ENGINE"):
         definitions.Settings.from_env({"STEDI_ENGINE": "duckdb"})
     with pytest.raises(ValueError, match="STEDI_SPARK_CONF"):

@@ -17,6 +17,7 @@ from stedi_assets.definitions import (
     build_definitions,
     build_resources,
 )
+from stedi_assets.settings import AlertingSettings
 from stedi_assets_tests.conftest import REPO_ROOT
 from stedi_assets_tests.tiny_landing import write_tiny_landing
 
@@ -32,12 +33,13 @@ def test_webhook_url_from_the_environment_is_an_env_var(monkeypatch):
     url = "https://hooks.slack.com/services/T000/B000/webhook-credential"
     monkeypatch.setenv("STEDI_ALERT_WEBHOOK_URL", url)
     settings = Settings.from_env({"STEDI_ALERT_WEBHOOK_URL": url})
-    assert settings.alert_webhook_url_from_env
+    assert settings.alerts.webhook_url_from_env
     alerts = build_resources(settings)["alerts"]
     assert alerts.webhook_url == EnvVar("STEDI_ALERT_WEBHOOK_URL")
     assert url not in repr(alerts)
     # without the environment (a Settings built in code) the value is kept as given
-    direct = Settings("l", "h", 0.5, alert_webhook_url="http://127.0.0.1:9/hook")
+    direct = Settings("l", "h", 0.5,
+                      alerts=AlertingSettings(webhook_url="http://127.0.0.1:9/hook"))
     assert build_resources(direct)["alerts"].webhook_url == "http://127.0.0.1:9/hook"
 
 

@@ -35,7 +35,7 @@ from dagster_pipes import (
 )
 
 from stedi_assets import schemas
-from stedi_assets.aws import glue_steps
+from stedi_assets.aws import glue_arguments, glue_steps
 from stedi_assets.aws.glue_steps import LandingInput, StepOptions, StepResult
 from stedi_assets.figures import plain
 from stedi_assets.io.landing_reader import (
@@ -52,24 +52,8 @@ MESSAGE_INTERVAL = 5
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="stedi-glue-job")
-    parser.add_argument("--stedi-step", required=True, choices=sorted(glue_steps.STEP_OUTPUTS))
-    parser.add_argument("--stedi-lakehouse-root", required=True)
-    parser.add_argument("--stedi-landing-root", default="")
-    parser.add_argument("--stedi-landing-folders", default="{}", help="JSON {source: folder}")
-    parser.add_argument("--stedi-consent-as-of-date", default="off", choices=("on", "off"))
-    parser.add_argument("--stedi-shared-devices", default="include",
-                        choices=("include", "exclude"))
-    parser.add_argument("--stedi-min-join-coverage", type=float, default=0.5)
-    parser.add_argument("--stedi-max-reject-share", type=float, default=0.01)
-    parser.add_argument("--stedi-pseudonym-secret-id", default="",
-                        help="AWS Secrets Manager secret holding the pseudonym key; without it "
-                             "the key comes in the Pipes extras (never as a job argument)")
-    parser.add_argument("--stedi-aws-region", default="")
-    parser.add_argument("--stedi-s3-endpoint-url", default="")
-    # Glue adds its own (--JOB_NAME, --JOB_RUN_ID, --TempDir, ...) and the Pipes arguments.
-    args, _ = parser.parse_known_args(list(argv))
-    return args
+    """The --stedi-* arguments Dagster encoded (aws/glue_arguments.py, both directions)."""
+    return glue_arguments.decode(argv, glue_steps.STEP_OUTPUTS)
 
 
 def _client(service: str, args: argparse.Namespace) -> Any:

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from stedi_assets import schemas
+from stedi_assets.settings import default
 from stedi_assets.transforms.pseudonyms import reported_keys
 
 #: Step (the local asset's op name, the Glue job's suffix) -> the tables it writes, in an
@@ -45,10 +46,10 @@ class TableIO(Protocol):
 @dataclass(frozen=True)
 class StepOptions:
     consent_as_of_date: bool = False
-    shared_devices: str = "include"  # or "exclude" (STEDI_SHARED_DEVICES)
+    shared_devices: str = default("STEDI_SHARED_DEVICES")  # or "exclude"
     pseudonym_secret: str = ""
-    min_join_coverage: float = 0.5
-    max_reject_share: float = 0.01
+    min_join_coverage: float = float(default("STEDI_MIN_JOIN_COVERAGE"))
+    max_reject_share: float = float(default("STEDI_MAX_REJECT_SHARE"))
 
 
 @dataclass(frozen=True)
