@@ -1,17 +1,62 @@
-"""Shared fixtures: where the real reference data is, the sample, and running the graph."""
+"""Shared fixtures (the sample and the real reference data) and the test layers' markers.
 
+Tests live in layers: unit/ (pure functions, one module or resource at a time), graph/ (the
+Dagster graph end to end on Polars), engines/ (Spark against Polars), aws/ (S3 and Glue against
+moto's server on 127.0.0.1), ui/ (a real `dagster dev`, some with headless Chromium); support/
+holds what they share. Markers are given here from the layer and the fixtures a test uses, so
+`pytest -m "not spark and not ui"` is the fast loop: spark (runs Spark), s3 (moto's S3/Glue
+server), glue (the Glue path), ui (dagster dev / a browser), reference (the real STEDI data).
+"""
+
+import inspect
 import os
 from pathlib import Path
 
 import pytest
 
+from stedi_assets_tests.support.paths import REAL_2022, REAL_2023, SAMPLE_LANDING
+
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_REFERENCE = REPO_ROOT.parent / "shared" / "stedi-reference"
-REAL_2023 = SHARED_REFERENCE / "udacity-2023-cleaned" / "landing"
-REAL_2022 = SHARED_REFERENCE / "udacity-2022-original-partial" / "landing"
-SAMPLE_LANDING = REPO_ROOT / "data" / "landing"
+#: fixture -> marker of every test that uses it
+FIXTURE_MARKERS = {"spark": "spark", "real_2023": "reference", "real_2022": "reference",
+                   "s3_endpoint": "s3"}
+#: layer folder -> marker of every test in it
+LAYER_MARKERS = {"engines": "spark", "aws": "s3", "ui": "ui"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath))
+        layer = path.parent.name
+        names = {LAYER_MARKERS.get(layer)}
+        names |= {m for f, m in FIXTURE_MARKERS.items() if f in item.fixturenames}
+        if "glue" in path.stem:
+            names.add("glue")
+        # a test that runs Spark names it: in its module, its parameters or its own code
+        if "spark" in path.stem or "spark" in item.name or "spark" in _function_source(item):
+            names.add("spark")
+        if "REAL_2023" in _source(path) or "REAL_2022" in _source(path):
+            names.add("reference")
+        for name in names - {None}:
+            item.add_marker(name)
+
+
+_SOURCES: dict[Path, str] = {}
+
+
+def _function_source(item) -> str:
+    function = getattr(item, "function", None)
+    try:
+        return inspect.getsource(function).lower() if function else ""
+    except (OSError, TypeError):
+        return ""
+
+
+def _source(path: Path) -> str:
+    if path not in _SOURCES:
+        _SOURCES[path] = path.read_text()
+    return _SOURCES[path]
 
 
 def _reference(path: Path) -> Path:

@@ -1,0 +1,176 @@
+"""The whole graph in the s3 environment against a real S3/Glue HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from stedi_assets import schemas
+from stedi_assets.cli import sql_main
+from stedi_assets.definitions import Settings, build_storage
+from stedi_assets.resources import PolarsEngine
+from stedi_assets_tests.support.paths import REPO_ROOT as REPO
+from stedi_assets_tests.support.s3_helpers import (
+    REAL_2023_LANDING,
+    SEEDS_FOLDERS,
+    failure_messages,
+    materialize_lakehouse,
+    new_bucket,
+    row_counts,
+    s3_settings,
+    upload_landing,
+)
+from stedi_assets_tests.support.tiny_landing import (
+    CUSTOMERS_WITHOUT_CONSENT,
+    EXPECTED_COUNTS,
+    write_tiny_landing,
+)
+
+pytest_plugins = ["stedi_assets_tests.support.s3_server"]
+
+REAL_2023_COUNTS = {
+    "customer_landing": 956, "accelerometer_landing": 81273, "step_trainer_landing": 28680,
+    "customer_trusted": 482, "accelerometer_trusted": 40981, "step_trainer_trusted": 14460,
+    "customer_curated": 482, "machine_learning_curated": 43681,
+    "customer_landing_rejects": 0, "accelerometer_landing_rejects": 0,
+    "step_trainer_landing_rejects": 0,
+}
+LANDING_PREFIXES = "customer=customers"  # the seeds' bucket layout, see SEEDS_FOLDERS
+
+
+@dataclass
+class S3Run:
+    name: str
+    local_landing: Path
+    bucket: str
+    settings: Settings
+    counts: dict[str, int]
+    local_counts: dict[str, int]
+    local_lakehouse: Path
+
+
+def _landing_folder(name: str, tmp: Path) -> Path:
+    if name == "tiny":
+        return write_tiny_landing(tmp / "tiny-landing")
+    folder = {"sample": REPO / "data" / "landing", "real-2023": REAL_2023_LANDING}[name]
+    if not folder.is_dir():
+        if os.environ.get("CI"):  # as in the other graph tests: CI must run, not skip
+            pytest.fail(f"{name} landing data is missing at {folder}")
+        pytest.skip(f"{name} landing data not found at {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module", params=["tiny", "sample", "real-2023"])
+def s3_run(request, s3_endpoint, s3_client, tmp_path_factory) -> S3Run:
+    """Upload a landing data set in the seeds' layout, materialize the graph on S3 and locally."""
+    tmp = tmp_path_factory.mktemp(request.param)
+    landing = _landing_folder(request.param, tmp)
+    bucket = new_bucket(s3_client)
+    assert upload_landing(s3_client, landing, bucket, "landing", SEEDS_FOLDERS) > 0
+    settings = s3_settings(s3_endpoint, f"s3://{bucket}/landing/", f"s3://{bucket}/lakehouse",
+                           STEDI_LANDING_PREFIXES=LANDING_PREFIXES)
+    result = materialize_lakehouse(settings)
+    assert result.success, failure_messages(result)
+    local = materialize_lakehouse(Settings.from_env({
+        "STEDI_LANDING_ROOT": str(landing), "STEDI_LAKEHOUSE_ROOT": str(tmp / "lakehouse")}))
+    assert local.success, failure_messages(local)
+    return S3Run(request.param, landing, bucket, settings, row_counts(result), row_counts(local),
+                 tmp / "lakehouse")
+
+
+def test_s3_counts_equal_local_counts(s3_run: S3Run):
+    assert set(s3_run.counts) == set(schemas.TABLES)
+    assert s3_run.counts == s3_run.local_counts
+    expected = {"tiny": EXPECTED_COUNTS, "real-2023": REAL_2023_COUNTS}.get(s3_run.name)
+    if expected:
+        assert s3_run.counts == expected
+
+
+def test_every_table_is_one_parquet_object_in_the_bucket(s3_run: S3Run, s3_client):
+    listed = s3_client.list_objects_v2(Bucket=s3_run.bucket, Prefix="lakehouse/")
+    keys = {obj["Key"] for obj in listed.get("Contents", [])}
+    assert keys == {f"lakehouse/{t.zone}/{t.name}/part-00000.parquet"
+                    for t in schemas.TABLES.values()}
+    # Read back through Polars' cloud I/O, independent of the run's metadata.
+    _, io_manager, _ = build_storage(s3_run.settings)
+    for name, count in s3_run.local_counts.items():
+        assert io_manager.scan_table(name).select(pl.len()).collect().item() == count
+
+
+def test_glue_tables_describe_every_zone_table(s3_run: S3Run, glue_client):
+    tables = {t["Name"]: t for t in glue_client.get_tables(DatabaseName="stedi")["TableList"]
+              if t["StorageDescriptor"]["Location"].startswith(f"s3://{s3_run.bucket}/")}
+    assert set(tables) == set(schemas.TABLES)
+    for table in schemas.TABLES.values():
+        storage = tables[table.name]["StorageDescriptor"]
+        assert [(c["Name"], c["Type"]) for c in storage["Columns"]] == [
+            (c.name, schemas.CATALOG_TYPES[c.type]) for c in table.columns]
+        assert tables[table.name]["TableType"] == "EXTERNAL_TABLE"
+        serde = storage["SerdeInfo"]["SerializationLibrary"]
+        if table.source:  # raw landing data
+            folder = SEEDS_FOLDERS[table.source]
+            assert storage["Location"] == f"s3://{s3_run.bucket}/landing/{folder}/"
+            assert serde == "org.openx.data.jsonserde.JsonSerDe"
+        else:
+            assert storage["Location"] == (
+                f"s3://{s3_run.bucket}/lakehouse/{table.zone}/{table.name}/")
+            assert serde == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+            assert storage["InputFormat"].endswith("MapredParquetInputFormat")
+
+
+def test_stedi_sql_reads_the_s3_lakehouse(s3_run: S3Run, s3_endpoint, monkeypatch, capsys):
+    for name, value in {"STEDI_ENV": "s3", "STEDI_LAKEHOUSE_ROOT": f"s3://{s3_run.bucket}/lakehouse",
+                        "AWS_ENDPOINT_URL": s3_endpoint,
+                        "STEDI_PSEUDONYM_SECRET": "s3-test-secret"}.items():
+        monkeypatch.setenv(name, value)
+    query = ("SELECT count(*) AS n FROM customer_landing "
+             "WHERE shareWithResearchAsOfDate IS NULL")
+    assert sql_main([query, "--format", "csv"]) == 0
+    no_consent = int(capsys.readouterr().out.splitlines()[1])
+    local = pl.read_parquet(f"{s3_run.local_lakehouse}/landing/customer_landing/*.parquet")
+    assert no_consent == local["shareWithResearchAsOfDate"].null_count()
+    if s3_run.name == "tiny":
+        assert no_consent == CUSTOMERS_WITHOUT_CONSENT
+
+
+def test_rematerializing_replaces_the_table_and_removes_stray_objects(
+        s3_endpoint, s3_client, tmp_path):
+    bucket = new_bucket(s3_client)
+    upload_landing(s3_client, write_tiny_landing(tmp_path / "landing"), bucket, "landing")
+    settings = s3_settings(s3_endpoint, f"s3://{bucket}/landing", f"s3://{bucket}/lake/house/")
+    assert materialize_lakehouse(settings).success
+    stray = "lake/house/trusted/customer_trusted/part-00001-left-by-another-writer.parquet"
+    s3_client.copy_object(Bucket=bucket, Key=stray, CopySource={
+        "Bucket": bucket, "Key": "lake/house/trusted/customer_trusted/part-00000.parquet"})
+
+    result = materialize_lakehouse(settings)
+
+    assert result.success, failure_messages(result)
+    assert row_counts(result) == EXPECTED_COUNTS
+    keys = [o["Key"] for o in s3_client.list_objects_v2(
+        Bucket=bucket, Prefix="lake/house/trusted/customer_trusted/")["Contents"]]
+    assert keys == ["lake/house/trusted/customer_trusted/part-00000.parquet"]
+
+
+def test_landing_prefix_with_many_files_is_read_completely(s3_endpoint, s3_client, tmp_path):
+    """More objects than one ListObjectsV2 page (1000) under one prefix, none dropped."""
+    bucket = new_bucket(s3_client)
+    for index in range(1005):
+        s3_client.put_object(
+            Bucket=bucket, Key=f"landing/step_trainer/part-{index:05d}.json",
+            Body=(f'{{"sensorReadingTime": {index}, "serialNumber": "s", '
+                  f'"distanceFromObject": 1}}\n').encode())
+    s3_client.put_object(Bucket=bucket, Key="landing/step_trainer/_SUCCESS", Body=b"")
+    landing, _, _ = build_storage(
+        s3_settings(s3_endpoint, f"s3://{bucket}/landing", f"s3://{bucket}/lakehouse"))
+
+    files = landing.files("step_trainer")
+    batch = PolarsEngine().read_landing(files[:3], schemas.TABLES["step_trainer_landing"],
+                                        landing.store)
+
+    assert len(files) == 1005 and files[0].endswith("part-00000.json")
+    assert batch.rows["sensorReadingTime"].to_list() == [0, 1, 2]

@@ -1,0 +1,41 @@
+"""One SparkSession for the whole test run, as a pytest plugin.
+
+Test modules load it with
+`pytest_plugins = ["stedi_assets_tests.support.spark_session"]`. The graph's
+PySparkResource calls getOrCreate() and so reuses this session (its static settings such as
+the master are ignored once a session exists). Spark runs on the local JVM: Java is required,
+these tests never skip for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pyspark.sql import SparkSession
+
+from stedi_assets.spark_resources import use_this_python
+
+#: Small and quick: two cores, few shuffle partitions, no UI.
+SPARK_TEST_CONF = {
+    "spark.master": "local[2]",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "4",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.host": "127.0.0.1",
+}
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    use_this_python(SPARK_TEST_CONF)  # as the graph's LakehouseSpark does
+    builder = SparkSession.builder.appName("stedi-tests")
+    for key, value in SPARK_TEST_CONF.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -1,0 +1,137 @@
+"""Repeated keys and deep nesting: the same line gives the same result on both engines,
+whatever else is in its batch (issue 11, items 1 and 5)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from stedi_assets import schemas
+from stedi_assets.transforms import polars_engine as pe
+from stedi_assets.transforms import spark_engine as se
+from stedi_assets.transforms.json_checks import TOO_DEEP, line_checks
+
+pytest_plugins = ["stedi_assets_tests.support.spark_session"]
+
+LINE_SCHEMA = "file string, line_number bigint, line string"
+#: a line neither decoder reads: makes Polars decode the whole batch line by line
+BROKEN = '{"email": oops'
+
+
+def deep(levels: int, key: str = "extra") -> str:
+    return f'{{"email":"deep@x","serialNumber":"s","{key}":' + "[" * levels + "]" * levels + "}"
+
+
+#: (customer line, reason it is quarantined with, or None when it lands)
+CASES = [
+    # the issue's line: vectorised decoding kept the first value, line by line the last
+    ('{"email":"leo@x.com","serialNumber":"S1","lastUpdateDate":1,'
+     '"shareWithResearchAsOfDate":1,"shareWithResearchAsOfDate":null}',
+     "duplicate key 'shareWithResearchAsOfDate'"),
+    ('{"email":"a@x","shareWithResearchAsOfDate":null,"serialNumber":"s",'
+     '"shareWithResearchAsOfDate":5}', "duplicate key 'shareWithResearchAsOfDate'"),
+    ('{"email":"b@x","email":"c@x","serialNumber":"s"}', "duplicate key 'email'"),
+    # an unknown key repeated; the first key met a second time is named
+    ('{"email":"d@x","z":1,"y":2,"y":3,"z":4,"serialNumber":"s"}', "duplicate key 'y'"),
+    # the same key, written with an escape and with blanks before the colon
+    ('{"email":"e@x","serialNumber":"s","\\u0065mail" : "f@x"}', "duplicate key 'email'"),
+    # values that spell key names, null values, and a null repeat of a kept value
+    ('{"q":"email","q":"serialNumber","email":"l@x","serialNumber":"s"}', "duplicate key 'q'"),
+    ('{"email":"m@x","serialNumber":"s","a":null,"a":null}', "duplicate key 'a'"),
+    ('{"email":"n@x","serialNumber":"s","lastUpdateDate":1,"lastUpdateDate":null}',
+     "duplicate key 'lastUpdateDate'"),
+    ('{"email":"o@x","serialNumber":"s","note":"a:b:c","lastUpdateDate":null}', None),
+    # a repeated key outranks the line's other problems
+    ('{"email":"g@x","serialNumber":{"n":1},"serialNumber":"s"}', "duplicate key 'serialNumber'"),
+    # not top-level repeats: a key name inside a string value or inside nested objects
+    ('{"email":"h@x","serialNumber":"\\"email\\": 1, email:","note":"email"}', None),
+    ('{"email":"i@x","serialNumber":"s","a":{"email":1,"email":2},"b":{"email":3}}', None),
+    ('{"email":"j@x","serialNumber":"s","list":[{"k":1},{"k":2}]}', None),
+    # nesting: the limit lands, deeper is quarantined wherever it is, even 10,000 levels
+    (deep(99), None),
+    (deep(100), TOO_DEEP),
+    (deep(150), TOO_DEEP),
+    (deep(10_000), TOO_DEEP),
+    (deep(10_000, key="serialNumber"), TOO_DEEP),
+    ("[" * 10_000, TOO_DEEP),  # not even valid JSON
+    ('{"email":"k@x","serialNumber":"' + "[" * 500 + '"}', None),  # brackets in a string
+]
+
+
+def _frame(lines: list[str]) -> pl.DataFrame:
+    return pl.DataFrame({"file": ["f.json"] * len(lines),
+                         "line_number": list(range(1, len(lines) + 1)), "line": lines},
+                        schema={"file": pl.String, "line_number": pl.Int64, "line": pl.String})
+
+
+def _parse_polars(lines: list[str]):
+    rows, rejects, _ = pe.parse_landing(_frame(lines), schemas.TABLES["customer_landing"])
+    return rows, rejects.sort("line_number")
+
+
+def _parse_spark(spark, lines: list[str]):
+    table = schemas.TABLES["customer_landing"]
+    rows, rejects, _ = se.parse_landing(
+        spark.createDataFrame(_frame(lines).rows(), LINE_SCHEMA), table)
+    return (pl.DataFrame([r.asDict() for r in rows.collect()], schema=pe.polars_schema(table),
+                         orient="row"),
+            pl.DataFrame([r.asDict() for r in rejects.collect()], schema=pe.REJECT_COLUMNS,
+                         orient="row").sort("line_number"))
+
+
+def _reasons(rejects: pl.DataFrame) -> dict[int, str]:
+    return dict(zip(rejects["line_number"], rejects["reason"], strict=True))
+
+
+def _sorted(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.sort(rows.columns, nulls_last=True)
+
+
+def test_each_line_gives_the_same_result_in_a_clean_and_in_a_broken_batch():
+    for line, reason in CASES:
+        alone_rows, alone_rejects = _parse_polars([line])
+        with_broken_rows, with_broken_rejects = _parse_polars([line, BROKEN])
+        assert _reasons(alone_rejects).get(1) == reason, line[:80]
+        assert _reasons(with_broken_rejects).get(1) == reason, line[:80]
+        assert _reasons(with_broken_rejects)[2].startswith("invalid JSON")
+        assert alone_rows.equals(with_broken_rows), line[:80]
+        assert alone_rows.height == (reason is None)
+
+
+def test_whole_batches_match_on_both_engines(spark):
+    lines = [line for line, _ in CASES]
+    for batch in (lines, [*lines, BROKEN]):
+        p_rows, p_rejects = _parse_polars(batch)
+        s_rows, s_rejects = _parse_spark(spark, batch)
+        assert s_rejects.equals(p_rejects)
+        assert _sorted(s_rows).equals(_sorted(p_rows))
+    expected = {n: r for n, (_, r) in enumerate(CASES, start=1) if r}
+    assert _reasons(p_rejects) == {**expected, len(batch): p_rejects["reason"][-1]}
+    # the issue's line never lands, so never counts as consenting
+    assert "leo@x.com" not in p_rows["email"].to_list()
+
+
+def test_every_source_quarantines_repeated_keys_on_both_engines(spark):
+    lines = {
+        "accelerometer_landing": '{"user":"a@x","timestamp":1,"x":1,"x":2}',
+        "step_trainer_landing": '{"sensorReadingTime":1,"serialNumber":"s",'
+                                '"sensorReadingTime":2}',
+    }
+    for table_name, line in lines.items():
+        table = schemas.TABLES[table_name]
+        _, p_rejects, _ = pe.parse_landing(_frame([line]), table)
+        _, s_rejects, _ = se.parse_landing(
+            spark.createDataFrame(_frame([line]).rows(), LINE_SCHEMA), table)
+        reason = "duplicate key 'x'" if "x" in line else "duplicate key 'sensorReadingTime'"
+        assert p_rejects["reason"].to_list() == [reason]
+        assert [r["reason"] for r in s_rejects.collect()] == [reason]
+
+
+def test_exact_checks():
+    checks = line_checks()
+    assert checks.duplicate_key('{"b":1,"a":{"a":1,"a":2},"a":3,"b":2}') == "duplicate key 'a'"
+    assert checks.duplicate_key('[{"a":1,"a":2}]') is None  # not an object: another reason
+    assert checks.too_deep("[" * 101) and not checks.too_deep("[" * 100)
+    assert not checks.too_deep('"' + "[" * 200 + '"')
+    assert checks.rejected_reason("[" * 100_000) == TOO_DEEP
+    assert checks.rejected_reason('{"a":1,"a":2}') == "duplicate key 'a'"
+    assert checks.rejected_reason('{"a":1}') is None
