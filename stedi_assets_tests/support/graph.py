@@ -7,7 +7,14 @@ import polars as pl
 from dagster import AssetKey, ExecuteInProcessResult, materialize
 
 from stedi_assets import schemas
-from stedi_assets.definitions import Settings, all_asset_checks, all_assets, build_resources
+from stedi_assets.definitions import (
+    Settings,
+    all_asset_checks,
+    build_definitions,
+    build_resources,
+)
+from stedi_assets.settings import SparkSettings
+from stedi_assets_tests.support.spark_session import SPARK_TEST_CONF
 
 
 @dataclass
@@ -38,13 +45,27 @@ class GraphRun:
         raise KeyError(name)
 
 
-def run_graph(landing: Path, lakehouse: Path, *, selection=None, raise_on_error=True,
-              min_join_coverage: float = 0.5, **resource_overrides) -> GraphRun:
-    settings = Settings(landing_root=str(landing), lakehouse_root=str(lakehouse),
-                        min_join_coverage=min_join_coverage)
+def graph_settings(landing: Path | str, lakehouse: Path | str, *, engine: str = "polars",
+                   min_join_coverage: float = 0.5) -> Settings:
+    """The settings of a test run: the given roots, the engine (Spark with the test session's
+    configuration), every other setting at its default."""
+    return Settings(landing_root=str(landing), lakehouse_root=str(lakehouse),
+                    min_join_coverage=min_join_coverage, engine=engine,
+                    spark=SparkSettings(conf=dict(SPARK_TEST_CONF) if engine == "spark" else {}))
+
+
+def run_graph(landing: Path | str, lakehouse: Path | str, *, engine_name: str = "polars",
+              selection=None, raise_on_error=True, min_join_coverage: float = 0.5,
+              **resource_overrides) -> GraphRun:
+    """The one way tests materialize the graph (or a selection) with its checks, in-process, as
+    `definitions` wires it with `engine_name` (polars or spark); `resource_overrides` replace
+    resources (e.g. engine=a leaky engine)."""
+    settings = graph_settings(landing, lakehouse, engine=engine_name,
+                              min_join_coverage=min_join_coverage)
+    assets = build_definitions(settings).assets
     resources = {**build_resources(settings), **resource_overrides}
     result = materialize(
-        [*all_assets, *all_asset_checks], resources=resources, selection=selection,
+        [*assets, *all_asset_checks], resources=resources, selection=selection,
         raise_on_error=raise_on_error,
     )
-    return GraphRun(result, lakehouse)
+    return GraphRun(result, Path(lakehouse))

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetSelection, ExecuteInProcessResult, materialize
+from dagster import AssetSelection, ExecuteInProcessResult
 
 from stedi_assets import definitions, schemas
-from stedi_assets.settings import SparkSettings
+from stedi_assets_tests.support import graph
+from stedi_assets_tests.support.graph import graph_settings
 from stedi_assets_tests.support.paths import REAL_2022, REAL_2023  # noqa: F401 - re-exported
-from stedi_assets_tests.support.spark_session import SPARK_TEST_CONF
 
 PUBLISHED_2023 = {
     "customer_landing": 956, "accelerometer_landing": 81273, "step_trainer_landing": 28680,
@@ -21,22 +21,15 @@ PUBLISHED_2023 = {
 
 def settings(engine: str, landing_root: Path | str, lakehouse_root: Path | str
              ) -> definitions.Settings:
-    return definitions.Settings(
-        landing_root=str(landing_root), lakehouse_root=str(lakehouse_root),
-        min_join_coverage=0.5, engine=engine,
-        spark=SparkSettings(conf=dict(SPARK_TEST_CONF) if engine == "spark" else {}),
-    )
+    return graph_settings(landing_root, lakehouse_root, engine=engine)
 
 
 def run_graph(engine: str, landing_root: Path | str, lakehouse_root: Path | str,
               selection: str | AssetSelection | None = None,
               raise_on_error: bool = True) -> ExecuteInProcessResult:
-    """Materialize the graph (or a selection) with its checks, as `definitions` wires it."""
-    defs = definitions.build_definitions(settings(engine, landing_root, lakehouse_root))
-    assets = [*defs.assets, *definitions.all_asset_checks]
-    return materialize(assets, resources=definitions.build_resources(
-        settings(engine, landing_root, lakehouse_root)), selection=selection,
-        raise_on_error=raise_on_error)
+    """support.graph.run_graph with the engine first, giving Dagster's result."""
+    return graph.run_graph(landing_root, lakehouse_root, engine_name=engine, selection=selection,
+                           raise_on_error=raise_on_error).result
 
 
 def read_table(lakehouse_root: Path | str, table_name: str) -> pl.DataFrame:
