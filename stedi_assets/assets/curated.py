@@ -1,11 +1,11 @@
 """Curated zone: what the data scientists get to train the step-detection model."""
 
 
-from dagster import AssetCheckResult, AssetIn, asset, asset_check
+from dagster import AssetCheckResult, asset
 
-from stedi_assets.assets.checks import consent_check, join_coverage_result
+from stedi_assets.assets.checks import check_result, consent_check, rule_check
 from stedi_assets.assets.common import asset_kwargs
-from stedi_assets.figures import plain
+from stedi_assets.check_rules import join_coverage_outcome
 from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
 
 
@@ -23,24 +23,16 @@ def machine_learning_curated(engine: Engine, privacy: PrivacySettings, step_trai
                                                secret=privacy.pseudonym_secret)
 
 
-@asset_check(
-    asset=machine_learning_curated, name="join_coverage",
-    additional_ins={"step_trainer_trusted": AssetIn("step_trainer_trusted"),
-                    "accelerometer_trusted": AssetIn("accelerometer_trusted"),
-                    "customer_landing": AssetIn("customer_landing")},
-    description="The join recomputed from its inputs: coverage of step readings, rows per step "
-                "reading, pairs whose phone is not the device owner's, and that the table holds "
-                "exactly the joined rows. WARN below the configured coverage.",
-)
+@rule_check("machine_learning_curated", "join_coverage",
+            ["step_trainer_trusted", "accelerometer_trusted", "customer_landing"])
 def machine_learning_curated_join_coverage(
     engine: Engine, checks: CheckSettings, machine_learning_curated, step_trainer_trusted,
     accelerometer_trusted, customer_landing,
 ) -> AssetCheckResult:
-    figures = engine.ops.join_coverage(step_trainer_trusted, accelerometer_trusted,
-                                       customer_landing)
-    rows = plain(engine.ops.row_count(machine_learning_curated))
-    return join_coverage_result(figures, checks, extra={"rows_in_table": rows},
-                                consistent=rows == figures["joined_rows"])
+    return check_result(join_coverage_outcome(
+        "machine_learning_curated", engine.ops, step_trainer_trusted, accelerometer_trusted,
+        customer_landing, min_join_coverage=checks.min_join_coverage,
+        rows_in_table=engine.ops.row_count(machine_learning_curated)))
 
 
 curated_assets = [customer_curated, machine_learning_curated]

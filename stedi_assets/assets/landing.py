@@ -8,9 +8,6 @@ batch the step just stored: a separate step per check would cost Dagster more th
 import re
 
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetsDefinition,
     Failure,
@@ -20,8 +17,15 @@ from dagster import (
 )
 
 from stedi_assets import schemas
+from stedi_assets.assets.checks import check_result, check_spec
 from stedi_assets.assets.common import asset_out
 from stedi_assets.automation import LANDING_FINGERPRINT
+from stedi_assets.check_rules import (
+    conservation_outcome,
+    quarantine_rate_outcome,
+    rules_of,
+    schema_outcome,
+)
 from stedi_assets.figures import plain
 from stedi_assets.io.catalog import CatalogError, TableCatalog
 from stedi_assets.io.landing_reader import LandingError, count_lines
@@ -40,30 +44,12 @@ def loggable_reason(reason: str | None) -> str:
     return _BAD_VALUE.sub(r"\1: value is not a valid \2", reason or "")
 
 
-def _check_specs(table: schemas.Table) -> list[AssetCheckSpec]:
-    rejects = schemas.rejects_table(table)
-    return [
-        AssetCheckSpec(
-            "schema", asset=table.name, blocking=True,
-            description=f"{table.name} has the declared columns with the declared types."),
-        AssetCheckSpec(
-            "conservation", asset=table.name, blocking=True,
-            description=f"Every line of the {table.source} files is accounted for: lines "
-                        f"counted in the raw files = rows in {table.name} + lines in "
-                        f"{rejects.name}."),
-        AssetCheckSpec(
-            "quarantine_rate", asset=table.name,
-            description=f"WARN when more than the configured share of the {table.source} lines "
-                        "were quarantined (a broken upstream export)."),
-    ]
-
-
 def _landing_asset(table: schemas.Table) -> AssetsDefinition:
     rejects = schemas.rejects_table(table)
 
     @multi_asset(name=f"land_{table.source}",
                  outs={table.name: asset_out(table.name), rejects.name: asset_out(rejects.name)},
-                 check_specs=_check_specs(table))
+                 check_specs=[check_spec(r) for r in rules_of(table.name)])
     def _landing(context: AssetExecutionContext, engine: Engine, landing: LandingSource,
                  catalog: TableCatalog, checks: CheckSettings):
         try:
@@ -132,30 +118,12 @@ def _line_accounting(engine: Engine, landing: LandingSource,
 
 def _check_results(engine: Engine, landing: LandingSource, checks: CheckSettings,
                    table: schemas.Table, batch: LandingBatch):
-    problems = schemas.schema_problems(engine.ops.frame_logical_schema(batch.row_frame()), table)
-    yield AssetCheckResult(
-        asset_key=table.name, check_name="schema", passed=not problems,
-        severity=AssetCheckSeverity.ERROR, metadata={"problems": problems or ["none"]})
-
+    yield check_result(schema_outcome(table, engine.ops.frame_logical_schema(batch.row_frame())))
     figures = _line_accounting(engine, landing, batch)
-    rows, rejected = figures["rows_landed"], figures["lines_rejected"]
-    lost = figures["lines_in_files"] - rows - rejected
-    yield AssetCheckResult(
-        asset_key=table.name, check_name="conservation", passed=lost == 0,
-        severity=AssetCheckSeverity.ERROR,
-        description="every line accounted for" if lost == 0
-        else f"{lost} line(s) neither landed nor quarantined",
-        metadata={**figures, "unaccounted": lost})
-
-    share = rejected / (rows + rejected) if rows + rejected else 0.0
-    yield AssetCheckResult(
-        asset_key=table.name, check_name="quarantine_rate",
-        passed=share <= checks.max_reject_share, severity=AssetCheckSeverity.WARN,
-        description=f"{share:.2%} of lines quarantined (warn above "
-                    f"{checks.max_reject_share:.2%})",
-        metadata={"lines_rejected": rejected, "rows_landed": rows,
-                  "reject_share": float(round(share, 6)),
-                  "warn_above": checks.max_reject_share})
+    yield check_result(conservation_outcome(table, **figures))
+    yield check_result(quarantine_rate_outcome(table, figures["rows_landed"],
+                                               figures["lines_rejected"],
+                                               checks.max_reject_share))
 
 
 landing_assets = [_landing_asset(t) for t in schemas.LANDING_TABLES]

@@ -1,13 +1,10 @@
 """Trusted zone: only data of customers whose latest record agrees to share with research."""
 
-from dagster import AssetCheckResult, AssetIn, Output, asset, asset_check
+from dagster import AssetCheckResult, Output, asset
 
-from stedi_assets.assets.checks import (
-    consent_check,
-    join_coverage_result,
-    shared_devices_result,
-)
+from stedi_assets.assets.checks import check_result, consent_check, rule_check
 from stedi_assets.assets.common import asset_kwargs
+from stedi_assets.check_rules import join_coverage_outcome, shared_devices_outcome
 from stedi_assets.figures import plain
 from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
 
@@ -41,37 +38,25 @@ def step_trainer_trusted(engine: Engine, privacy: PrivacySettings, step_trainer_
                                       "shared_devices": privacy.shared_devices})
 
 
-@asset_check(
-    asset=step_trainer_trusted, name="shared_devices",
-    additional_ins={"customer_landing": AssetIn("customer_landing"),
-                    "customer_landing_rejects": AssetIn("customer_landing_rejects")},
-    description="Rows from devices that also belong to a customer without research consent "
-                "(the serialNumber of that customer's latest record). WARN when there are any; "
-                "STEDI_SHARED_DEVICES=exclude drops them.",
-)
+@rule_check("step_trainer_trusted", "shared_devices",
+            ["customer_landing", "customer_landing_rejects"])
 def step_trainer_trusted_shared_devices(engine: Engine, privacy: PrivacySettings,
                                         step_trainer_trusted, customer_landing,
                                         customer_landing_rejects) -> AssetCheckResult:
-    figures = engine.ops.shared_device_rows(step_trainer_trusted, customer_landing,
-                                            customer_landing_rejects)
-    return shared_devices_result(figures, privacy.shared_devices)
+    return check_result(shared_devices_outcome(
+        "step_trainer_trusted", engine.ops, step_trainer_trusted, customer_landing,
+        customer_landing_rejects, shared_devices=privacy.shared_devices))
 
 
-@asset_check(
-    asset=step_trainer_trusted, name="join_coverage",
-    additional_ins={"accelerometer_trusted": AssetIn("accelerometer_trusted"),
-                    "customer_landing": AssetIn("customer_landing")},
-    description="Share of step readings with accelerometer readings at the same time, rows per "
-                "step reading, and pairs whose phone is not the device owner's. WARN below the "
-                "configured coverage.",
-)
+@rule_check("step_trainer_trusted", "join_coverage",
+            ["accelerometer_trusted", "customer_landing"])
 def step_trainer_trusted_join_coverage(
     engine: Engine, checks: CheckSettings, step_trainer_trusted, accelerometer_trusted,
     customer_landing,
 ) -> AssetCheckResult:
-    figures = engine.ops.join_coverage(step_trainer_trusted, accelerometer_trusted,
-                                       customer_landing)
-    return join_coverage_result(figures, checks)
+    return check_result(join_coverage_outcome(
+        "step_trainer_trusted", engine.ops, step_trainer_trusted, accelerometer_trusted,
+        customer_landing, min_join_coverage=checks.min_join_coverage))
 
 
 trusted_assets = [customer_trusted, accelerometer_trusted, step_trainer_trusted]

@@ -117,10 +117,11 @@ def report(pipes: PipesContext, result: StepResult) -> None:
             **_pipes_metadata(table.metadata),
         })
     for check in result.checks:
+        # Pipes has no result description: it travels as metadata, where there is one
+        described = {} if check.description is None else {"description": check.description}
         pipes.report_asset_check(asset_key=check.table, check_name=check.name,
                                  passed=bool(check.passed), severity=check.severity,
-                                 metadata={"description": check.description,
-                                           **_pipes_metadata(check.metadata)})
+                                 metadata={**described, **_pipes_metadata(check.metadata)})
 
 
 class SparkTableIO:

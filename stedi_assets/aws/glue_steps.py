@@ -4,8 +4,8 @@ compute the asset checks, and describe the results for Dagster.
 Engine-neutral wiring only: every figure comes from the engine module `ops` (spark_engine on
 Glue) with the same function names and arguments the Dagster assets use. No Dagster, no Spark,
 no environment here, so the Glue job needs neither dagster nor this package's Dagster modules.
-The check names, severities and figures mirror `assets/landing.py`, `assets/checks.py` and the
-join-coverage checks; a test compares them with the local graph.
+The checks are computed by `check_rules`, as the local assets compute them; here their outcomes
+only become Pipes reports (`CheckReport`). `test_check_rules.py` compares both paths.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol
 
-from stedi_assets import schemas
+from stedi_assets import check_rules, schemas
+from stedi_assets.check_rules import CheckOutcome
 from stedi_assets.settings import default
-from stedi_assets.transforms.pseudonyms import reported_keys
 
 #: Step (the local asset's op name, the Glue job's suffix) -> the tables it writes, in an
 #: order where every step comes after the steps it reads from.
@@ -28,8 +28,6 @@ STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
                                   "customer_curated", "step_trainer_trusted",
                                   "machine_learning_curated")},
 }
-
-CONSENT_KEYS = schemas.CONSENT_KEYS
 
 
 class TableIO(Protocol):
@@ -75,12 +73,19 @@ class TableReport:
 
 @dataclass
 class CheckReport:
+    """A check result as the job reports it through Pipes."""
+
     table: str
     name: str
     passed: bool
     severity: str  # "ERROR" | "WARN"
-    description: str
+    description: str | None  # the result in a sentence (None: the check's description says it)
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, outcome: CheckOutcome) -> CheckReport:
+        return cls(outcome.asset, outcome.name, outcome.passed, outcome.severity,
+                   outcome.result, outcome.metadata)
 
 
 @dataclass
@@ -121,25 +126,11 @@ def _land(table: schemas.Table, ops: ModuleType, io: TableIO, options: StepOptio
                             "lines_rejected": rejected,
                             **({"unknown_keys": unknown} if isinstance(unknown, dict) else {})}
     rejects_report.metadata = {"lines_rejected": rejected}
-    problems = schemas.schema_problems(rows_report.column_types, table)
-    lost = landing.lines_in_files - landed - rejected
-    share = rejected / (landed + rejected) if landed + rejected else 0.0
-    return StepResult([rows_report, rejects_report], [
-        CheckReport(table.name, "schema", not problems, "ERROR", "declared columns and types"
-                    if not problems else "; ".join(problems),
-                    {"problems": problems or ["none"]}),
-        CheckReport(table.name, "conservation", lost == 0, "ERROR",
-                    "every line accounted for" if lost == 0
-                    else f"{lost} line(s) neither landed nor quarantined",
-                    {"lines_in_files": landing.lines_in_files, "rows_landed": landed,
-                     "lines_rejected": rejected, "unaccounted": lost}),
-        CheckReport(table.name, "quarantine_rate", share <= options.max_reject_share, "WARN",
-                    f"{share:.2%} of lines quarantined (warn above "
-                    f"{options.max_reject_share:.2%})",
-                    {"lines_rejected": rejected, "rows_landed": landed,
-                     "reject_share": float(round(share, 6)),
-                     "warn_above": options.max_reject_share}),
-    ])
+    return StepResult([rows_report, rejects_report], [CheckReport.of(outcome) for outcome in (
+        check_rules.schema_outcome(table, rows_report.column_types),
+        check_rules.conservation_outcome(table, landing.lines_in_files, landed, rejected),
+        check_rules.quarantine_rate_outcome(table, landed, rejected, options.max_reject_share),
+    )])
 
 
 # -- checks shared by the zone steps ---------------------------------------------------------
@@ -151,64 +142,26 @@ def _non_consenting_devices(ops: ModuleType, io: TableIO) -> Any:
 
 def consent_check(table: str, frame: Any, ops: ModuleType, io: TableIO,
                   options: StepOptions) -> CheckReport:
-    consenting = ops.consenting_customers(io.read("customer_landing"), options.pseudonym_secret,
-                                          io.read("customer_landing_rejects"))
-    excluded = (_non_consenting_devices(ops, io) if options.shared_devices == "exclude"
-                else None)
-    keys = CONSENT_KEYS[table]
-    results = [
-        ops.consent_violations(frame, consenting, key, consenting_key,
-                               time_column=time_column if options.consent_as_of_date else None,
-                               excluded=excluded if consenting_key == "serialNumber" else None)
-        for key, consenting_key, time_column in keys
-    ]
-    sample = [k for (_, consenting_key, _), r in zip(keys, results, strict=True)
-              for k in reported_keys(r["sample"], consenting_key, options.pseudonym_secret)][:5]
-    violations = max(r["violations"] for r in results)
-    return CheckReport(
-        table, "consent", violations == 0, "ERROR",
-        "every row belongs to a consenting customer" if violations == 0
-        else f"{violations} row(s) of non-consenting customers",
-        {"rows_checked": results[0]["rows_checked"], "violations": violations,
-         "violating_keys_sample": sample,
-         "consent_as_of_date": options.consent_as_of_date,
-         "shared_devices": options.shared_devices},
-    )
+    return CheckReport.of(check_rules.consent_outcome(
+        table, ops, frame, io.read("customer_landing"), io.read("customer_landing_rejects"),
+        secret=options.pseudonym_secret, consent_as_of_date=options.consent_as_of_date,
+        shared_devices=options.shared_devices))
 
 
 def shared_devices_check(table: str, frame: Any, ops: ModuleType, io: TableIO,
                          options: StepOptions) -> CheckReport:
-    figures = ops.shared_device_rows(frame, io.read("customer_landing"),
-                                     io.read("customer_landing_rejects"))
-    rows, devices = figures["shared_device_rows"], figures["shared_devices"]
-    return CheckReport(
-        table, "shared_devices", rows == 0, "WARN",
-        f"{rows} of {figures['rows_checked']} row(s) come from {devices} device(s) that also "
-        "belong to a customer without research consent"
-        + ("" if rows == 0 or options.shared_devices == "exclude"
-           else " (STEDI_SHARED_DEVICES=exclude drops them)"),
-        {**figures, "shared_devices_setting": options.shared_devices},
-    )
+    return CheckReport.of(check_rules.shared_devices_outcome(
+        table, ops, frame, io.read("customer_landing"), io.read("customer_landing_rejects"),
+        shared_devices=options.shared_devices))
 
 
 def join_coverage_check(table: str, ops: ModuleType, io: TableIO, options: StepOptions,
                         step_trainer_trusted: Any, rows_in_table: int | None = None
                         ) -> CheckReport:
-    figures = ops.join_coverage(step_trainer_trusted, io.read("accelerometer_trusted"),
-                                io.read("customer_landing"))
-    consistent = rows_in_table is None or rows_in_table == figures["joined_rows"]
-    covered = figures["coverage"] >= options.min_join_coverage
-    return CheckReport(
-        table, "join_coverage", covered and consistent, "WARN",
-        f"{figures['coverage']:.1%} of step readings found accelerometer readings at the same "
-        f"time (warn below {options.min_join_coverage:.0%}); {figures['foreign_share']:.1%} of "
-        "joined pairs pair a device with another customer's phone",
-        {**figures, "coverage": float(round(figures["coverage"], 6)),
-         "rows_per_matched_reading": float(round(figures["rows_per_matched_reading"], 6)),
-         "foreign_share": float(round(figures["foreign_share"], 6)),
-         "warn_below": options.min_join_coverage,
-         **({"rows_in_table": rows_in_table} if rows_in_table is not None else {})},
-    )
+    return CheckReport.of(check_rules.join_coverage_outcome(
+        table, ops, step_trainer_trusted, io.read("accelerometer_trusted"),
+        io.read("customer_landing"), min_join_coverage=options.min_join_coverage,
+        rows_in_table=rows_in_table))
 
 
 # -- trusted and curated steps ---------------------------------------------------------------
