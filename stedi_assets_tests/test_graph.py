@@ -10,7 +10,7 @@ from dagster import AssetCheckSeverity
 
 from stedi_assets import schemas
 from stedi_assets.definitions import LOCAL_PSEUDONYM_SECRET, defs
-from stedi_assets.transforms.polars_engine import customer_key
+from stedi_assets.transforms.pseudonyms import customer_key
 from stedi_assets_tests.conftest import REPO_ROOT
 from stedi_assets_tests.graph import run_graph
 from stedi_assets_tests.leaky import LossyEngine, leaky_engine

@@ -13,8 +13,9 @@ from dagster import (
     asset_check,
 )
 
+from stedi_assets.engines.base import Engine
 from stedi_assets.figures import plain
-from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
+from stedi_assets.resources import CheckSettings, PrivacySettings
 from stedi_assets.schemas import CONSENT_KEYS
 from stedi_assets.transforms.pseudonyms import reported_keys
 

@@ -5,8 +5,9 @@ from dagster import AssetCheckResult, AssetIn, asset, asset_check
 
 from stedi_assets.assets.checks import consent_check, join_coverage_result
 from stedi_assets.assets.common import asset_kwargs
+from stedi_assets.engines.base import Engine
 from stedi_assets.figures import plain
-from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
+from stedi_assets.resources import CheckSettings, PrivacySettings
 
 
 @asset(**asset_kwargs("customer_curated"))

@@ -8,8 +8,9 @@ from stedi_assets.assets.checks import (
     shared_devices_result,
 )
 from stedi_assets.assets.common import asset_kwargs
+from stedi_assets.engines.base import Engine
 from stedi_assets.figures import plain
-from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
+from stedi_assets.resources import CheckSettings, PrivacySettings
 
 
 @asset(**asset_kwargs("customer_trusted"))
