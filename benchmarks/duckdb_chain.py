@@ -28,7 +28,7 @@ def _lines(folder: Path) -> str:
             "delim='\x01', quote='', escape='', auto_detect=false)")
 
 
-#: The engine's latest-record rule (polars_engine.latest_customer_records), latest first: the
+#: The engine's latest-record rule (transforms/polars: latest_customer_records), latest first: the
 #: greatest lastUpdateDate; on a tie a record without research consent wins, then the greatest
 #: consent date and the greatest values of the other columns in schema order (null is the
 #: smallest value everywhere), so the choice never depends on the order records landed in.

@@ -119,7 +119,7 @@ def run_one(engine: str, landing: str, lakehouse: str) -> None:
 
     from stedi_assets import definitions
     from stedi_assets.io.parquet import LocalParquetIOManager
-    from stedi_assets.transforms import polars_engine
+    from stedi_assets.transforms import polars as polars_ops
 
     env = {"STEDI_ENGINE": engine, "STEDI_LANDING_ROOT": landing,
            "STEDI_LAKEHOUSE_ROOT": lakehouse, "STEDI_SPARK_CONF": json.dumps(SPARK_CONF)}
@@ -130,7 +130,7 @@ def run_one(engine: str, landing: str, lakehouse: str) -> None:
                          resources=definitions.build_resources(settings))
     graph_s = time.perf_counter() - start
     reader = LocalParquetIOManager(root=lakehouse)
-    rows = {t: polars_engine.row_count(reader._scan(reader.table_uri(t)))
+    rows = {t: polars_ops.row_count(reader._scan(reader.table_uri(t)))
             for t in ("machine_learning_curated", "accelerometer_trusted")}
     print(json.dumps({"ok": result.success, "graph_s": graph_s, **rows}))
 

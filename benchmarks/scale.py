@@ -35,7 +35,7 @@ ENGINES = ("polars", "duckdb", "spark", "scan", "floor")
 TARGET_RSS_GB_SF1000 = 4.0
 TARGET_RATIO_DUCKDB = 1.0
 TARGET_RATIO_FLOOR = 2.0
-SPARK_MODULE = "stedi_assets.transforms.spark_engine"
+SPARK_MODULE = "stedi_assets.transforms.spark"
 #: Spark settings of the `spark` runs (STEDI_SPARK_CONF in the environment replaces them).
 SPARK_CONF = {"spark.driver.memory": "3g", "spark.sql.shuffle.partitions": "8",
               "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}

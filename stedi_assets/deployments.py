@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 from dagster import EnvVar
 
 from stedi_assets.alerts import AlertSettings
+from stedi_assets.engines.polars_engine import PolarsEngine
 from stedi_assets.io.catalog import GlueCatalog, TableCatalog
 from stedi_assets.io.parquet import LocalParquetIOManager, ParquetIOManager, S3ParquetIOManager
 from stedi_assets.io.s3 import is_s3_uri, split_s3_uri
 from stedi_assets.resources import (
     CheckSettings,
     LandingSource,
-    PolarsEngine,
     PrivacySettings,
     S3LandingSource,
 )
@@ -92,8 +92,8 @@ def engine_resources(settings: Settings, io_manager: ParquetIOManager) -> dict[s
             raise ValueError("STEDI_ENGINE=spark works with STEDI_ENV=local (local paths, or "
                              "a cluster's shared filesystem); on AWS run Spark as Glue jobs "
                              "with STEDI_ENV=glue")
+        from stedi_assets.engines.spark_engine import LakehouseSpark, SparkEngine
         from stedi_assets.io.spark_parquet import SparkParquetIOManager
-        from stedi_assets.spark_resources import LakehouseSpark, SparkEngine
 
         pyspark = LakehouseSpark(spark_config=settings.spark.session_config())
         return {

@@ -17,7 +17,8 @@ from dagster import (
 )
 
 from stedi_assets.check_rules import RULES, CheckOutcome, CheckRule, consent_outcome
-from stedi_assets.resources import Engine, PrivacySettings
+from stedi_assets.engines.base import Engine
+from stedi_assets.resources import PrivacySettings
 
 
 def check_spec(rule: CheckRule) -> AssetCheckSpec:

@@ -6,7 +6,8 @@ from dagster import AssetCheckResult, asset
 from stedi_assets.assets.checks import check_result, consent_check, rule_check
 from stedi_assets.assets.common import asset_kwargs
 from stedi_assets.check_rules import join_coverage_outcome
-from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
+from stedi_assets.engines.base import Engine
+from stedi_assets.resources import CheckSettings, PrivacySettings
 
 
 @asset(**asset_kwargs("customer_curated"))

@@ -26,11 +26,12 @@ from stedi_assets.check_rules import (
     rules_of,
     schema_outcome,
 )
+from stedi_assets.engines.base import Engine, LandingBatch
 from stedi_assets.figures import plain
 from stedi_assets.io.catalog import CatalogError, TableCatalog
 from stedi_assets.io.landing_reader import LandingError, count_lines
 from stedi_assets.io.local_paths import OutsideRootError
-from stedi_assets.resources import CheckSettings, Engine, LandingBatch, LandingSource
+from stedi_assets.resources import CheckSettings, LandingSource
 
 MAX_REPORTED_REJECTS = 5
 # "<column>: <the value as landed> is not a valid <type>": the value may be an email or a name

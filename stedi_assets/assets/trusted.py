@@ -5,8 +5,9 @@ from dagster import AssetCheckResult, Output, asset
 from stedi_assets.assets.checks import check_result, consent_check, rule_check
 from stedi_assets.assets.common import asset_kwargs
 from stedi_assets.check_rules import join_coverage_outcome, shared_devices_outcome
+from stedi_assets.engines.base import Engine
 from stedi_assets.figures import plain
-from stedi_assets.resources import CheckSettings, Engine, PrivacySettings
+from stedi_assets.resources import CheckSettings, PrivacySettings
 
 
 @asset(**asset_kwargs("customer_trusted"))

@@ -22,7 +22,8 @@ SCRIPT = Path(__file__).with_name("glue_job.py")
 SCRIPT_NAME = "stedi_glue_job.py"
 ZIP_NAME = "stedi_assets.zip"
 #: In the job's package the top-level __init__ does not load the Dagster definitions: the job
-#: imports only schemas, transforms, io and aws.glue_steps (no dagster needed on Glue).
+#: imports only schemas, transforms, io, engines.protocol and aws.glue_steps (no dagster
+#: needed on Glue).
 _JOB_PACKAGE_INIT = b'"""STEDI lakehouse modules for the Glue job (no Dagster definitions)."""\n'
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # same bytes for the same sources: nothing changes twice
 

@@ -7,7 +7,7 @@
                 [--stedi-aws-region R] [--stedi-s3-endpoint-url URL] ...
 
 Plain PySpark (no `awsglue` needed). A thin shell: arguments -> SparkSession -> the step's
-wiring (`glue_steps`) over `spark_engine` -> Pipes messages. On Glue, Dagster's
+wiring (`glue_steps`) over `transforms/spark` -> Pipes messages. On Glue, Dagster's
 PipesGlueClient adds `--dagster-pipes-context/--dagster-pipes-messages`: the context is read
 from S3 and the messages written to S3. Started by PipesSubprocessClient (tests, local runs),
 the Pipes defaults (environment variables, a messages file) are used instead.
@@ -171,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with open_pipes(argv, args) as pipes:
         from pyspark.sql import SparkSession
 
-        from stedi_assets.transforms import spark_engine
+        from stedi_assets.transforms import spark as spark_engine
 
         step = args.stedi_step
         spark = SparkSession.builder.appName(f"stedi-{step}").getOrCreate()

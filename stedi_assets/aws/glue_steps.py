@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any, Protocol
 
 from stedi_assets import check_rules, schemas
 from stedi_assets.check_rules import CheckOutcome
+from stedi_assets.engines.protocol import EngineOps
 from stedi_assets.settings import default
 
 #: Step (the local asset's op name, the Glue job's suffix) -> the tables it writes, in an
@@ -94,7 +94,7 @@ class StepResult:
     checks: list[CheckReport] = field(default_factory=list)
 
 
-def run_step(step: str, ops: ModuleType, io: TableIO, options: StepOptions,
+def run_step(step: str, ops: EngineOps, io: TableIO, options: StepOptions,
              landing: LandingInput | None = None) -> StepResult:
     """Compute, write and check one step; the tables it reads must be materialized."""
     if step not in STEP_OUTPUTS:
@@ -106,7 +106,7 @@ def run_step(step: str, ops: ModuleType, io: TableIO, options: StepOptions,
     return _ZONE_STEPS[step](ops, io, options)
 
 
-def _written(io: TableIO, ops: ModuleType, table: str, frame: Any,
+def _written(io: TableIO, ops: EngineOps, table: str, frame: Any,
              metadata: dict[str, Any] | None = None) -> tuple[Any, TableReport]:
     written = io.write(table, frame)
     return written, TableReport(table, ops.row_count(written), ops.frame_logical_schema(written),
@@ -115,7 +115,7 @@ def _written(io: TableIO, ops: ModuleType, table: str, frame: Any,
 
 # -- landing ---------------------------------------------------------------------------------
 
-def _land(table: schemas.Table, ops: ModuleType, io: TableIO, options: StepOptions,
+def _land(table: schemas.Table, ops: EngineOps, io: TableIO, options: StepOptions,
           landing: LandingInput) -> StepResult:
     rejects_table = schemas.rejects_table(table)
     rows, rejects, unknown = ops.parse_landing(landing.lines, table)
@@ -135,12 +135,12 @@ def _land(table: schemas.Table, ops: ModuleType, io: TableIO, options: StepOptio
 
 # -- checks shared by the zone steps ---------------------------------------------------------
 
-def _non_consenting_devices(ops: ModuleType, io: TableIO) -> Any:
+def _non_consenting_devices(ops: EngineOps, io: TableIO) -> Any:
     return ops.non_consenting_devices(io.read("customer_landing"),
                                       io.read("customer_landing_rejects"))
 
 
-def consent_check(table: str, frame: Any, ops: ModuleType, io: TableIO,
+def consent_check(table: str, frame: Any, ops: EngineOps, io: TableIO,
                   options: StepOptions) -> CheckReport:
     return CheckReport.of(check_rules.consent_outcome(
         table, ops, frame, io.read("customer_landing"), io.read("customer_landing_rejects"),
@@ -148,14 +148,14 @@ def consent_check(table: str, frame: Any, ops: ModuleType, io: TableIO,
         shared_devices=options.shared_devices))
 
 
-def shared_devices_check(table: str, frame: Any, ops: ModuleType, io: TableIO,
+def shared_devices_check(table: str, frame: Any, ops: EngineOps, io: TableIO,
                          options: StepOptions) -> CheckReport:
     return CheckReport.of(check_rules.shared_devices_outcome(
         table, ops, frame, io.read("customer_landing"), io.read("customer_landing_rejects"),
         shared_devices=options.shared_devices))
 
 
-def join_coverage_check(table: str, ops: ModuleType, io: TableIO, options: StepOptions,
+def join_coverage_check(table: str, ops: EngineOps, io: TableIO, options: StepOptions,
                         step_trainer_trusted: Any, rows_in_table: int | None = None
                         ) -> CheckReport:
     return CheckReport.of(check_rules.join_coverage_outcome(
@@ -166,14 +166,14 @@ def join_coverage_check(table: str, ops: ModuleType, io: TableIO, options: StepO
 
 # -- trusted and curated steps ---------------------------------------------------------------
 
-def _customer_trusted(ops: ModuleType, io: TableIO, options: StepOptions) -> StepResult:
+def _customer_trusted(ops: EngineOps, io: TableIO, options: StepOptions) -> StepResult:
     frame, report = _written(io, ops, "customer_trusted",
                              ops.customer_trusted(io.read("customer_landing"),
                                                   io.read("customer_landing_rejects")))
     return StepResult([report], [consent_check("customer_trusted", frame, ops, io, options)])
 
 
-def _accelerometer_trusted(ops: ModuleType, io: TableIO, options: StepOptions) -> StepResult:
+def _accelerometer_trusted(ops: EngineOps, io: TableIO, options: StepOptions) -> StepResult:
     readings, removed = ops.without_exact_duplicates(ops.accelerometer_trusted(
         io.read("accelerometer_landing"), io.read("customer_trusted"),
         consent_as_of_date=options.consent_as_of_date, deduplicate=False))
@@ -184,7 +184,7 @@ def _accelerometer_trusted(ops: ModuleType, io: TableIO, options: StepOptions) -
                                                options)])
 
 
-def _step_trainer_trusted(ops: ModuleType, io: TableIO, options: StepOptions) -> StepResult:
+def _step_trainer_trusted(ops: EngineOps, io: TableIO, options: StepOptions) -> StepResult:
     excluded = (_non_consenting_devices(ops, io) if options.shared_devices == "exclude"
                 else None)
     readings, duplicates = ops.without_exact_duplicates(ops.step_trainer_trusted(
@@ -200,14 +200,14 @@ def _step_trainer_trusted(ops: ModuleType, io: TableIO, options: StepOptions) ->
     ])
 
 
-def _customer_curated(ops: ModuleType, io: TableIO, options: StepOptions) -> StepResult:
+def _customer_curated(ops: EngineOps, io: TableIO, options: StepOptions) -> StepResult:
     frame, report = _written(io, ops, "customer_curated", ops.customer_curated(
         io.read("customer_trusted"), io.read("accelerometer_trusted"),
         secret=options.pseudonym_secret))
     return StepResult([report], [consent_check("customer_curated", frame, ops, io, options)])
 
 
-def _machine_learning_curated(ops: ModuleType, io: TableIO, options: StepOptions) -> StepResult:
+def _machine_learning_curated(ops: EngineOps, io: TableIO, options: StepOptions) -> StepResult:
     step_trainer = io.read("step_trainer_trusted")
     frame, report = _written(io, ops, "machine_learning_curated", ops.machine_learning_curated(
         step_trainer, io.read("accelerometer_trusted"), secret=options.pseudonym_secret))
@@ -218,7 +218,7 @@ def _machine_learning_curated(ops: ModuleType, io: TableIO, options: StepOptions
     ])
 
 
-_ZONE_STEPS: dict[str, Callable[[ModuleType, TableIO, StepOptions], StepResult]] = {
+_ZONE_STEPS: dict[str, Callable[[EngineOps, TableIO, StepOptions], StepResult]] = {
     "customer_trusted": _customer_trusted,
     "accelerometer_trusted": _accelerometer_trusted,
     "step_trainer_trusted": _step_trainer_trusted,

@@ -33,7 +33,7 @@ from stedi_assets import schemas
 from stedi_assets.io.catalog import CatalogError, TableCatalog
 from stedi_assets.io.local_paths import OutsideRootError, ensure_inside
 from stedi_assets.io.s3 import S3Store, StorageError, split_s3_folder
-from stedi_assets.transforms.polars_engine import logical_schema
+from stedi_assets.transforms.polars.columns import logical_schema
 
 DATA_FILE = "part-00000.parquet"
 

@@ -17,7 +17,7 @@ from stedi_assets.io.parquet import (
     swap_in_new_version,
     table_schema_metadata,
 )
-from stedi_assets.transforms.spark_engine import logical_schema
+from stedi_assets.transforms.spark.columns import logical_schema
 
 
 def _local_path(uri: str) -> Path | None:

@@ -23,7 +23,7 @@ from stedi_assets.definitions import (
     build_glue_jobs,
 )
 from stedi_assets.io.landing_reader import count_lines, list_landing_files, read_landing_lines
-from stedi_assets.transforms import polars_engine
+from stedi_assets.transforms import polars as polars_ops
 from stedi_assets_tests.support.graph import run_graph
 
 GLUE_ENV = {"STEDI_ENV": "glue", "STEDI_LAKEHOUSE_ROOT": "s3://lake/stedi/",
@@ -58,7 +58,7 @@ def run_steps(landing: Path, lakehouse: Path, options: glue_steps.StepOptions):
             lines = pl.concat([read_landing_lines(f) for f in files])
             landing_input = glue_steps.LandingInput(lines, files,
                                                     sum(count_lines(f) for f in files))
-        results.append(glue_steps.run_step(step, polars_engine, io, options, landing_input))
+        results.append(glue_steps.run_step(step, polars_ops, io, options, landing_input))
     return results
 
 
@@ -100,7 +100,7 @@ def test_steps_cover_the_local_graph_and_share_its_consent_keys():
     assert {a.node_def.name: {k.path[-1] for k in a.keys} for a in all_assets} == {
         step: set(tables) for step, tables in glue_steps.STEP_OUTPUTS.items()}
     with pytest.raises(ValueError, match="unknown step 'nope'"):
-        glue_steps.run_step("nope", polars_engine, None, glue_steps.StepOptions())
+        glue_steps.run_step("nope", polars_ops, None, glue_steps.StepOptions())
 
 
 def test_glue_definitions_have_the_local_keys_groups_deps_and_checks():

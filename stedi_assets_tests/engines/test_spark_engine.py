@@ -10,8 +10,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from stedi_assets import schemas
 from stedi_assets.io import landing_reader, spark_landing_reader
-from stedi_assets.transforms import polars_engine as pe
-from stedi_assets.transforms import spark_engine as se
+from stedi_assets.transforms import polars as pe
+from stedi_assets.transforms import spark as se
 
 pytest_plugins = ["stedi_assets_tests.support.spark_session"]
 

@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 
 from stedi_assets import definitions, schemas
 from stedi_assets.aws import glue_steps
-from stedi_assets.resources import PolarsEngine, PrivacySettings
+from stedi_assets.engines.polars_engine import PolarsEngine
+from stedi_assets.resources import PrivacySettings
 from stedi_assets.settings import SparkSettings
-from stedi_assets.transforms import polars_engine as pe
-from stedi_assets.transforms import spark_engine as se
+from stedi_assets.transforms import polars as pe
+from stedi_assets.transforms import spark as se
 from stedi_assets.transforms.identity import identity, quarantined_identities
 from stedi_assets.transforms.pseudonyms import customer_key
 from stedi_assets_tests.aws.test_glue_steps import run_steps

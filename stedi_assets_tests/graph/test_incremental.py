@@ -1,5 +1,6 @@
-"""Incremental landing (io/landing_cache.py): a landing step parses only new or rewritten files,
-the tables equal a full re-parse row for row, and consent changes still reach every reading."""
+"""Incremental landing (engines/landing_cache.py): a landing step parses only new or rewritten
+files, the tables equal a full re-parse row for row, and consent changes still reach every
+reading."""
 
 import json
 import shutil
@@ -9,8 +10,8 @@ from polars.testing import assert_frame_equal
 
 from stedi_assets import schemas
 from stedi_assets.definitions import LOCAL_PSEUDONYM_SECRET
-from stedi_assets.resources import PolarsEngine
-from stedi_assets.transforms import polars_engine as pe
+from stedi_assets.engines.polars_engine import PolarsEngine
+from stedi_assets.transforms.pseudonyms import customer_key
 from stedi_assets_tests.support.graph import GraphRun, run_graph
 
 pytest_plugins = ["stedi_assets_tests.support.s3_server"]
@@ -79,7 +80,7 @@ def test_consent_withdrawn_in_a_new_customer_file_reaches_readings_parsed_earlie
     second = run_graph(landing, tmp_path / "lake")
     assert _parsed(second) == {"customer": 1, "accelerometer": 0, "step_trainer": 0}
     assert email not in set(second.table("accelerometer_trusted")["user"])
-    assert pe.customer_key(email, LOCAL_PSEUDONYM_SECRET) not in set(
+    assert customer_key(email, LOCAL_PSEUDONYM_SECRET) not in set(
         second.table("machine_learning_curated")["customerKey"])
     assert all(e.passed for (_, check), e in second.checks().items() if check == "consent")
     _assert_same_tables(second, run_graph(landing, tmp_path / "full", engine=PolarsEngine()))

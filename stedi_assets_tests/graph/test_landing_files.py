@@ -14,7 +14,8 @@ from dagster import DagsterInstance, materialize
 
 from stedi_assets import definitions, schemas
 from stedi_assets.definitions import Settings
-from stedi_assets.io.landing_cache import LandingCache
+from stedi_assets.engines.landing_cache import LandingCache
+from stedi_assets.engines.polars_engine import PolarsEngine
 from stedi_assets.io.landing_reader import (
     LandingError,
     check_compression,
@@ -25,7 +26,7 @@ from stedi_assets.io.landing_reader import (
 )
 from stedi_assets.io.local_paths import OutsideRootError
 from stedi_assets.io.parquet import LocalParquetIOManager
-from stedi_assets.resources import LandingSource, PolarsEngine
+from stedi_assets.resources import LandingSource
 from stedi_assets_tests.support.graph_runs import check_metadata, read_table, run_graph
 from stedi_assets_tests.support.graph_runs import settings as graph_settings
 from stedi_assets_tests.support.s3_helpers import (

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from stedi_assets import schemas
 from stedi_assets.definitions import LOCAL_PSEUDONYM_SECRET
-from stedi_assets.resources import PolarsEngine, PrivacySettings
-from stedi_assets.transforms import polars_engine as pe
+from stedi_assets.engines.polars_engine import PolarsEngine
+from stedi_assets.resources import PrivacySettings
+from stedi_assets.transforms import polars as pe
+from stedi_assets.transforms.pseudonyms import customer_key
 from stedi_assets_tests.support.graph import run_graph
 
 PII = {"customerName", "email", "user", "phone", "birthDay"}
@@ -26,7 +28,7 @@ def test_curated_tables_carry_no_plaintext_pii(sample_landing, tmp_path):
         for column in table.select(pl.col(pl.String)).columns:
             assert not emails & set(table[column]), (name, column)
     keys = set(run.table("customer_curated")["customerKey"])
-    expected = {pe.customer_key(e, LOCAL_PSEUDONYM_SECRET)
+    expected = {customer_key(e, LOCAL_PSEUDONYM_SECRET)
                 for e in run.table("accelerometer_trusted")["user"]}
     assert keys == expected
     assert set(run.table("machine_learning_curated")["customerKey"]) <= keys
@@ -40,7 +42,7 @@ def test_withdrawn_consent_disappears_on_the_next_materialization(sample_landing
     readings = first.table("accelerometer_trusted")["user"].value_counts()
     email = readings.sort("count", descending=True)["user"][0]  # a customer with many readings
     record = trusted.filter(pl.col("email") == email).to_dicts()[0]
-    key = pe.customer_key(email, LOCAL_PSEUDONYM_SECRET)
+    key = customer_key(email, LOCAL_PSEUDONYM_SECRET)
     assert key in set(first.table("machine_learning_curated")["customerKey"])
 
     withdrawn = {**record, "lastUpdateDate": record["lastUpdateDate"] + 1,
@@ -161,7 +163,7 @@ def test_no_row_of_a_non_consenting_customer_reaches_trusted_or_curated(
         records, accel, step, junk, as_of):
     out = run_chain(landing_lines(records, accel, step, junk), as_of)
     consent = {e: c for e, c in latest_consent(records).items() if c is not None}
-    keys = {pe.customer_key(e, "prop") for e in consent}
+    keys = {customer_key(e, "prop") for e in consent}
     serials = {r["serialNumber"] for r in records if r["email"] in consent}
     assert set(out["customer_trusted"]["email"]) <= set(consent)
     assert set(out["accelerometer_trusted"]["user"]) <= set(consent)

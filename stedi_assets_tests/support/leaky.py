@@ -8,14 +8,14 @@ from types import SimpleNamespace
 
 import polars as pl
 
-from stedi_assets.resources import PolarsEngine
-from stedi_assets.transforms import polars_engine
+from stedi_assets.engines.polars_engine import PolarsEngine
+from stedi_assets.transforms import polars as polars_ops
 
 
 class LeakyEngine(PolarsEngine):
     @property
     def ops(self):
-        ops = SimpleNamespace(**{n: getattr(polars_engine, n) for n in dir(polars_engine)
+        ops = SimpleNamespace(**{n: getattr(polars_ops, n) for n in dir(polars_ops)
                                  if not n.startswith("_")})
         ops.customer_trusted = lambda customer_landing, *_: customer_landing  # leaks everyone
         return ops

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from pyspark.sql import SparkSession
 
-from stedi_assets.spark_resources import use_this_python
+from stedi_assets.engines.spark_engine import use_this_python
 
 #: Small and quick: two cores, few shuffle partitions, no UI.
 SPARK_TEST_CONF = {

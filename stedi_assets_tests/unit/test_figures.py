@@ -12,9 +12,9 @@ import numpy as np
 from dagster import MetadataValue
 
 from stedi_assets.aws import glue_job
+from stedi_assets.engines.polars_engine import PolarsEngine
 from stedi_assets.figures import plain
-from stedi_assets.resources import PolarsEngine
-from stedi_assets.transforms import polars_engine as pe
+from stedi_assets.transforms import polars as pe
 from stedi_assets_tests.support.graph import run_graph
 
 PLAIN_TYPES = (bool, int, float, str, type(None))

@@ -6,14 +6,14 @@ import polars as pl
 import pytest
 
 from stedi_assets import schemas
+from stedi_assets.engines.polars_engine import PolarsEngine
 from stedi_assets.io.landing_reader import (
     LandingError,
     count_lines,
     list_landing_files,
     read_landing_lines,
 )
-from stedi_assets.resources import PolarsEngine
-from stedi_assets.transforms import polars_engine as pe
+from stedi_assets.transforms import polars as pe
 from stedi_assets_tests.support.graph import run_graph
 
 ENGINE = PolarsEngine()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import polars as pl
 
 from stedi_assets import schemas
-from stedi_assets.transforms import polars_engine as pe
-from stedi_assets.transforms import spark_engine as se
+from stedi_assets.transforms import polars as pe
+from stedi_assets.transforms import spark as se
 from stedi_assets.transforms.json_checks import TOO_DEEP, line_checks
 
 pytest_plugins = ["stedi_assets_tests.support.spark_session"]

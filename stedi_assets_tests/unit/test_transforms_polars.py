@@ -7,7 +7,9 @@ import polars as pl
 import pytest
 
 from stedi_assets import schemas
-from stedi_assets.transforms import polars_engine as pe
+from stedi_assets.transforms import polars as pe
+from stedi_assets.transforms.polars import landing as polars_landing
+from stedi_assets.transforms.pseudonyms import customer_key
 
 PII = {"email", "user", "customerName", "phone", "birthDay"}
 SECRET = "unit-test-secret"
@@ -145,7 +147,7 @@ def test_machine_learning_curated_joins_on_time_without_identifiers():
     assert sorted(out.filter(pl.col("sensorReadingTime") == 200)["x"].to_list()) == [
         -1.0, -1.0, 0.0, 0.0]
     # the phone's owner appears only as a key: sa@200 paired with d's phone carries d's key
-    d_key = pe.customer_key("d@x", SECRET)
+    d_key = customer_key("d@x", SECRET)
     assert out.filter((pl.col("serialNumber") == "sa") & (pl.col("x") == -1.0))[
         "customerKey"].to_list() == [d_key]
 
@@ -185,8 +187,8 @@ def test_consent_violation_on_customer_rows_without_consent_date():
 
 
 def test_pseudonymous_keys_are_checked_against_consenting_customers():
-    keys = pl.LazyFrame({"customerKey": [pe.customer_key("a@x", SECRET),
-                                         pe.customer_key("b@x", SECRET)]})
+    keys = pl.LazyFrame({"customerKey": [customer_key("a@x", SECRET),
+                                         customer_key("b@x", SECRET)]})
     figures = pe.consent_violations(keys, CONSENTING, "customerKey", "customerKey")
     assert figures["violations"] == 1  # b@x never consented
 
@@ -237,14 +239,15 @@ def test_floats_decoded_as_numbers_equal_floats_decoded_as_text():
                                    for t in FLOAT_TOKENS]})
 
     def typed(floats_as_numbers: bool) -> pl.DataFrame:
-        decoded = pe._decode_vectorised(lines, table, floats_as_numbers=floats_as_numbers)
-        return decoded.select(pe._typed(c).alias(c.name) for c in table.columns)
+        decoded = polars_landing._decode_vectorised(lines, table,
+                                                    floats_as_numbers=floats_as_numbers)
+        return decoded.select(polars_landing._typed(c).alias(c.name) for c in table.columns)
 
     assert typed(True).equals(typed(False))
     for other in ['"1.5"', '"abc"', "[1]", '{"a": 1}', '""']:
         bad = pl.DataFrame({"line": [f'{{"user":"a","timestamp":1,"x":{other}}}']})
         with pytest.raises(pl.exceptions.PolarsError):
-            pe._decode_vectorised(bad, table, floats_as_numbers=True)
+            polars_landing._decode_vectorised(bad, table, floats_as_numbers=True)
     # end to end: a string holding a number still lands, true is still rejected
     raw = pl.DataFrame({"file": "f", "line_number": [1, 2, 3], "line": [
         '{"user":"a","timestamp":1,"x":"1.5"}', '{"user":"a","timestamp":2,"x":true}',

@@ -23,28 +23,41 @@ import os
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import Protocol
 
 import polars as pl
 
+from stedi_assets.engines.base import LandingBatch
 from stedi_assets.io.local_paths import OutsideRootError, ensure_inside
 from stedi_assets.io.parquet import ParquetParts
-from stedi_assets.resources import LandingBatch, LandingSource, PolarsEngine
+from stedi_assets.io.s3 import S3Store
+from stedi_assets.resources import LandingSource
 from stedi_assets.schemas import Table
-from stedi_assets.transforms import polars_engine
+from stedi_assets.transforms.polars.columns import empty_rejects, polars_schema
 
 PACKAGE = Path(__file__).resolve().parents[1]
+#: The code that turns a landing file into rows and rejects, and nothing else: the Polars
+#: parser and its column types, the JSON line checks, the landing reader, the schemas.
+#: (identity.py is not used in parsing; the engine resource only batches and spills.)
+PARSER_CODE = ("transforms/polars/landing.py", "transforms/polars/columns.py",
+               "transforms/json_checks.py", "io/landing_reader.py", "schemas.py")
 
 
 def parser_version() -> str:
     """Changes whenever the code that turns landing lines into rows may have changed: the
-    Polars transforms and the JSON checks, the landing reader, the schemas, the engine
-    resource, Polars itself."""
+    files of PARSER_CODE, Polars itself."""
     digest = hashlib.sha256(pl.__version__.encode())
-    for path in sorted([*PACKAGE.glob("transforms/polars*.py"), PACKAGE / "schemas.py",
-                        PACKAGE / "transforms" / "json_checks.py",
-                        PACKAGE / "io" / "landing_reader.py", PACKAGE / "resources.py"]):
-        digest.update(path.read_bytes())
+    for name in PARSER_CODE:
+        digest.update((PACKAGE / name).read_bytes())
     return digest.hexdigest()[:16]
+
+
+class SpillingEngine(Protocol):
+    """What the cache needs of an engine (PolarsEngine): landing files parsed into parts kept
+    in a folder of the caller's."""
+
+    def stream_landing(self, files: list[str], table: Table, store: S3Store | None = None,
+                       spill_to: Path | None = None) -> LandingBatch: ...
 
 
 class LandingCache:
@@ -55,7 +68,7 @@ class LandingCache:
         text = json.dumps([table.name, path, stamp, version])
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
-    def land(self, engine: PolarsEngine, landing: LandingSource, table: Table,
+    def land(self, engine: SpillingEngine, landing: LandingSource, table: Table,
              files: list[str]) -> LandingBatch:
         """The source's rows and rejects, parsing only the files without a cache entry."""
         folder = self.root / table.name
@@ -84,7 +97,7 @@ class LandingCache:
         return batch
 
     @staticmethod
-    def _parse_into(engine: PolarsEngine, landing: LandingSource, table: Table, path: str,
+    def _parse_into(engine: SpillingEngine, landing: LandingSource, table: Table, path: str,
                     entry: Path) -> None:
         work = entry.with_suffix(".tmp")
         shutil.rmtree(work, ignore_errors=True)
@@ -107,7 +120,7 @@ class LandingCache:
     def _batch(table: Table, files: list[str], entries: list[Path]) -> LandingBatch:
         # the parts are the table's files already: the IO manager links them into the table
         parts = tuple(str(p) for e in entries for p in sorted(e.glob("part-*.parquet")))
-        rows = ParquetParts(parts, polars_engine.polars_schema(table))
+        rows = ParquetParts(parts, polars_schema(table))
         rejects = [pl.read_parquet(e / "rejects.parquet") for e in entries]
         rejects = [r for r in rejects if r.height]
         unknown: Counter = Counter()
@@ -118,5 +131,5 @@ class LandingCache:
             unknown.update(accounting["unknown_keys"])
         return LandingBatch(
             rows=rows,
-            rejects=pl.concat(rejects) if rejects else polars_engine.empty_rejects(),
+            rejects=pl.concat(rejects) if rejects else empty_rejects(),
             files=files, lines_read=lines, unknown_keys=dict(sorted(unknown.items())))

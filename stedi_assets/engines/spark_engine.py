@@ -1,4 +1,5 @@
-"""The Spark engine resource, imported only when STEDI_ENGINE=spark (PySpark loads slowly).
+"""The Spark engine resource and its session, imported only when STEDI_ENGINE=spark (PySpark
+loads slowly): nothing outside this module imports it at the package level.
 
 Which Python runs Spark's Python workers: PySpark 3.5 takes it from the PYSPARK_PYTHON
 environment variable when the SparkContext starts (default `python3` from PATH), not from the
@@ -13,18 +14,18 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from types import ModuleType
 from typing import Any
 
 from dagster import InitResourceContext
 from dagster_pyspark import PySparkResource
 
+from stedi_assets.engines.base import Engine, LandingBatch
+from stedi_assets.engines.protocol import EngineOps
 from stedi_assets.io import spark_landing_reader
 from stedi_assets.io.landing_reader import check_compression
 from stedi_assets.io.s3 import S3Store
-from stedi_assets.resources import Engine, LandingBatch
 from stedi_assets.schemas import Table
-from stedi_assets.transforms import spark_engine
+from stedi_assets.transforms import spark as spark_ops
 
 
 def use_this_python(spark_config: Mapping[str, Any]) -> None:
@@ -58,9 +59,9 @@ class SparkEngine(Engine):
         return "spark"
 
     @property
-    def ops(self) -> ModuleType:
-        """The engine module: one function per table plus the check figures."""
-        return spark_engine
+    def ops(self) -> EngineOps:
+        """transforms/spark: one function per table plus the check figures."""
+        return spark_ops
 
     def read_landing(self, files: list[str], table: Table,
                      store: S3Store | None = None) -> LandingBatch:

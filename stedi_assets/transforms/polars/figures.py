@@ -1,0 +1,123 @@
+"""Figures for the checks and metadata on Polars (computed from upstream data, not the table
+under test)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from stedi_assets.transforms.figures import join_coverage_figures
+from stedi_assets.transforms.polars.columns import logical_schema
+from stedi_assets.transforms.polars.tables import (
+    _CONSENT,
+    _identity,
+    _with_customer_key,
+    latest_customer_records,
+    non_consenting_devices,
+    without_exact_duplicates,
+)
+
+
+def consenting_customers(customer_landing: pl.LazyFrame, secret: str,
+                         customer_landing_rejects: pl.LazyFrame | None = None
+                         ) -> pl.LazyFrame:
+    """email (the identity: trimmed, lower-cased), serialNumber, customerKey and consent date
+    of every customer whose latest record (quarantined lines included) has research consent."""
+    latest = latest_customer_records(customer_landing, customer_landing_rejects).filter(
+        pl.col(_CONSENT).is_not_null())
+    return _with_customer_key(latest.select(_identity("email").alias("email"), "serialNumber",
+                                            _CONSENT), "email", secret)
+
+
+def consent_violations(
+    table: pl.LazyFrame, consenting: pl.LazyFrame, key: str, consenting_key: str,
+    time_column: str | None = None, excluded: pl.LazyFrame | None = None,
+) -> dict[str, Any]:
+    """Rows of `table` whose `key` is not the `consenting_key` of a consenting customer (an
+    email key matched on its identity); with `time_column`, also rows taken before that
+    customer's consent date; with `excluded` (a frame of `consenting_key` values), also rows
+    whose key is one of them. A table carrying the consent date must have it on every row.
+    The sample holds at most 5 violating keys (emails as identities: the checks turn them
+    into pseudonymous keys before reporting). One streaming pass over `table` (a second,
+    over the violating rows only, when there are any)."""
+    match = _identity(key) if consenting_key == "email" else pl.col(key)
+    customers = consenting.select(pl.col(consenting_key).alias("_match"),
+                                  pl.col(_CONSENT).alias("_consent")).unique("_match")
+    table_columns = table.collect_schema().names()
+    # customers hold each key once, so every row of `table` appears exactly once here
+    marked = table.with_columns(match.alias("_match")).join(
+        customers, on="_match", how="left", nulls_equal=False)
+    bad = pl.col("_consent").is_null()
+    if excluded is not None:
+        marked = marked.join(excluded.select(pl.col(consenting_key).alias("_match"))
+                             .unique().with_columns(pl.lit(True).alias("_excluded")),
+                             on="_match", how="left", nulls_equal=False)
+        bad = bad | pl.col("_excluded").is_not_null()
+    if time_column:
+        bad = bad | (pl.col(time_column) < pl.col("_consent"))
+    if _CONSENT in table_columns:
+        bad = bad | pl.col(_CONSENT).is_null()
+    rows, violations = marked.select(pl.len(), bad.sum()).collect(engine="streaming").row(0)
+    sample = []
+    if violations:
+        sample = (marked.filter(bad).select("_match").unique().collect(engine="streaming")
+                  .sort("_match").head(5)["_match"].to_list())
+    return {"rows_checked": int(rows), "violations": int(violations), "sample": sample}
+
+
+def exact_duplicates(frame: pl.LazyFrame) -> int:
+    """How many rows are exact copies of an earlier row."""
+    return without_exact_duplicates(frame)[1]
+
+
+def join_coverage(
+    step_trainer_trusted: pl.LazyFrame,
+    accelerometer_trusted: pl.LazyFrame,
+    customer_landing: pl.LazyFrame,
+) -> dict[str, Any]:
+    """How well step readings pair with accelerometer readings taken at the same time.
+    Streaming passes; the step readings (or the accelerometer instants) are the in-memory side
+    of each join, never the joined pairs."""
+    accel = accelerometer_trusted.select(
+        pl.col("timestamp").alias("sensorReadingTime"), _identity("user").alias("user")
+    )
+    steps = step_trainer_trusted.select("sensorReadingTime", "serialNumber")
+    owners = customer_landing.select(  # owner and phone matched on the identity
+        _identity("email").alias("user"), "serialNumber", pl.lit(True).alias("_owner")
+    ).unique(["user", "serialNumber"])
+    # owners hold each (user, serialNumber) pair once: the left join never adds rows
+    pairs = steps.join(accel, on="sensorReadingTime", how="inner", build_side="force_left"
+                       ).join(owners, on=["serialNumber", "user"], how="left")
+    joined_rows, foreign = pairs.select(
+        pl.len(), pl.col("_owner").is_null().sum()).collect(engine="streaming").row(0)
+    step_readings = row_count(steps)
+    matched = row_count(steps.join(accel.select("sensorReadingTime"), on="sensorReadingTime",
+                                   how="semi"))
+    return join_coverage_figures(step_readings, matched, int(joined_rows), int(foreign))
+
+
+def shared_device_rows(step_trainer_trusted: pl.LazyFrame, customer_landing: pl.LazyFrame,
+                       customer_landing_rejects: pl.LazyFrame | None = None
+                       ) -> dict[str, int]:
+    """How many rows of step_trainer_trusted (and how many distinct devices) come from devices
+    that also belong to a customer without research consent (non_consenting_devices)."""
+    devices = non_consenting_devices(customer_landing, customer_landing_rejects)
+    shared = step_trainer_trusted.join(devices, on="serialNumber", how="semi")
+    shared_rows, shared_devices = shared.select(
+        pl.len(), pl.col("serialNumber").n_unique()).collect(engine="streaming").row(0)
+    rows = row_count(step_trainer_trusted)
+    return {"rows_checked": int(rows), "shared_device_rows": int(shared_rows),
+            "shared_devices": int(shared_devices)}
+
+
+def row_count(frame: pl.LazyFrame | pl.DataFrame) -> int:
+    return int(frame.lazy().select(pl.len()).collect(engine="streaming").item())
+
+
+def frame_logical_schema(frame: pl.LazyFrame) -> dict[str, str]:
+    return logical_schema(frame.collect_schema())
+
+
+def head_rows(frame: pl.LazyFrame | pl.DataFrame, n: int) -> list[dict[str, Any]]:
+    return frame.lazy().head(n).collect().to_dicts()

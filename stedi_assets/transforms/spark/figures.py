@@ -1,0 +1,115 @@
+"""Figures for the asset checks on Spark (computed from upstream data, never trusting the table
+alone), as transforms/polars/figures.py computes them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from stedi_assets.transforms.figures import join_coverage_figures
+from stedi_assets.transforms.spark.columns import logical_schema
+from stedi_assets.transforms.spark.tables import (
+    _CONSENT,
+    _identity,
+    _with_customer_key,
+    latest_customer_records,
+    non_consenting_devices,
+)
+
+
+def consenting_customers(customer_landing: DataFrame, secret: str,
+                         customer_landing_rejects: DataFrame | None = None) -> DataFrame:
+    """email (the identity: trimmed, lower-cased), serialNumber, customerKey and consent date
+    of every customer whose latest record (quarantined lines included) has research consent."""
+    latest = latest_customer_records(customer_landing, customer_landing_rejects).filter(
+        F.col(_CONSENT).isNotNull())
+    return _with_customer_key(latest.select(_identity("email").alias("email"), "serialNumber",
+                                            _CONSENT), "email", secret)
+
+
+def consent_violations(
+    table: DataFrame, consenting: DataFrame, key: str, consenting_key: str,
+    time_column: str | None = None, excluded: DataFrame | None = None,
+) -> dict[str, Any]:
+    """Rows of `table` whose `key` is not the `consenting_key` of a consenting customer (an
+    email key matched on its identity); with `time_column`, also rows taken before that
+    customer's consent date; with `excluded`, also rows whose key is one of its
+    `consenting_key` values. A table carrying the consent date must have it on every row.
+    The sample holds at most 5 violating keys (emails as identities)."""
+    match = _identity(key) if consenting_key == "email" else F.col(key)
+    customers = consenting.select(F.col(consenting_key).alias("_match"),
+                                  F.col(_CONSENT).alias("_consent")).dropDuplicates(["_match"])
+    marked = table.withColumn("_match", match).join(customers, on="_match", how="left")
+    bad = F.col("_consent").isNull()
+    if excluded is not None:
+        marked = marked.join(excluded.select(F.col(consenting_key).alias("_match")).distinct()
+                             .withColumn("_excluded", F.lit(True)), on="_match", how="left")
+        bad = bad | F.col("_excluded").isNotNull()
+    if time_column:
+        bad = bad | (F.col(time_column) < F.col("_consent"))
+    if _CONSENT in table.columns:
+        bad = bad | F.col(_CONSENT).isNull()
+    figures = marked.select(F.count(F.lit(1)).alias("n"),
+                            F.sum(F.when(bad, 1).otherwise(0)).alias("v")).first()
+    sample = [r["_match"] for r in marked.filter(bad).select("_match").distinct()
+              .orderBy(F.col("_match").asc_nulls_first()).limit(5).collect()]
+    return {"rows_checked": int(figures["n"]), "violations": int(figures["v"] or 0),
+            "sample": sample}
+
+
+def without_exact_duplicates(frame: DataFrame) -> tuple[DataFrame, int]:
+    """`frame` without the rows that are exact copies of an earlier row, and how many rows
+    that removes."""
+    distinct = frame.distinct()
+    return distinct, int(frame.count() - distinct.count())
+
+
+def exact_duplicates(frame: DataFrame) -> int:
+    """How many rows are exact copies of an earlier row."""
+    return without_exact_duplicates(frame)[1]
+
+
+def join_coverage(
+    step_trainer_trusted: DataFrame,
+    accelerometer_trusted: DataFrame,
+    customer_landing: DataFrame,
+) -> dict[str, Any]:
+    """How well step readings pair with accelerometer readings taken at the same time."""
+    accel = accelerometer_trusted.select(F.col("timestamp").alias("sensorReadingTime"),
+                                         _identity("user").alias("user"))
+    joined = step_trainer_trusted.select("sensorReadingTime", "serialNumber").join(
+        accel, on="sensorReadingTime", how="inner"
+    )
+    owners = customer_landing.select(_identity("email").alias("user"),  # matched on identity
+                                     "serialNumber").distinct()
+    step_readings = step_trainer_trusted.count()
+    matched = step_trainer_trusted.join(accel, on="sensorReadingTime", how="left_semi").count()
+    joined_rows = joined.count()
+    foreign = joined.join(owners, on=["serialNumber", "user"], how="left_anti").count()
+    return join_coverage_figures(step_readings, matched, joined_rows, foreign)
+
+
+def shared_device_rows(step_trainer_trusted: DataFrame, customer_landing: DataFrame,
+                       customer_landing_rejects: DataFrame | None = None) -> dict[str, int]:
+    """How many rows of step_trainer_trusted (and how many distinct devices) come from devices
+    that also belong to a customer without research consent (non_consenting_devices)."""
+    devices = non_consenting_devices(customer_landing, customer_landing_rejects)
+    shared = step_trainer_trusted.join(devices, on="serialNumber", how="left_semi")
+    figures = shared.select(F.count(F.lit(1)).alias("k"),
+                            F.countDistinct("serialNumber").alias("d")).first()
+    return {"rows_checked": int(step_trainer_trusted.count()),
+            "shared_device_rows": int(figures["k"]), "shared_devices": int(figures["d"])}
+
+
+def row_count(frame: DataFrame) -> int:
+    return int(frame.count())
+
+
+def head_rows(frame: DataFrame, n: int) -> list[dict[str, Any]]:
+    return [r.asDict() for r in frame.limit(n).collect()]
+
+
+def frame_logical_schema(frame: DataFrame) -> dict[str, str]:
+    return logical_schema(frame.schema)
