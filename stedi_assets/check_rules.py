@@ -25,7 +25,7 @@ MAX_REPORTED_KEYS = 5
 
 
 class CheckFigures(Protocol):
-    """The figure functions of an engine (`transforms/polars_engine`, `spark_engine`) the
+    """The figure functions of an engine (`transforms/polars`, `transforms/spark`) the
     checks call; frames are the engine's own (LazyFrame, Spark DataFrame)."""
 
     def consenting_customers(self, customer_landing: Any, secret: str,

@@ -212,7 +212,7 @@ class SparkSettings:
     def session_config(self) -> dict[str, str]:
         """The spark_config of the session: master (or Connect remote), UTC, then the extras.
         The Python workers' interpreter is PYSPARK_PYTHON, set where the session starts
-        (engines' LakehouseSpark), not a Spark setting."""
+        (engines/spark_engine.LakehouseSpark), not a Spark setting."""
         config = {"spark.remote": self.remote} if self.remote else {"spark.master": self.master}
         config["spark.sql.session.timeZone"] = "UTC"
         config.update(self.conf)

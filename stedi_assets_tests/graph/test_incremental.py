@@ -137,7 +137,8 @@ def test_s3_landing_files_are_stamped_by_etag(s3_endpoint, s3_client, sample_lan
         settings = Settings.from_env({
             "STEDI_LANDING_ROOT": f"s3://{bucket}/landing", "STEDI_LANDING_CACHE": cache,
             "STEDI_LAKEHOUSE_ROOT": str(tmp_path / lake), "AWS_ENDPOINT_URL": s3_endpoint,
-            "AWS_REGION": "us-east-1"})
+            # an S3 landing root needs a real key (the development key is for local folders)
+            "AWS_REGION": "us-east-1", "STEDI_PSEUDONYM_SECRET": "incremental-test-key"})
         return GraphRun(materialize([*all_assets, *all_asset_checks],
                                     resources=build_resources(settings)), tmp_path / lake)
 

@@ -119,7 +119,9 @@ def open_lineage(page, base: str) -> None:
         page.wait_for_timeout(300)
     page.reload()  # re-fits the graph to the expanded groups
     page.get_by_role("button", name="Materialize all").wait_for()
-    page.get_by_role("button", name="Hide navigation").click()
+    hide = page.get_by_role("button", name="Hide navigation")  # already hidden on a 2nd visit
+    if hide.count():
+        hide.click()
     tree_toggle = page.locator('[aria-label="panel_show_right"]')  # the asset tree beside it
     if tree_toggle.count():
         tree_toggle.first.click()

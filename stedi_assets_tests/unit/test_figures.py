@@ -12,6 +12,7 @@ import numpy as np
 from dagster import MetadataValue
 
 from stedi_assets.aws import glue_job
+from stedi_assets.check_rules import RULES
 from stedi_assets.engines.polars_engine import PolarsEngine
 from stedi_assets.figures import plain
 from stedi_assets.transforms import polars as pe
@@ -80,7 +81,8 @@ def test_numpy_figures_from_the_engine_reach_dagster_as_plain_values(sample_land
     for event in run.result.get_asset_materialization_events():
         assert_plain(event.materialization.metadata, event.asset_key.to_user_string())
     evaluations = run.checks()
-    assert len(evaluations) == 16
+    # every check of the graph: the in-step landing checks and the separate check steps
+    assert len(evaluations) == len(RULES) == 17
     for key, evaluation in evaluations.items():
         assert type(evaluation.passed) is bool, key
         assert_plain(evaluation.metadata, key)
