@@ -19,7 +19,8 @@ from stedi_assets.io.landing_reader import (
     scan_landing_folder,
 )
 from stedi_assets.io.s3 import S3Store
-from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET, default
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
+from stedi_assets.variables import default
 
 
 class LandingSource(ConfigurableResource):

@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stedi_assets.settings import SHARED_DEVICES, default
+from stedi_assets.settings import SHARED_DEVICES
+from stedi_assets.variables import default
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from stedi_assets import check_rules, schemas
 from stedi_assets.check_rules import CheckOutcome
 from stedi_assets.engines.protocol import EngineOps
-from stedi_assets.settings import default
+from stedi_assets.variables import default
 
 #: Step (the local asset's op name, the Glue job's suffix) -> the tables it writes, in an
 #: order where every step comes after the steps it reads from.

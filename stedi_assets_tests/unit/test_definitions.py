@@ -61,10 +61,10 @@ def test_curated_tables_carry_the_configured_freshness_policy(tmp_path):
 
 
 def test_configuration_doc_is_generated_from_the_settings():
-    from stedi_assets.settings import VARIABLES, configuration_markdown
+    from stedi_assets.variables import VARIABLES, configuration_markdown
 
     doc = (REPO_ROOT / "docs" / "configuration.md").read_text()
-    assert doc == configuration_markdown(), "run: python -m stedi_assets.settings > " \
+    assert doc == configuration_markdown(), "run: python -m stedi_assets.variables > " \
                                             "docs/configuration.md"
     # every variable the code reads is declared (and so documented)
     source = "\n".join(p.read_text() for p in (REPO_ROOT / "stedi_assets").rglob("*.py"))
