@@ -70,7 +70,7 @@ def _switch(env: Mapping[str, str], name: str) -> bool:
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     value = (env.get(name) or "").strip().lower() or default(name)
     if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+        raise ValueError(f"{name} must be {' or '.join(choices)}, got {value!r}")
     return value
 
 
