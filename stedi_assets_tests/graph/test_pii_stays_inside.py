@@ -47,7 +47,7 @@ def test_no_landing_pii_in_the_instance_logs_or_alerts(tmp_path):
            "STEDI_LAKEHOUSE_ROOT": str(tmp_path / "lake")}
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
     proc = subprocess.run(
-        [dagster, "asset", "materialize", "-f", "stedi_assets_tests/leaky_location.py",
+        [dagster, "asset", "materialize", "-f", "stedi_assets_tests/support/leaky_location.py",
          "--select", "*"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     output = proc.stdout + proc.stderr
     # the leaky engine's customer_trusted fails its consent check; the landing step logged

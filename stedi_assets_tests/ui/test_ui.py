@@ -89,6 +89,8 @@ def test_failing_consent_check_in_the_ui_alerts_once(tmp_path, ui_env):
             wait_for_run_status(page, base, "Failure")
 
             page.goto(f"{base}/assets/customer_trusted?view=checks")
+            # checks are listed by name (column_schema_change first): select the consent check
+            page.get_by_text("consent", exact=True).first.click()
             page.get_by_text("This is a blocking asset check.").wait_for()
             page.get_by_text("non-consenting customers").wait_for()
             page.get_by_text("Failed", exact=True).first.wait_for()
