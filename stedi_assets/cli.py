@@ -16,16 +16,18 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 
 import polars as pl
 
 from stedi_assets import schemas
-from stedi_assets.io.catalog import create_table_ddl
+from stedi_assets.io.catalog import create_table_ddl, iceberg_table_comment
+from stedi_assets.io.iceberg_tables import IcebergTableError, TableNotMaterializedError
 from stedi_assets.io.lakehouse_sql import SqlError, run_sql
-from stedi_assets.io.parquet import TableNotMaterializedError
 from stedi_assets.io.s3 import StorageError
 
-USER_ERRORS = (SqlError, StorageError, TableNotMaterializedError, ValueError)
+USER_ERRORS = (SqlError, StorageError, TableNotMaterializedError, IcebergTableError,
+               ValueError)
 
 
 def _storage():
@@ -60,6 +62,22 @@ def memory_limit(text: str) -> int | None:
     return limit or None
 
 
+def as_of(text: str) -> dict[str, int]:
+    """'8231…' (digits: a snapshot id) or an ISO 8601 time -> {snapshot_id | as_of_ms}."""
+    value = text.strip()
+    if value.isdigit():
+        return {"snapshot_id": int(value)}
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a snapshot id or an ISO 8601 time: {text!r} (e.g. 2026-11-25T09:00:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return {"as_of_ms": int(moment.timestamp() * 1000)}
+
+
 def sql_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="stedi-sql",
@@ -67,7 +85,15 @@ def sql_main(argv: list[str] | None = None) -> int:
                     "STEDI_LAKEHOUSE_ROOT, ... as for the graph). Only the lakehouse tables "
                     "can be read. Tables: " + ", ".join(schemas.TABLES),
     )
-    parser.add_argument("query", help='e.g. "SELECT count(DISTINCT email) FROM customer_landing"')
+    parser.add_argument("query", nargs="?",
+                        help='e.g. "SELECT count(DISTINCT email) FROM customer_landing"')
+    parser.add_argument("--as-of", type=as_of, metavar="SNAPSHOT_ID|TIME",
+                        help="time travel: read the table at that snapshot id, or every table "
+                        "as it was at that time (ISO 8601, e.g. 2026-11-25T09:00:00Z; UTC "
+                        "when no zone is given)")
+    parser.add_argument("--snapshots", metavar="TABLE", choices=list(schemas.TABLES),
+                        help="list the table's snapshots (id, time, rows, run) instead of a "
+                        "query")
     parser.add_argument("--format", choices=("table", "csv", "ndjson"), default="table")
     parser.add_argument("--max-rows", type=int, default=50,
                         help="rows shown in table format (default 50)")
@@ -79,7 +105,10 @@ def sql_main(argv: list[str] | None = None) -> int:
                         f"512M, 25%% (default {DEFAULT_MAX_MEMORY}% of physical memory; 0: no "
                         "limit)")
     args = parser.parse_args(argv)
-    request = {"query": args.query, "format": args.format, "max_rows": args.max_rows}
+    if (args.query is None) == (args.snapshots is None):
+        parser.error("give a query, or --snapshots TABLE")
+    request = {"query": args.query, "format": args.format, "max_rows": args.max_rows,
+               "snapshots": args.snapshots, "as_of": args.as_of}
     return _supervise(request, args.timeout or None, args.max_memory)
 
 
@@ -160,7 +189,11 @@ def sql_child() -> None:
     request = json.loads(sys.stdin.read())
     try:
         _, _, io_manager, _ = _storage()
-        result = run_sql(io_manager, request["query"])
+        if request.get("snapshots"):
+            result = pl.DataFrame(io_manager.tables.history(request["snapshots"]))
+            result = result.with_columns(pl.col("snapshot_id").cast(pl.String))
+        else:
+            result = run_sql(io_manager, request["query"], **(request.get("as_of") or {}))
     except USER_ERRORS as exc:
         print(f"stedi-sql: error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -178,8 +211,9 @@ def sql_child() -> None:
 def ddl_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="stedi-ddl",
-        description="Print CREATE EXTERNAL TABLE DDL (Athena/Glue) for every STEDI table, "
-                    "located where the current settings put them.",
+        description="Print the Athena/Glue DDL of the raw landing JSON tables and describe the "
+                    "Iceberg tables (registered by every commit), located where the current "
+                    "settings put them.",
     )
     parser.add_argument("--database", help="database name (default: STEDI_GLUE_DATABASE or "
                                            "stedi)")
@@ -190,12 +224,11 @@ def ddl_main(argv: list[str] | None = None) -> int:
         print(f"stedi-ddl: error: {exc}", file=sys.stderr)
         return 2
     database = args.database or settings.aws.glue_database or "stedi"
+    landing_database = f"{database}_landing"
     statements = [
-        create_table_ddl(
-            database, table.name,
-            landing.folder(table.source) if table.source
-            else io_manager.table_uri(table.name),
-        )
+        create_table_ddl(database, table.name, landing.folder(table.source)) if table.source
+        else iceberg_table_comment(landing_database if table.zone == "landing" else database,
+                                   table.name, io_manager.table_uri(table.name))
         for table in schemas.TABLES.values()
     ]
     print(f"CREATE DATABASE IF NOT EXISTS `{database}`;\n")

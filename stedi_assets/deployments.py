@@ -10,7 +10,7 @@ from dagster import EnvVar
 from stedi_assets.alerts import AlertSettings
 from stedi_assets.engines.polars_engine import PolarsEngine
 from stedi_assets.io.catalog import GlueCatalog, TableCatalog
-from stedi_assets.io.parquet import LocalParquetIOManager, ParquetIOManager, S3ParquetIOManager
+from stedi_assets.io.iceberg_io import IcebergIOManager, LocalIcebergIOManager, S3IcebergIOManager
 from stedi_assets.io.s3 import is_s3_uri, split_s3_uri
 from stedi_assets.resources import (
     CheckSettings,
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 # they add about a second to every `dagster` command that loads this code location.
 
 
-def build_storage(settings: Settings) -> tuple[LandingSource, ParquetIOManager, TableCatalog]:
+def build_storage(settings: Settings) -> tuple[LandingSource, IcebergIOManager, TableCatalog]:
     """The landing source, the lakehouse IO manager and the catalog for STEDI_ENV."""
     if settings.env not in ENVIRONMENTS:
         raise ValueError(f"STEDI_ENV must be one of {ENVIRONMENTS}, got {settings.env!r}")
@@ -42,7 +42,7 @@ def build_storage(settings: Settings) -> tuple[LandingSource, ParquetIOManager, 
         if is_s3_uri(settings.lakehouse_root):
             raise ValueError("STEDI_LAKEHOUSE_ROOT is on S3: set STEDI_ENV=s3 as well")
         catalog = TableCatalog()
-        return landing, LocalParquetIOManager(root=settings.lakehouse_root), catalog
+        return landing, LocalIcebergIOManager(**_iceberg(settings)), catalog
     if not is_s3_uri(settings.lakehouse_root):
         raise ValueError(f"STEDI_ENV={settings.env} needs STEDI_LAKEHOUSE_ROOT=s3://bucket/"
                          f"prefix/, got {settings.lakehouse_root!r}")
@@ -50,9 +50,20 @@ def build_storage(settings: Settings) -> tuple[LandingSource, ParquetIOManager, 
     catalog = (GlueCatalog(database=aws.glue_database, region=aws.region,
                            endpoint_url=aws.glue_endpoint_url)
                if aws.glue_database else TableCatalog())
-    io_manager = S3ParquetIOManager(root=settings.lakehouse_root, region=aws.region,
-                                    endpoint_url=aws.s3_endpoint_url, catalog=catalog)
-    return landing, io_manager, catalog
+    if not aws.glue_database and not settings.iceberg_catalog_uri:
+        raise ValueError(f"STEDI_ENV={settings.env} keeps the tables in the Glue Data Catalog: "
+                         "set STEDI_GLUE_DATABASE (e.g. stedi), or another catalog "
+                         "with STEDI_ICEBERG_CATALOG_URI")
+    return landing, S3IcebergIOManager(**_iceberg(settings)), catalog
+
+
+def _iceberg(settings: Settings) -> dict[str, object]:
+    """The IO manager's settings: root, catalog, retention (and S3/Glue endpoints)."""
+    aws = settings.aws
+    return {"root": settings.lakehouse_root, "database": aws.glue_database or "stedi",
+            "catalog_uri": settings.iceberg_catalog_uri, "region": aws.region,
+            "endpoint_url": aws.s3_endpoint_url, "glue_endpoint_url": aws.glue_endpoint_url,
+            "snapshot_retention_seconds": settings.snapshot_retention_seconds}
 
 
 def _pseudonym_secret(settings: Settings) -> str | EnvVar:
@@ -85,7 +96,7 @@ def _alert_webhook_url(settings: Settings) -> str | EnvVar | None:
     return settings.alerts.webhook_url
 
 
-def engine_resources(settings: Settings, io_manager: ParquetIOManager) -> dict[str, object]:
+def engine_resources(settings: Settings, io_manager: IcebergIOManager) -> dict[str, object]:
     """The engine and the IO manager that hands it frames of its own kind."""
     if settings.engine == "spark":
         if settings.env != "local":
@@ -93,12 +104,12 @@ def engine_resources(settings: Settings, io_manager: ParquetIOManager) -> dict[s
                              "a cluster's shared filesystem); on AWS run Spark as Glue jobs "
                              "with STEDI_ENV=glue")
         from stedi_assets.engines.spark_engine import LakehouseSpark, SparkEngine
-        from stedi_assets.io.spark_parquet import SparkParquetIOManager
+        from stedi_assets.io.spark_iceberg import SparkIcebergIOManager
 
         pyspark = LakehouseSpark(spark_config=settings.spark.session_config())
         return {
             "engine": SparkEngine(pyspark=pyspark),
-            "io_manager": SparkParquetIOManager(root=settings.lakehouse_root, pyspark=pyspark),
+            "io_manager": SparkIcebergIOManager(**_iceberg(settings), pyspark=pyspark),
         }
     return {"engine": PolarsEngine(landing_cache=settings.landing_cache_folder()),
             "io_manager": io_manager}
@@ -120,6 +131,9 @@ def build_glue_jobs(settings: Settings) -> GlueJobs:
         "min_join_coverage": settings.min_join_coverage,
         "max_reject_share": settings.max_reject_share,
         "aws_region": aws.region, "s3_endpoint_url": aws.s3_endpoint_url,
+        "glue_endpoint_url": aws.glue_endpoint_url, "glue_database": aws.glue_database,
+        "iceberg_catalog_uri": settings.iceberg_catalog_uri,
+        "snapshot_retention": f"{settings.snapshot_retention_seconds}s",
         "pseudonym_secret_id": glue.pseudonym_secret_id,
     })
     return GlueJobs(

@@ -80,6 +80,19 @@ def _in_process_env(env: Mapping[str, str], name: str) -> bool:
     return bool(env.get(name)) and os.environ.get(name) == env.get(name)
 
 
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def duration_seconds(name: str, text: str) -> int:
+    """'7d' -> 604800, '12h', '30m', '45s', '0' -> 0."""
+    value = text.strip().lower()
+    number, unit = (value[:-1], value[-1]) if value[-1:] in _UNITS else (value, "s")
+    if not number.isdigit() or (unit == "s" and value[-1:] != "s" and value != "0"):
+        raise ValueError(f"{name} must be a whole number with d, h, m or s (e.g. 7d), or 0; "
+                         f"got {text!r}")
+    return int(number) * _UNITS[unit]
+
+
 @dataclass(frozen=True)
 class AwsSettings:
     """S3 and the Glue Data Catalog (STEDI_ENV=s3 and glue)."""
@@ -157,6 +170,11 @@ class Settings:
     sensor_interval_seconds: int = int(default("STEDI_SENSOR_INTERVAL_SECONDS"))
     #: 0: no freshness policy on the curated tables
     freshness_hours: int = int(default("STEDI_FRESHNESS_HOURS"))
+    #: STEDI_SNAPSHOT_RETENTION in seconds (0: only the current snapshot is kept)
+    snapshot_retention_seconds: int = duration_seconds(
+        "STEDI_SNAPSHOT_RETENTION", default("STEDI_SNAPSHOT_RETENTION"))
+    #: None: SQLite in a local root, the Glue Data Catalog for s3://
+    iceberg_catalog_uri: str | None = None
     aws: AwsSettings = field(default_factory=AwsSettings)
     glue: GlueSettings = field(default_factory=GlueSettings)
     spark: SparkSettings = field(default_factory=SparkSettings)
@@ -203,6 +221,9 @@ class Settings:
             automation=_switch(env, "STEDI_AUTOMATION"),
             sensor_interval_seconds=_whole(env, "STEDI_SENSOR_INTERVAL_SECONDS", 1),
             freshness_hours=_whole(env, "STEDI_FRESHNESS_HOURS", 0),
+            snapshot_retention_seconds=duration_seconds(
+                "STEDI_SNAPSHOT_RETENTION", _get(env, "STEDI_SNAPSHOT_RETENTION")),
+            iceberg_catalog_uri=(env.get("STEDI_ICEBERG_CATALOG_URI") or "").strip() or None,
             aws=_aws(env),
             glue=_glue(env),
             spark=_spark(env),

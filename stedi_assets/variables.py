@@ -49,6 +49,12 @@ VARIABLES: tuple[Variable, ...] = (
              "parsed rows so a run parses only new or rewritten files: `auto` "
              "(`<lakehouse root>/_landing_cache` for a local lakehouse, off on S3), `off`, or a "
              "local folder"),
+    Variable("STEDI_SNAPSHOT_RETENTION", "7d", "how long each table keeps older Iceberg "
+             "snapshots (time travel) before they are expired and their files deleted (erasure): "
+             "a number with `d`, `h`, `m` or `s`; `0` keeps only the current snapshot"),
+    Variable("STEDI_ICEBERG_CATALOG_URI", None, "the Iceberg catalog: unset = SQLite inside a "
+             "local lakehouse root, the Glue Data Catalog for an `s3://` root; or a SQLAlchemy "
+             "URI (`sqlite:///…`, `postgresql://…`), or an `http(s)://` REST catalog (untested)"),
     Variable("STEDI_AUTOMATION", "on", "`on` starts the landing sensor and declarative "
              "automation with `dagster dev`; `off` leaves them stopped (startable in the UI)"),
     Variable("STEDI_SENSOR_INTERVAL_SECONDS", "15",
@@ -78,7 +84,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("STEDI_GLUE_PSEUDONYM_SECRET_ID", None, "Secrets Manager secret the jobs read the "
              "pseudonym key from (unset: Dagster sends it in the Pipes context, deleted after "
              "every run)", group="glue"),
-    Variable("STEDI_GLUE_PYTHON_MODULES", "dagster-pipes==1.13.27,polars==2.1.0",
+    Variable("STEDI_GLUE_PYTHON_MODULES",
+             "dagster-pipes==1.13.27,polars==2.1.0,pyiceberg==0.12.0",
              "`--additional-python-modules` of the jobs", group="glue"),
     Variable("STEDI_SPARK_MASTER", "local[*]", "Spark master URL for `STEDI_ENGINE=spark`",
              group="spark"),

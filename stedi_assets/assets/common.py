@@ -8,10 +8,10 @@ from dagster import AssetOut, AssetSpec
 
 from stedi_assets import schemas
 from stedi_assets.automation import ZONE_CONDITION
-from stedi_assets.io.parquet import table_schema_metadata
+from stedi_assets.io.iceberg_io import table_schema_metadata
 
 OWNERS = ["team:stedi-data"]
-KINDS = {"polars", "parquet"}
+KINDS = {"polars", "iceberg"}
 
 
 def asset_kwargs(table_name: str) -> dict[str, Any]:

@@ -26,22 +26,20 @@ from stedi_assets.io.catalog import CatalogError, TableCatalog
 from stedi_assets.io.landing_reader import LandingError
 from stedi_assets.resources import LandingSource
 
-KINDS = {"spark", "glue", "parquet"}
+KINDS = {"spark", "glue", "iceberg"}
 
 
 def _register(catalog: TableCatalog, landing: LandingSource,
               result: MaterializeResult) -> MaterializeResult:
-    """Register a reported table in the catalog (from its reported location and types)."""
+    """Register a reported landing table's raw JSON in the catalog (the Iceberg tables were
+    registered by the job's commits)."""
     name = result.asset_key.path[-1]
     table = schemas.TABLES[name]
     metadata = dict(result.metadata or {})
+    if not table.source:
+        return result
     try:
-        if table.source:
-            registered = catalog.register_json_table(name, landing.folder(table.source))
-        else:
-            types = {c.name: c.type for c in metadata["dagster/column_schema"].schema.columns}
-            registered = catalog.register_parquet_table(name, str(metadata["dagster/uri"].value),
-                                                        types)
+        registered = catalog.register_json_table(name, landing.folder(table.source))
     except CatalogError as exc:
         raise Failure(description=str(exc)) from None
     if not registered:

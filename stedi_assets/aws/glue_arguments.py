@@ -42,6 +42,12 @@ ARGUMENTS: tuple[JobArgument, ...] = (
                 "key; without it the key comes in the Pipes extras (never as a job argument)"),
     JobArgument("aws_region"),
     JobArgument("s3_endpoint_url"),
+    JobArgument("glue_endpoint_url"),
+    JobArgument("glue_database", "text", default("STEDI_GLUE_DATABASE"),
+                help="catalog database of the Iceberg tables"),
+    JobArgument("iceberg_catalog_uri", help="another Iceberg catalog (SQLAlchemy or REST URI)"),
+    JobArgument("snapshot_retention", "text", default("STEDI_SNAPSHOT_RETENTION"),
+                help="snapshots older than this (7d, 12h, 0) are expired after each commit"),
 )
 
 

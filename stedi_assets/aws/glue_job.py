@@ -38,14 +38,18 @@ from stedi_assets import schemas
 from stedi_assets.aws import glue_arguments, glue_steps
 from stedi_assets.aws.glue_steps import LandingInput, StepOptions, StepResult
 from stedi_assets.figures import plain
+from stedi_assets.io import spark_files
+from stedi_assets.io.iceberg_catalog import CatalogConfig
+from stedi_assets.io.iceberg_tables import IcebergTables, TableSnapshot
 from stedi_assets.io.landing_reader import (
     check_compression,
     count_lines,
     list_s3_landing_files,
     scan_landing_folder,
 )
-from stedi_assets.io.local_paths import ensure_inside
+from stedi_assets.io.local_paths import ensure_table_inside
 from stedi_assets.io.s3 import S3Store, is_s3_uri
+from stedi_assets.settings import duration_seconds
 
 #: How often the job flushes Pipes messages to S3 (seconds).
 MESSAGE_INTERVAL = 5
@@ -125,23 +129,54 @@ def report(pipes: PipesContext, result: StepResult) -> None:
 
 
 class SparkTableIO:
-    """<root>/<zone>/<table>/ as Spark reads and writes it (s3:// on Glue, paths locally)."""
+    """The lakehouse's Iceberg tables as Spark reads and writes them: Spark writes the data
+    files, pyiceberg commits them (the Glue Data Catalog on AWS). Each table is read at one
+    snapshot per step, recorded with what the step writes."""
 
-    def __init__(self, spark: Any, root: str):
-        self.spark, self.root = spark, root.rstrip("/")
+    def __init__(self, spark: Any, tables: IcebergTables, retention_seconds: int,
+                 run_id: str = ""):
+        self.spark, self.tables = spark, tables
+        self.retention_seconds, self.run_id = retention_seconds, run_id
+        self.root = tables.config.root.rstrip("/")
+        self._reads: dict[str, TableSnapshot] = {}
+        self._commits: dict[str, dict[str, Any]] = {}
 
     def uri(self, table: str) -> str:
-        return f"{self.root}/{schemas.zone_of(table)}/{table}"
+        return self.tables.location(table)
 
     def read(self, table: str) -> Any:
-        return self.spark.read.option("pathGlobFilter", "*.parquet").parquet(self.uri(table))
+        if table not in self._reads:  # one snapshot per table for the whole step
+            self._reads[table] = self.tables.snapshot(table)
+        return spark_files.read_snapshot(self.spark, self._reads[table])
 
     def write(self, table: str, frame: Any) -> Any:
+        from pyspark.sql.pandas.types import to_arrow_schema
+
         if not is_s3_uri(self.root) and "://" not in self.root:  # a local root (tests, dev)
-            # Spark's overwrite deletes the folder first: never one reached through a link
-            ensure_inside(self.uri(table), self.root, "overwrite")
-        frame.write.mode("overwrite").parquet(self.uri(table))
-        return self.read(table)
+            ensure_table_inside(self.uri(table), self.root)
+        self.tables.before_write(table)
+        files = spark_files.write_data_files(frame, self.tables, table)
+        published, self._commits[table] = self.tables.publish_and_expire(
+            table, files, to_arrow_schema(frame.schema),
+            {t: s.snapshot_id for t, s in self._reads.items()}, self.run_id,
+            self.retention_seconds)
+        return spark_files.read_snapshot(
+            self.spark, self.tables.snapshot(table, published.snapshot_id))
+
+    def commit_metadata(self, table: str) -> dict[str, Any]:
+        return self._commits.get(table, {})
+
+
+def table_io(spark: Any, args: argparse.Namespace, run_id: str) -> SparkTableIO:
+    """The job's tables from its arguments (catalog, endpoints, retention)."""
+    config = CatalogConfig(
+        root=args.stedi_lakehouse_root, database=args.stedi_glue_database or "stedi",
+        uri=args.stedi_iceberg_catalog_uri or None,
+        region=args.stedi_aws_region or "us-east-1",
+        s3_endpoint_url=args.stedi_s3_endpoint_url or None,
+        glue_endpoint_url=args.stedi_glue_endpoint_url or None)
+    retention = duration_seconds("--stedi-snapshot-retention", args.stedi_snapshot_retention)
+    return SparkTableIO(spark, IcebergTables(config), retention, run_id)
 
 
 def read_landing(spark: Any, args: argparse.Namespace, step: str) -> LandingInput:
@@ -188,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if landing is not None and landing.skipped:  # paths and reasons, never file contents
             pipes.log.warning(f"{len(landing.skipped)} landing entry(ies) skipped (not read):\n"
                               + "\n".join(landing.skipped))
-        io = SparkTableIO(spark, args.stedi_lakehouse_root)
+        io = table_io(spark, args, _cli_value(argv, "--JOB_RUN_ID") or "")
         result = glue_steps.run_step(step, spark_engine, io, options, landing)
         report(pipes, result)
     return 0

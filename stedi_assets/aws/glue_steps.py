@@ -31,14 +31,18 @@ STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
 
 
 class TableIO(Protocol):
-    """Reads and writes <root>/<zone>/<table>/ in the engine's frames."""
+    """Reads and writes the lakehouse's tables in the engine's frames."""
 
-    def read(self, table: str) -> Any: ...
+    def read(self, table: str) -> Any:
+        """The table at one snapshot (the same one for every read in a step)."""
 
     def write(self, table: str, frame: Any) -> Any:
-        """Write the table and return it as read back (what the checks look at)."""
+        """Write (commit) the table and return it as read back (what the checks look at)."""
 
     def uri(self, table: str) -> str: ...
+
+    def commit_metadata(self, table: str) -> dict[str, Any]:
+        """What the write committed (snapshot ids, upstream snapshots), for the UI."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ def _written(io: TableIO, ops: EngineOps, table: str, frame: Any,
              metadata: dict[str, Any] | None = None) -> tuple[Any, TableReport]:
     written = io.write(table, frame)
     return written, TableReport(table, ops.row_count(written), ops.frame_logical_schema(written),
-                                io.uri(table), metadata or {})
+                                io.uri(table), {**(metadata or {}), **io.commit_metadata(table)})
 
 
 # -- landing ---------------------------------------------------------------------------------
@@ -122,10 +126,11 @@ def _land(table: schemas.Table, ops: EngineOps, io: TableIO, options: StepOption
     rows, rows_report = _written(io, ops, table.name, rows)
     rejects, rejects_report = _written(io, ops, rejects_table.name, rejects)
     landed, rejected = rows_report.rows, rejects_report.rows
-    rows_report.metadata = {"files": len(landing.files), "files_skipped": len(landing.skipped),
-                            "lines_rejected": rejected,
-                            **({"unknown_keys": unknown} if isinstance(unknown, dict) else {})}
-    rejects_report.metadata = {"lines_rejected": rejected}
+    rows_report.metadata.update({
+        "files": len(landing.files), "files_skipped": len(landing.skipped),
+        "lines_rejected": rejected,
+        **({"unknown_keys": unknown} if isinstance(unknown, dict) else {})})
+    rejects_report.metadata.update({"lines_rejected": rejected})
     return StepResult([rows_report, rejects_report], [CheckReport.of(outcome) for outcome in (
         check_rules.schema_outcome(table, rows_report.column_types),
         check_rules.conservation_outcome(table, landing.lines_in_files, landed, rejected),

@@ -10,7 +10,7 @@ from typing import Any
 from dagster import ConfigurableResource
 
 from stedi_assets.engines.protocol import EngineOps
-from stedi_assets.io.parquet import ParquetParts
+from stedi_assets.io.parquet_parts import ParquetParts
 from stedi_assets.io.s3 import S3Store
 from stedi_assets.resources import LandingSource
 from stedi_assets.schemas import Table

@@ -29,7 +29,7 @@ import polars as pl
 
 from stedi_assets.engines.base import LandingBatch
 from stedi_assets.io.local_paths import OutsideRootError, ensure_inside
-from stedi_assets.io.parquet import ParquetParts
+from stedi_assets.io.parquet_parts import ParquetParts
 from stedi_assets.io.s3 import S3Store
 from stedi_assets.resources import LandingSource
 from stedi_assets.schemas import Table

@@ -15,7 +15,7 @@ from stedi_assets.engines.base import Engine, LandingBatch
 from stedi_assets.engines.landing_cache import LandingCache
 from stedi_assets.engines.protocol import EngineOps
 from stedi_assets.io.landing_reader import check_compression, is_parquet, iter_landing_lines
-from stedi_assets.io.parquet import ParquetParts
+from stedi_assets.io.parquet_parts import ParquetParts
 from stedi_assets.io.s3 import S3Store
 from stedi_assets.resources import LandingSource
 from stedi_assets.schemas import Table

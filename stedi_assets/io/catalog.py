@@ -1,9 +1,10 @@
 """Glue Data Catalog tables for the STEDI zones, so Athena can query them.
 
-One description per table, derived from `schemas`, feeds both the Glue `TableInput` and the
-`CREATE EXTERNAL TABLE` DDL (`stedi-ddl`): trusted and curated tables are Parquet directories
-in the lakehouse; landing tables are JSON tables over the raw landing files (like the seeds'
-customer_landing.sql), not over their Parquet copies.
+The zone tables are Apache Iceberg tables: the Iceberg catalog (io/iceberg_catalog.py)
+registers them with every commit. What this module registers are the raw landing tables: JSON
+SerDe tables over the landing files (like the seeds' customer_landing.sql), one description per
+table derived from `schemas` feeding both the Glue `TableInput` and the `CREATE EXTERNAL
+TABLE` DDL (`stedi-ddl`).
 """
 
 from __future__ import annotations
@@ -33,13 +34,6 @@ class StorageFormat:
     output_format: str
 
 
-PARQUET = StorageFormat(
-    "parquet",
-    "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-    {"serialization.format": "1"},
-    "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-    "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-)
 JSON_LINES = StorageFormat(
     "json",
     "org.openx.data.jsonserde.JsonSerDe",
@@ -49,12 +43,6 @@ JSON_LINES = StorageFormat(
     "org.apache.hadoop.mapred.TextInputFormat",
     "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
 )
-
-
-def storage_format(table_name: str) -> StorageFormat:
-    """Landing tables are catalogued over their raw JSON lines, every other table (the
-    quarantine tables included) as Parquet."""
-    return JSON_LINES if schemas.TABLES[table_name].source else PARQUET
 
 
 def _folder(location: str) -> str:
@@ -85,8 +73,8 @@ def catalog_columns(table_name: str,
 
 def table_input(table_name: str, location: str,
                 column_types: dict[str, str] | None = None) -> dict[str, Any]:
-    """The Glue `TableInput` for a STEDI table stored at `location`."""
-    fmt = storage_format(table_name)
+    """The Glue `TableInput` of a raw landing table: JSON lines at `location`."""
+    fmt = JSON_LINES
     return {
         "Name": table_name,
         "Description": schemas.TABLES[table_name].description,
@@ -106,8 +94,21 @@ def _quoted(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def iceberg_table_comment(database: str, table_name: str, location: str) -> str:
+    """How an Iceberg table is described by stedi-ddl: as comments only (every commit already
+    registers it in the catalog; running Athena's CREATE TABLE ... 'table_type'='ICEBERG' over
+    its location would start a second, empty table there)."""
+    columns = "\n".join(f"--   `{c['Name']}` {c['Type']}  -- {c['Comment']}"
+                        for c in catalog_columns(table_name))
+    return (f"-- `{database}`.`{table_name}`: Apache Iceberg table (format v2) at {location}\n"
+            "-- registered by every commit (Glue: table_type=ICEBERG, metadata_location); "
+            "nothing to create.\n"
+            f"-- columns:\n{columns}")
+
+
 def create_table_ddl(database: str, table_name: str, location: str) -> str:
-    """`CREATE EXTERNAL TABLE` (Athena/Hive DDL) equivalent to what the catalog registers."""
+    """`CREATE EXTERNAL TABLE` (Athena/Hive DDL) of a raw landing table: what the catalog
+    registers over the landing JSON files."""
     spec = table_input(table_name, location)
     storage = spec["StorageDescriptor"]
     columns = ",\n".join(
@@ -132,10 +133,6 @@ class TableCatalog(ConfigurableResource):
     """No catalog: registering a table does nothing (local runs). Methods return the
     registered `database.table`, or None when nothing was registered."""
 
-    def register_parquet_table(self, table_name: str, location: str,
-                               column_types: dict[str, str]) -> str | None:
-        return None
-
     def register_json_table(self, table_name: str, location: str) -> str | None:
         return None
 
@@ -156,10 +153,6 @@ class GlueCatalog(TableCatalog):
                 config=Config(connect_timeout=5, retries={"max_attempts": 3, "mode": "standard"}),
             )
         return self._glue
-
-    def register_parquet_table(self, table_name: str, location: str,
-                               column_types: dict[str, str]) -> str | None:
-        return self._upsert(table_input(table_name, location, column_types))
 
     def register_json_table(self, table_name: str, location: str) -> str | None:
         if not location.startswith("s3://"):

@@ -1,7 +1,9 @@
 """Read-only SQL over the lakehouse: every materialized zone table by name (Polars SQL).
 
-Tables are LazyFrames scanned through the same IO manager the graph writes with, so the query
-runs wherever the lakehouse lives (local disk or S3) and only reads what it needs.
+Tables are LazyFrames over one Iceberg snapshot each, scanned through the same IO manager the
+graph writes with, so the query runs wherever the lakehouse lives (local disk or S3), only
+reads what it needs, and never sees a table half-written (a commit during the query is not
+seen). `--as-of` reads an older snapshot (time travel).
 
 A query reads the lakehouse tables and nothing else. Polars SQL opens any file through its
 table functions (read_csv, read_parquet, read_ipc, read_json, read_ndjson): a query naming one,
@@ -18,7 +20,8 @@ import re
 import polars as pl
 
 from stedi_assets import schemas
-from stedi_assets.io.parquet import ParquetIOManager, TableNotMaterializedError
+from stedi_assets.io.iceberg_io import IcebergIOManager, TableNotMaterializedError
+from stedi_assets.io.iceberg_tables import IcebergTableError
 
 #: Statements that only read. Polars' SQLContext cannot write files anyway; this keeps
 #: in-memory DDL (CREATE/DROP/TRUNCATE of context tables) from suggesting otherwise.
@@ -69,13 +72,21 @@ def _statement_kind(query: str) -> str:
     return words[0].lower() if words else ""
 
 
-def lakehouse_tables(io_manager: ParquetIOManager, names: list[str]) -> dict[str, pl.LazyFrame]:
-    """name -> LazyFrame; TableNotMaterializedError names the first table that is missing."""
-    return {name: io_manager.scan_table(name) for name in names}
+def lakehouse_tables(io_manager: IcebergIOManager, names: list[str],
+                     snapshot_id: int | None = None,
+                     as_of_ms: int | None = None) -> dict[str, pl.LazyFrame]:
+    """name -> LazyFrame over one snapshot of each (the current one, the given one, or the
+    one current at `as_of_ms`); TableNotMaterializedError names the first table missing."""
+    if snapshot_id is not None and len(names) != 1:
+        raise SqlError("--as-of SNAPSHOT_ID reads one table (a snapshot id belongs to one); "
+                       "for several tables use --as-of with a time, e.g. 2026-11-25T09:00:00Z")
+    return {name: io_manager.scan_table(name, snapshot_id, as_of_ms) for name in names}
 
 
-def run_sql(io_manager: ParquetIOManager, query: str) -> pl.DataFrame:
-    """Run one read-only SQL statement over the lakehouse tables it references.
+def run_sql(io_manager: IcebergIOManager, query: str, snapshot_id: int | None = None,
+            as_of_ms: int | None = None) -> pl.DataFrame:
+    """Run one read-only SQL statement over the lakehouse tables it references, each read at
+    one snapshot (time travel with `snapshot_id` or `as_of_ms`).
 
     A query that names no STEDI table (e.g. SHOW TABLES) sees every materialized table."""
     kind = _statement_kind(query)
@@ -86,14 +97,14 @@ def run_sql(io_manager: ParquetIOManager, query: str) -> pl.DataFrame:
         )
     _refuse_file_functions(query)
     names = referenced_tables(query)
-    if names:
-        frames = lakehouse_tables(io_manager, names)
+    if names or snapshot_id is not None:
+        frames = lakehouse_tables(io_manager, names, snapshot_id, as_of_ms)
     else:
         frames = {}
         for name in schemas.TABLES:
             try:
-                frames[name] = io_manager.scan_table(name)
-            except TableNotMaterializedError:
+                frames[name] = io_manager.scan_table(name, as_of_ms=as_of_ms)
+            except (TableNotMaterializedError, IcebergTableError):
                 continue
     try:
         plan = pl.SQLContext(frames).execute(query, eager=False)

@@ -28,3 +28,11 @@ def ensure_inside(path: str | Path, root: str | Path, doing: str) -> None:
         raise OutsideRootError(
             f"refusing to {doing} {path}: it is (or passes through) a symbolic link leading "
             f"outside {root}; remove the link or point it inside that folder")
+
+
+def ensure_table_inside(location: str | Path, root: str | Path) -> None:
+    """Refuse to write a table whose zone folder, table folder, data or metadata folder leads
+    outside the lakehouse `root` (checked before anything is written)."""
+    table = Path(location)
+    for folder in (table.parent, table, table / "data", table / "metadata"):
+        ensure_inside(folder, root, "write a table into")

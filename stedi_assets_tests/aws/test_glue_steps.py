@@ -22,6 +22,9 @@ from stedi_assets.definitions import (
     build_definitions,
     build_glue_jobs,
 )
+from stedi_assets.io.iceberg_catalog import CatalogConfig
+from stedi_assets.io.iceberg_io import scan_local_table
+from stedi_assets.io.iceberg_tables import IcebergTables, TableSnapshot
 from stedi_assets.io.landing_reader import count_lines, list_landing_files, read_landing_lines
 from stedi_assets.transforms import polars as polars_ops
 from stedi_assets_tests.support.graph import run_graph
@@ -31,26 +34,44 @@ GLUE_ENV = {"STEDI_ENV": "glue", "STEDI_LAKEHOUSE_ROOT": "s3://lake/stedi/",
 
 
 class PolarsTableIO:
-    """The step wiring's TableIO over Polars, in the lakehouse layout."""
+    """The step wiring's TableIO over Polars and the lakehouse's Iceberg tables (one object
+    per step, as the Glue job has: each table read at one snapshot for the step)."""
 
     def __init__(self, root: Path):
-        self.root = root
+        self.tables = IcebergTables(CatalogConfig(root=str(root)))
+        self._reads: dict[str, TableSnapshot] = {}
+        self._commits: dict[str, dict] = {}
 
     def uri(self, table: str) -> str:
-        return str(self.root / schemas.zone_of(table) / table)
+        return self.tables.location(table)
+
+    def _scan(self, snapshot: TableSnapshot) -> pl.LazyFrame:
+        return pl.scan_parquet(list(snapshot.files)) if snapshot.files else pl.from_arrow(
+            snapshot.schema.empty_table()).lazy()
 
     def read(self, table: str) -> pl.LazyFrame:
-        return pl.scan_parquet(f"{self.uri(table)}/*.parquet")
+        if table not in self._reads:
+            self._reads[table] = self.tables.snapshot(table)
+        return self._scan(self._reads[table])
 
     def write(self, table: str, frame) -> pl.LazyFrame:
-        Path(self.uri(table)).mkdir(parents=True, exist_ok=True)
-        frame.lazy().collect().write_parquet(f"{self.uri(table)}/part-00000.parquet")
-        return self.read(table)
+        path = Path(self.tables.new_data_path(table, self.tables.new_write_id()))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = frame.lazy().collect()
+        rows.write_parquet(path)
+        published, self._commits[table] = self.tables.publish_and_expire(
+            table, [str(path)], rows.to_arrow().schema,
+            {t: s.snapshot_id for t, s in self._reads.items()}, "test-run", 3600)
+        return self._scan(self.tables.snapshot(table, published.snapshot_id))
+
+    def commit_metadata(self, table: str) -> dict:
+        return self._commits.get(table, {})
 
 
 def run_steps(landing: Path, lakehouse: Path, options: glue_steps.StepOptions):
-    io, results = PolarsTableIO(lakehouse), []
+    results = []
     for step in glue_steps.STEP_OUTPUTS:  # landing, trusted, curated: an upstream-first order
+        io = PolarsTableIO(lakehouse)
         source = step.removeprefix("land_")
         landing_input = None
         if step.startswith("land_"):
@@ -76,7 +97,7 @@ def test_steps_give_the_local_graphs_tables_and_checks(sample_landing, tmp_path,
         assert report.rows == local.metadata(name)["dagster/row_count"].value, name
         assert schemas.schema_problems(report.column_types, schemas.TABLES[name]) == []
         local_table = local.table(name)
-        glue_table = pl.read_parquet(f"{report.uri}/*.parquet")
+        glue_table = scan_local_table(tmp_path / "glue", name).collect()
         assert glue_table.sort(glue_table.columns).equals(local_table.sort(local_table.columns))
     checks = {(c.table, c.name): c for r in results for c in r.checks}
     local_checks = local.checks()

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from stedi_assets import definitions, schemas
 from stedi_assets.aws import glue_steps
 from stedi_assets.engines.polars_engine import PolarsEngine
+from stedi_assets.io.iceberg_io import scan_local_table
 from stedi_assets.resources import PrivacySettings
 from stedi_assets.settings import SparkSettings
 from stedi_assets.transforms import polars as pe
@@ -228,7 +229,7 @@ def test_glue_steps_give_the_local_tables_and_checks_with_shared_devices_exclude
     options = glue_steps.StepOptions(shared_devices="exclude", pseudonym_secret=SECRET)
     results = run_steps(landing, tmp_path / "glue", options)
     for report in (t for r in results for t in r.tables):
-        glue_table = pl.read_parquet(f"{report.uri}/*.parquet")
+        glue_table = scan_local_table(tmp_path / "glue", report.table).collect()
         local_table = local.table(report.table)
         assert glue_table.sort(glue_table.columns).equals(
             local_table.sort(local_table.columns)), report.table

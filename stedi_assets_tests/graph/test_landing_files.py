@@ -16,6 +16,7 @@ from stedi_assets import definitions, schemas
 from stedi_assets.definitions import Settings
 from stedi_assets.engines.landing_cache import LandingCache
 from stedi_assets.engines.polars_engine import PolarsEngine
+from stedi_assets.io.iceberg_io import LocalIcebergIOManager
 from stedi_assets.io.landing_reader import (
     LandingError,
     check_compression,
@@ -25,7 +26,6 @@ from stedi_assets.io.landing_reader import (
     scan_landing_folder,
 )
 from stedi_assets.io.local_paths import OutsideRootError
-from stedi_assets.io.parquet import LocalParquetIOManager
 from stedi_assets.resources import LandingSource
 from stedi_assets_tests.support.graph_runs import check_metadata, read_table, run_graph
 from stedi_assets_tests.support.graph_runs import settings as graph_settings
@@ -254,15 +254,16 @@ def _elsewhere(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("link", ["trusted", "trusted/customer_trusted",
-                                  "trusted/.customer_trusted.versions"])
+                                  "trusted/customer_trusted/data",
+                                  "trusted/customer_trusted/metadata"])
 def test_polars_writer_refuses_links_leading_outside(tmp_path, link):
     lake, elsewhere = tmp_path / "lake", _elsewhere(tmp_path)
     (lake / link).parent.mkdir(parents=True, exist_ok=True)
     (lake / link).symlink_to(elsewhere if link == "trusted" else elsewhere / "customer_trusted")
     before = _tree(elsewhere)
-    io = LocalParquetIOManager(root=str(lake))
+    io = LocalIcebergIOManager(root=str(lake))
     with pytest.raises(OutsideRootError, match=f"refusing to .* {lake}/trusted"):
-        io._write(pl.DataFrame({"email": ["a@x"]}), io.table_uri("customer_trusted"))
+        io._write_files(pl.DataFrame({"email": ["a@x"]}), "customer_trusted")
     assert _tree(elsewhere) == before
     assert sorted(p.name for p in elsewhere.rglob("*")) == sorted(
         ["customer_trusted", "precious.txt", "part-00000.parquet"])
@@ -302,16 +303,19 @@ def test_spark_writers_refuse_links_leading_outside(spark, tmp_path):
     from dagster_pyspark import PySparkResource
 
     from stedi_assets.aws.glue_job import SparkTableIO
-    from stedi_assets.io.spark_parquet import SparkParquetIOManager
+    from stedi_assets.io.iceberg_catalog import CatalogConfig
+    from stedi_assets.io.iceberg_tables import IcebergTables
+    from stedi_assets.io.spark_iceberg import SparkIcebergIOManager
 
     lake, elsewhere = tmp_path / "lake", _elsewhere(tmp_path)
     lake.mkdir()
     (lake / "trusted").symlink_to(elsewhere)
     before = _tree(elsewhere)
     frame = spark.createDataFrame([("a@x",)], "email string")
-    io = SparkParquetIOManager(root=str(lake), pyspark=PySparkResource(spark_config={}))
+    io = SparkIcebergIOManager(root=str(lake), pyspark=PySparkResource(spark_config={}))
     with pytest.raises(OutsideRootError, match=f"{lake}/trusted"):
-        io._write(frame, io.table_uri("customer_trusted"))
+        io._write_files(frame, "customer_trusted")
+    tables = IcebergTables(CatalogConfig(root=str(lake)))
     with pytest.raises(OutsideRootError, match=f"{lake}/trusted"):
-        SparkTableIO(spark, str(lake)).write("customer_trusted", frame)
+        SparkTableIO(spark, tables, 0).write("customer_trusted", frame)
     assert _tree(elsewhere) == before

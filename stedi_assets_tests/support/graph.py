@@ -6,13 +6,13 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetKey, ExecuteInProcessResult, materialize
 
-from stedi_assets import schemas
 from stedi_assets.definitions import (
     Settings,
     all_asset_checks,
     build_definitions,
     build_resources,
 )
+from stedi_assets.io.iceberg_io import scan_local_table
 from stedi_assets.settings import SparkSettings
 from stedi_assets_tests.support.spark_session import SPARK_TEST_CONF
 
@@ -23,8 +23,7 @@ class GraphRun:
     lakehouse: Path
 
     def table(self, name: str) -> pl.DataFrame:
-        folder = self.lakehouse / schemas.zone_of(name) / name
-        return pl.read_parquet(folder / "*.parquet")
+        return scan_local_table(self.lakehouse, name).collect()
 
     def materialized(self) -> set[str]:
         return {

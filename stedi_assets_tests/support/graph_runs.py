@@ -7,7 +7,8 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetSelection, ExecuteInProcessResult
 
-from stedi_assets import definitions, schemas
+from stedi_assets import definitions
+from stedi_assets.io.iceberg_io import scan_local_table
 from stedi_assets_tests.support import graph
 from stedi_assets_tests.support.graph import graph_settings
 from stedi_assets_tests.support.paths import REAL_2022, REAL_2023  # noqa: F401 - re-exported
@@ -34,8 +35,7 @@ def run_graph(engine: str, landing_root: Path | str, lakehouse_root: Path | str,
 
 def read_table(lakehouse_root: Path | str, table_name: str) -> pl.DataFrame:
     """A table as written (by either engine), sorted on every column for row-by-row compare."""
-    zone = schemas.zone_of(table_name)
-    frame = pl.read_parquet(f"{lakehouse_root}/{zone}/{table_name}/*.parquet")
+    frame = scan_local_table(lakehouse_root, table_name).collect()
     return frame.sort(frame.columns, nulls_last=True)
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from stedi_assets.cli import sql_main
 from stedi_assets.definitions import Settings, build_storage
+from stedi_assets.io.iceberg_io import LocalIcebergIOManager, TableNotMaterializedError
 from stedi_assets.io.lakehouse_sql import SqlError, referenced_tables, run_sql
-from stedi_assets.io.parquet import LocalParquetIOManager, TableNotMaterializedError
 from stedi_assets_tests.support.s3_helpers import failure_messages, materialize_lakehouse
 from stedi_assets_tests.support.tiny_landing import (
     CUSTOMERS_WITHOUT_CONSENT,
@@ -29,8 +29,8 @@ def lakehouse(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def io_manager(lakehouse) -> LocalParquetIOManager:
-    return LocalParquetIOManager(root=str(lakehouse))
+def io_manager(lakehouse) -> LocalIcebergIOManager:
+    return LocalIcebergIOManager(root=str(lakehouse))
 
 
 def test_row_counts_of_every_table(io_manager):
@@ -70,7 +70,7 @@ def test_only_reading_statements_run(io_manager, statement):
 
 
 def test_unmaterialized_table_is_named(tmp_path):
-    empty = LocalParquetIOManager(root=str(tmp_path))
+    empty = LocalIcebergIOManager(root=str(tmp_path))
     with pytest.raises(TableNotMaterializedError,
                        match="table customer_curated has not been materialized yet"):
         run_sql(empty, "SELECT * FROM customer_curated")

@@ -1,0 +1,241 @@
+"""Iceberg IO managers: every STEDI table is an Apache Iceberg table (format v2) at
+`<root>/<zone>/<table>`, committed through pyiceberg (see io/iceberg_tables.py).
+
+Outputs may be Polars LazyFrames (streamed with sink_parquet), DataFrames or ParquetParts (rows
+already written as Parquet files by the streaming landing reader, published without writing
+the rows again); each output becomes one new snapshot in one catalog commit. Inputs are
+LazyFrames over exactly one snapshot's data files (pinned when loaded), so downstream work can
+stream and never sees a half-written table. Each materialization records the snapshot it
+committed and the snapshots its step read; snapshots older than the retention are expired (and
+their files deleted) after each commit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+from dagster import (
+    ConfigurableIOManager,
+    Failure,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+    TableColumn,
+    TableSchema,
+)
+from pydantic import PrivateAttr
+
+from stedi_assets import schemas
+from stedi_assets.io.iceberg_catalog import CatalogConfig
+from stedi_assets.io.iceberg_tables import (
+    IcebergTableError,
+    IcebergTables,
+    TableNotMaterializedError,
+    TableSnapshot,
+)
+from stedi_assets.io.local_paths import OutsideRootError, ensure_table_inside
+from stedi_assets.io.parquet_parts import ParquetParts
+from stedi_assets.io.s3 import S3Store, StorageError, split_s3_uri
+from stedi_assets.transforms.polars.columns import logical_schema
+
+__all__ = ["IcebergIOManager", "LocalIcebergIOManager", "S3IcebergIOManager",
+           "TableNotMaterializedError", "table_schema_metadata"]
+
+#: Default STEDI_SNAPSHOT_RETENTION: a week of history (time travel) before erasure.
+DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
+
+_TABLE_ERRORS = (StorageError, IcebergTableError, OutsideRootError, TableNotMaterializedError)
+
+
+def table_schema_metadata(table_name: str, actual: dict[str, str] | None = None) -> TableSchema:
+    """Column schema for the UI: declared descriptions, actual types when known."""
+    table = schemas.TABLES[table_name]
+    actual = actual or {}
+    return TableSchema(
+        columns=[
+            TableColumn(c.name, actual.get(c.name, c.type), description=c.description)
+            for c in table.columns
+        ]
+    )
+
+
+class IcebergIOManager(ConfigurableIOManager):
+    """Stores each STEDI table as an Iceberg table at <root>/<zone>/<table>."""
+
+    root: str
+    #: catalog database of trusted/curated tables (landing tables: <database>_landing)
+    database: str = "stedi"
+    #: None: SQLite inside a local root, the Glue Data Catalog for an s3:// root
+    catalog_uri: str | None = None
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    glue_endpoint_url: str | None = None
+    #: snapshots older than this are expired and their files deleted after each commit
+    snapshot_retention_seconds: int = DEFAULT_RETENTION_SECONDS
+    _tables: IcebergTables | None = PrivateAttr(default=None)
+    #: step key -> {table: snapshot id} the step read, recorded with what it writes
+    _reads: dict[str, dict[str, int]] = PrivateAttr(default_factory=dict)
+
+    @property
+    def tables(self) -> IcebergTables:
+        if self._tables is None:
+            self._tables = IcebergTables(CatalogConfig(
+                root=self.root, database=self.database, uri=self.catalog_uri,
+                region=self.region, s3_endpoint_url=self.endpoint_url,
+                glue_endpoint_url=self.glue_endpoint_url))
+        return self._tables
+
+    def table_uri(self, table_name: str) -> str:
+        return self.tables.location(table_name)
+
+    def snapshot(self, table_name: str, snapshot_id: int | None = None,
+                 as_of_ms: int | None = None) -> TableSnapshot:
+        return self.tables.snapshot(table_name, snapshot_id, as_of_ms)
+
+    def scan_table(self, table_name: str, snapshot_id: int | None = None,
+                   as_of_ms: int | None = None) -> pl.LazyFrame:
+        """One snapshot of the table (the current one by default) as a LazyFrame."""
+        return self.scan_snapshot(self.snapshot(table_name, snapshot_id, as_of_ms))
+
+    def scan_snapshot(self, snapshot: TableSnapshot) -> pl.LazyFrame:
+        if not snapshot.files:
+            return pl.from_arrow(snapshot.schema.empty_table()).lazy()
+        return pl.scan_parquet(list(snapshot.files), storage_options=self._storage_options,
+                               hive_partitioning=False)
+
+    # -- hooks the storage flavours implement ------------------------------------------------
+    @property
+    def _storage_options(self) -> dict[str, str] | None:
+        return None
+
+    def _write_files(self, frame: pl.LazyFrame | pl.DataFrame | ParquetParts,
+                     table_name: str) -> list[str]:
+        """Write the rows as new data files of the table; their paths, in order."""
+        raise NotImplementedError
+
+    def _schemas(self, frame, files: list[str]) -> tuple[pa.Schema, dict[str, str]]:
+        """The written rows' Arrow schema (for the catalog) and logical column types."""
+        schema = pl.scan_parquet(files, storage_options=self._storage_options,
+                                 hive_partitioning=False).collect_schema()
+        return pl.DataFrame(schema=schema).to_arrow().schema, logical_schema(schema)
+
+    # -- Dagster IO manager API ---------------------------------------------------------------
+    def handle_output(self, context: OutputContext, obj) -> None:
+        if obj is None:
+            return
+        table_name = context.asset_key.path[-1]
+        reads = self._reads.get(_step_key(context), {})
+        try:
+            self.tables.before_write(table_name)
+            files = self._write_files(obj, table_name)
+            arrow_schema, types = self._schemas(obj, files)
+            published, commit = self.tables.publish_and_expire(
+                table_name, files, arrow_schema, reads, context.run_id,
+                self.snapshot_retention_seconds)
+        except _TABLE_ERRORS as exc:
+            raise Failure(description=str(exc)) from None
+        context.add_output_metadata({
+            "dagster/row_count": published.rows,
+            "dagster/column_schema": table_schema_metadata(table_name, types),
+            "dagster/uri": MetadataValue.path(self.table_uri(table_name)),
+            **commit,
+        })
+
+    def load_input(self, context: InputContext) -> pl.LazyFrame:
+        table_name = context.asset_key.path[-1]
+        try:
+            snapshot = self.snapshot(table_name)
+        except _TABLE_ERRORS as exc:
+            raise Failure(description=str(exc)) from None
+        step_key = _step_key(context)
+        if step_key:
+            self._reads.setdefault(step_key, {})[table_name] = snapshot.snapshot_id
+        return self.scan_snapshot(snapshot)
+
+
+def _step_key(context: InputContext | OutputContext) -> str | None:
+    try:
+        return context.step_key
+    except Exception:  # noqa: BLE001 - a context built outside a run has no step
+        return None
+
+
+def _link_or_copy(source: str, target: Path) -> None:
+    try:
+        os.link(source, target)  # same filesystem: no bytes copied, the source stays intact
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+class LocalIcebergIOManager(IcebergIOManager):
+    """Tables on the local disk with a SQLite catalog inside the root. Nothing is written
+    through a symbolic link leading outside the root (Failure naming the path)."""
+
+    def _write_files(self, frame, table_name: str) -> list[str]:
+        write_id = self.tables.new_write_id()
+        first = Path(self.tables.new_data_path(table_name, write_id))
+        ensure_table_inside(self.tables.location(table_name), self.root)
+        first.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(frame, ParquetParts) and frame.paths:
+            paths = [self.tables.new_data_path(table_name, write_id, i)
+                     for i in range(len(frame.paths))]
+            for part, path in zip(frame.paths, paths, strict=True):
+                _link_or_copy(part, Path(path))
+            return paths
+        if isinstance(frame, ParquetParts):
+            frame = frame.scan()
+        if isinstance(frame, pl.LazyFrame):
+            frame.sink_parquet(first)
+        else:
+            frame.write_parquet(first)
+        return [str(first)]
+
+
+class S3IcebergIOManager(IcebergIOManager):
+    """Tables under an s3://bucket/prefix/ root, data files written with Polars' cloud I/O,
+    tables in the Glue Data Catalog (or STEDI_ICEBERG_CATALOG_URI)."""
+
+    _store: S3Store | None = PrivateAttr(default=None)
+
+    @property
+    def store(self) -> S3Store:
+        if self._store is None:
+            self._store = S3Store(self.region, self.endpoint_url)
+        return self._store
+
+    @property
+    def _storage_options(self) -> dict[str, str]:
+        return self.store.storage_options
+
+    def _write_files(self, frame, table_name: str) -> list[str]:
+        write_id = self.tables.new_write_id()
+        target = self.tables.new_data_path(table_name, write_id)
+        try:
+            if isinstance(frame, ParquetParts) and frame.paths:
+                paths = [self.tables.new_data_path(table_name, write_id, i)
+                         for i in range(len(frame.paths))]
+                for part, path in zip(frame.paths, paths, strict=True):
+                    self.store.client.upload_file(part, *split_s3_uri(path))
+                return paths
+            if isinstance(frame, ParquetParts):
+                frame = frame.scan()
+            if isinstance(frame, pl.LazyFrame):
+                frame.sink_parquet(target, storage_options=self._storage_options)
+            else:
+                frame.write_parquet(target, storage_options=self._storage_options)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise self.store.explain(exc, target, "writing") from None
+        except Exception as exc:  # boto3 upload errors
+            if type(exc).__module__.startswith(("boto", "s3transfer")):
+                raise self.store.explain(exc, target, "writing") from None
+            raise
+        return [target]
+
+
+def scan_local_table(root: str, table_name: str) -> pl.LazyFrame:
+    """The current snapshot of a local lakehouse's table (for scripts, benchmarks, tests)."""
+    return LocalIcebergIOManager(root=str(root)).scan_table(table_name)
