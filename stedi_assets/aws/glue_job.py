@@ -155,7 +155,7 @@ class SparkTableIO:
         if not is_s3_uri(self.root) and "://" not in self.root:  # a local root (tests, dev)
             ensure_table_inside(self.uri(table), self.root)
         self.tables.before_write(table)
-        files = spark_files.write_data_files(frame, self.tables, table)
+        files = spark_files.write_data_files(self.spark, frame, self.tables, table)
         published, self._commits[table] = self.tables.publish_and_expire(
             table, files, to_arrow_schema(frame.schema),
             {t: s.snapshot_id for t, s in self._reads.items()}, self.run_id,

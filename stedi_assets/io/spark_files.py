@@ -15,12 +15,15 @@ def _spark_path(path: str) -> str:
     return path
 
 
-def write_data_files(frame: Any, tables: IcebergTables, table: str) -> list[str]:
+def write_data_files(spark: Any, frame: Any, tables: IcebergTables, table: str) -> list[str]:
     """Write the frame as new Parquet data files of `table` (a fresh folder under its data
     folder, never an overwrite); their paths, in part order."""
+    if spark is None:  # e.g. an IO manager used outside a run: the frame's own session
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.getActiveSession()
     folder = tables.new_data_path(table, tables.new_write_id()).removesuffix("-00000.parquet")
     frame.write.mode("errorifexists").parquet(_spark_path(folder))
-    spark = frame.sparkSession
     written = spark.read.parquet(_spark_path(folder)).inputFiles()
     local = "://" not in folder
     paths = sorted(urlparse(p).path if local else p for p in written)

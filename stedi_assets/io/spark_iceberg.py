@@ -23,7 +23,8 @@ class SparkIcebergIOManager(LocalIcebergIOManager):
         location = self.tables.location(table_name)
         if "://" not in location:  # never write through a link leading outside the root
             ensure_table_inside(location, self.root)
-        return spark_files.write_data_files(frame, self.tables, table_name)
+        return spark_files.write_data_files(self.pyspark.spark_session, frame, self.tables,
+                                             table_name)
 
     def _schemas(self, frame: DataFrame, files: list[str]):
         from pyspark.sql.pandas.types import to_arrow_schema
@@ -31,7 +32,10 @@ class SparkIcebergIOManager(LocalIcebergIOManager):
         return to_arrow_schema(frame.schema), logical_schema(frame.schema)
 
     def scan_snapshot(self, snapshot) -> DataFrame:
-        return spark_files.read_snapshot(self.pyspark.spark_session, snapshot)
+        from pyspark.sql import SparkSession
+
+        spark = self.pyspark.spark_session or SparkSession.getActiveSession()
+        return spark_files.read_snapshot(spark, snapshot)
 
     def load_input(self, context: InputContext) -> DataFrame:
         try:

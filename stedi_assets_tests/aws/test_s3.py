@@ -8,11 +8,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from pyiceberg.table import StaticTable
 
 from stedi_assets import schemas
 from stedi_assets.cli import sql_main
 from stedi_assets.definitions import Settings, build_storage
 from stedi_assets.engines.polars_engine import PolarsEngine
+from stedi_assets.io.iceberg_io import scan_local_table
 from stedi_assets_tests.support.paths import REPO_ROOT as REPO
 from stedi_assets_tests.support.s3_helpers import (
     REAL_2023_LANDING,
@@ -90,36 +92,49 @@ def test_s3_counts_equal_local_counts(s3_run: S3Run):
         assert s3_run.counts == expected
 
 
-def test_every_table_is_one_parquet_object_in_the_bucket(s3_run: S3Run, s3_client):
+def _iceberg_table(glue_client, table: schemas.Table) -> dict:
+    database = "stedi_landing" if table.zone == "landing" else "stedi"
+    return glue_client.get_table(DatabaseName=database, Name=table.name)["Table"]
+
+
+def test_every_table_is_an_iceberg_table_in_the_bucket(s3_run: S3Run, s3_client, glue_client):
     listed = s3_client.list_objects_v2(Bucket=s3_run.bucket, Prefix="lakehouse/")
-    keys = {obj["Key"] for obj in listed.get("Contents", [])}
-    assert keys == {f"lakehouse/{t.zone}/{t.name}/part-00000.parquet"
-                    for t in schemas.TABLES.values()}
-    # Read back through Polars' cloud I/O, independent of the run's metadata.
+    keys = [obj["Key"] for obj in listed.get("Contents", [])]
     _, io_manager, _ = build_storage(s3_run.settings)
-    for name, count in s3_run.local_counts.items():
-        assert io_manager.scan_table(name).select(pl.len()).collect().item() == count
-
-
-def test_glue_tables_describe_every_zone_table(s3_run: S3Run, glue_client):
-    tables = {t["Name"]: t for t in glue_client.get_tables(DatabaseName="stedi")["TableList"]
-              if t["StorageDescriptor"]["Location"].startswith(f"s3://{s3_run.bucket}/")}
-    assert set(tables) == set(schemas.TABLES)
     for table in schemas.TABLES.values():
-        storage = tables[table.name]["StorageDescriptor"]
+        prefix = f"lakehouse/{table.zone}/{table.name}/"
+        assert any(k.startswith(prefix + "metadata/") and k.endswith(".metadata.json")
+                   for k in keys), table.name
+        assert all(k.startswith((prefix + "metadata/", prefix + "data/"))
+                   for k in keys if k.startswith(prefix)), table.name
+        # the Glue entry points at metadata Polars reads on its own (as Athena would)
+        metadata_location = _iceberg_table(glue_client, table)["Parameters"]["metadata_location"]
+        assert metadata_location.startswith(f"s3://{s3_run.bucket}/{prefix}metadata/")
+        static = StaticTable.from_metadata(metadata_location,
+                                           io_manager.tables.config.file_io_properties())
+        rows = pl.scan_iceberg(static, storage_options=io_manager.store.storage_options).select(
+            pl.len()).collect().item()
+        assert rows == s3_run.local_counts[table.name], table.name
+        # and through the IO manager (pinned snapshot), independent of the run's metadata
+        assert io_manager.scan_table(table.name).select(pl.len()).collect().item() == rows
+
+
+def test_glue_catalog_has_iceberg_tables_and_the_raw_landing_json(s3_run: S3Run, glue_client):
+    for table in schemas.TABLES.values():
+        glue = _iceberg_table(glue_client, table)
+        assert glue["Parameters"]["table_type"].upper() == "ICEBERG", table.name
+        assert glue["StorageDescriptor"]["Location"] == (
+            f"s3://{s3_run.bucket}/lakehouse/{table.zone}/{table.name}")
+        assert [c["Name"] for c in glue["StorageDescriptor"]["Columns"]] == table.column_names
+    raw = {t["Name"]: t for t in glue_client.get_tables(DatabaseName="stedi")["TableList"]
+           if t["StorageDescriptor"]["Location"].startswith(f"s3://{s3_run.bucket}/landing/")}
+    assert set(raw) == {t.name for t in schemas.LANDING_TABLES}
+    for table in schemas.LANDING_TABLES:  # raw landing data, as the seeds' DDL has it
+        storage = raw[table.name]["StorageDescriptor"]
+        assert storage["Location"] == f"s3://{s3_run.bucket}/landing/{SEEDS_FOLDERS[table.source]}/"
+        assert storage["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
         assert [(c["Name"], c["Type"]) for c in storage["Columns"]] == [
             (c.name, schemas.CATALOG_TYPES[c.type]) for c in table.columns]
-        assert tables[table.name]["TableType"] == "EXTERNAL_TABLE"
-        serde = storage["SerdeInfo"]["SerializationLibrary"]
-        if table.source:  # raw landing data
-            folder = SEEDS_FOLDERS[table.source]
-            assert storage["Location"] == f"s3://{s3_run.bucket}/landing/{folder}/"
-            assert serde == "org.openx.data.jsonserde.JsonSerDe"
-        else:
-            assert storage["Location"] == (
-                f"s3://{s3_run.bucket}/lakehouse/{table.zone}/{table.name}/")
-            assert serde == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-            assert storage["InputFormat"].endswith("MapredParquetInputFormat")
 
 
 def test_stedi_sql_reads_the_s3_lakehouse(s3_run: S3Run, s3_endpoint, monkeypatch, capsys):
@@ -131,29 +146,41 @@ def test_stedi_sql_reads_the_s3_lakehouse(s3_run: S3Run, s3_endpoint, monkeypatc
              "WHERE shareWithResearchAsOfDate IS NULL")
     assert sql_main([query, "--format", "csv"]) == 0
     no_consent = int(capsys.readouterr().out.splitlines()[1])
-    local = pl.read_parquet(f"{s3_run.local_lakehouse}/landing/customer_landing/*.parquet")
+    local = scan_local_table(s3_run.local_lakehouse, "customer_landing").collect()
     assert no_consent == local["shareWithResearchAsOfDate"].null_count()
     if s3_run.name == "tiny":
         assert no_consent == CUSTOMERS_WITHOUT_CONSENT
+    assert sql_main(["--snapshots", "customer_trusted", "--format", "csv"]) == 0
+    history = capsys.readouterr().out.splitlines()
+    assert history[0].startswith("snapshot_id,committed_at") and len(history) == 2
 
 
-def test_rematerializing_replaces_the_table_and_removes_stray_objects(
+def test_rematerializing_unchanged_input_commits_nothing_and_ignores_stray_files(
         s3_endpoint, s3_client, tmp_path):
     bucket = new_bucket(s3_client)
     upload_landing(s3_client, write_tiny_landing(tmp_path / "landing"), bucket, "landing")
     settings = s3_settings(s3_endpoint, f"s3://{bucket}/landing", f"s3://{bucket}/lake/house/")
-    assert materialize_lakehouse(settings).success
-    stray = "lake/house/trusted/customer_trusted/part-00001-left-by-another-writer.parquet"
-    s3_client.copy_object(Bucket=bucket, Key=stray, CopySource={
-        "Bucket": bucket, "Key": "lake/house/trusted/customer_trusted/part-00000.parquet"})
+    first = materialize_lakehouse(settings)
+    assert first.success, failure_messages(first)
+    data = "lake/house/trusted/customer_trusted/data/"
+    committed = [o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket, Prefix=data)
+                 ["Contents"]]
+    stray = data + "left-by-a-killed-writer.parquet"
+    s3_client.copy_object(Bucket=bucket, Key=stray,
+                          CopySource={"Bucket": bucket, "Key": committed[0]})
 
     result = materialize_lakehouse(settings)
 
     assert result.success, failure_messages(result)
     assert row_counts(result) == EXPECTED_COUNTS
-    keys = [o["Key"] for o in s3_client.list_objects_v2(
-        Bucket=bucket, Prefix="lake/house/trusted/customer_trusted/")["Contents"]]
-    assert keys == ["lake/house/trusted/customer_trusted/part-00000.parquet"]
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        assert metadata["iceberg/new_snapshot"].value is False, event.asset_key
+    keys = sorted(o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket, Prefix=data)
+                  ["Contents"])
+    assert keys == sorted([*committed, stray])  # the unchanged writes left nothing behind
+    _, io_manager, _ = build_storage(settings)
+    assert f"s3://{bucket}/{stray}" not in io_manager.snapshot("customer_trusted").files
 
 
 def test_landing_prefix_with_many_files_is_read_completely(s3_endpoint, s3_client, tmp_path):

@@ -11,7 +11,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import polars as pl
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -230,18 +229,28 @@ def test_engine_is_chosen_by_environment():
     defs = definitions.build_definitions(spark_settings)
     resources = definitions.build_resources(spark_settings)
     assert resources["engine"].kind == "spark"
-    assert type(resources["io_manager"]).__name__ == "SparkParquetIOManager"
+    assert type(resources["io_manager"]).__name__ == "SparkIcebergIOManager"
     spec = next(iter(defs.resolve_all_asset_specs()))
-    assert spec.kinds == {"spark", "parquet"}
+    assert spec.kinds == {"spark", "iceberg"}
     polars_spec = next(iter(definitions.build_definitions(
         definitions.Settings.from_env({})).resolve_all_asset_specs()))
-    assert polars_spec.kinds == {"polars", "parquet"}
+    assert polars_spec.kinds == {"polars", "iceberg"}
 
 
-def test_table_helper_reads_what_both_engines_write(tmp_path):
-    # read_table globs *.parquet only: Spark's _SUCCESS and .crc files must not matter.
-    folder = tmp_path / "curated" / "customer_curated"
-    folder.mkdir(parents=True)
-    pl.DataFrame({"a": [2, 1]}).write_parquet(folder / "part-0.parquet")
-    (folder / "_SUCCESS").write_text("")
+def test_spark_commits_only_its_data_files(spark, tmp_path):
+    """Spark's write leaves _SUCCESS/.crc files beside its parts: only the Parquet data files
+    enter the snapshot, and Polars reads exactly what Spark wrote."""
+    from dagster import build_output_context
+    from dagster_pyspark import PySparkResource
+
+    from stedi_assets.io.spark_iceberg import SparkIcebergIOManager
+
+    io = SparkIcebergIOManager(root=str(tmp_path), pyspark=PySparkResource(spark_config={}))
+    frame = spark.createDataFrame([(2, "b"), (1, "a")], "a long, s string").repartition(2)
+    io.handle_output(build_output_context(asset_key="customer_curated", step_key="s"), frame)
+    snapshot = io.snapshot("customer_curated")
+    assert snapshot.files and all(f.endswith(".parquet") for f in snapshot.files)
+    folder = (tmp_path / "curated" / "customer_curated" / "data")
+    assert not [p for p in folder.rglob("*") if p.is_file() and p.suffix != ".parquet"]
     assert read_table(tmp_path, "customer_curated")["a"].to_list() == [1, 2]
+    assert sorted(io.scan_table("customer_curated").collect()) == sorted(frame.collect())
