@@ -77,8 +77,6 @@ class IcebergIOManager(ConfigurableIOManager):
     #: snapshots older than this are expired and their files deleted after each commit
     snapshot_retention_seconds: int = DEFAULT_RETENTION_SECONDS
     _tables: IcebergTables | None = PrivateAttr(default=None)
-    #: step key -> {table: snapshot id} the step read, recorded with what it writes
-    _reads: dict[str, dict[str, int]] = PrivateAttr(default_factory=dict)
 
     @property
     def tables(self) -> IcebergTables:
@@ -128,7 +126,7 @@ class IcebergIOManager(ConfigurableIOManager):
         if obj is None:
             return
         table_name = context.asset_key.path[-1]
-        reads = self._reads.get(_step_key(context), {})
+        reads = _READS.pop(_step_reads_key(context), {})
         try:
             self.tables.before_write(table_name)
             files = self._write_files(obj, table_name)
@@ -151,16 +149,23 @@ class IcebergIOManager(ConfigurableIOManager):
             snapshot = self.snapshot(table_name)
         except _TABLE_ERRORS as exc:
             raise Failure(description=str(exc)) from None
-        step_key = _step_key(context)
-        if step_key:
-            self._reads.setdefault(step_key, {})[table_name] = snapshot.snapshot_id
+        key = _step_reads_key(context)
+        if key:
+            _READS.setdefault(key, {})[table_name] = snapshot.snapshot_id
         return self.scan_snapshot(snapshot)
 
 
-def _step_key(context: InputContext | OutputContext) -> str | None:
+#: (run id, step key) -> {table: snapshot id} the step loaded, recorded with what it writes.
+#: Process-wide because Dagster may hand a step's inputs and outputs to different instances
+#: of the IO manager; a step loads and writes in one process with every executor.
+_READS: dict[tuple[str, str], dict[str, int]] = {}
+
+
+def _step_reads_key(context: InputContext | OutputContext) -> tuple[str, str] | None:
     try:
-        return context.step_key
-    except Exception:  # noqa: BLE001 - a context built outside a run has no step
+        step = context.step_context  # an InputContext knows its step only through it
+        return (step.run_id, step.step.key)
+    except Exception:  # noqa: BLE001 - a context built outside a run has no run or step
         return None
 
 

@@ -130,13 +130,25 @@ class IcebergTables:
         from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
         try:
-            return self.catalog.load_table(self.config.identifier(table))
+            return self._ours(table, self.catalog.load_table(self.config.identifier(table)))
         except (NoSuchTableError, NoSuchNamespaceError):
             self._refuse_old_layout(table)
             raise TableNotMaterializedError(
                 f"table {table} has not been materialized yet: the catalog has no table "
                 f"{'.'.join(self.config.identifier(table))}. Materialize it (and its upstream "
                 f"assets) first.") from None
+
+    def _ours(self, table: str, iceberg):
+        """The catalog's table, when it is this lakehouse's: a catalog database shared by two
+        lakehouse roots would otherwise mix their tables."""
+        location = iceberg.metadata.location.rstrip("/")
+        if location.removeprefix("file://") != self.location(table):
+            name = ".".join(self.config.identifier(table))
+            raise IcebergTableError(
+                f"the catalog's table {name} belongs to another lakehouse (at {location}), "
+                f"not to {self.config.root}: give this lakehouse its own catalog database "
+                "(STEDI_GLUE_DATABASE) or catalog (STEDI_ICEBERG_CATALOG_URI)")
+        return iceberg
 
     def snapshot(self, table: str, snapshot_id: int | None = None,
                  as_of_ms: int | None = None) -> TableSnapshot:
@@ -219,7 +231,7 @@ class IcebergTables:
 
         identifier = self.config.identifier(table)
         try:
-            return self.catalog.load_table(identifier)
+            return self._ours(table, self.catalog.load_table(identifier))
         except (NoSuchTableError, NoSuchNamespaceError):
             pass
         self._refuse_old_layout(table)

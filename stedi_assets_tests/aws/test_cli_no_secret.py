@@ -13,6 +13,7 @@ import pytest
 from stedi_assets_tests.support.paths import REPO_ROOT
 from stedi_assets_tests.support.s3_helpers import (
     failure_messages,
+    glue_database,
     materialize_lakehouse,
     new_bucket,
     s3_settings,
@@ -43,7 +44,8 @@ def s3_lakehouse(s3_endpoint, s3_client, tmp_path_factory):
 
 def _run(command: list[str], s3_endpoint: str, roots: dict[str, str]):
     env = {k: v for k, v in os.environ.items() if not k.startswith("STEDI_")}
-    env.update(roots, STEDI_ENV="s3", AWS_ENDPOINT_URL=s3_endpoint, STEDI_GLUE_DATABASE="")
+    env.update(roots, STEDI_ENV="s3", AWS_ENDPOINT_URL=s3_endpoint,
+               STEDI_GLUE_DATABASE=glue_database(roots["STEDI_LAKEHOUSE_ROOT"]))
     assert "STEDI_PSEUDONYM_SECRET" not in env
     return subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=300)
@@ -63,9 +65,10 @@ def test_stedi_ddl_on_s3_needs_no_secret(s3_endpoint, s3_lakehouse):
     result = _run([f"{BIN}/stedi-ddl"], s3_endpoint, s3_lakehouse)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    assert result.stdout.count("CREATE EXTERNAL TABLE") == 11
-    assert f"LOCATION '{s3_lakehouse['STEDI_LAKEHOUSE_ROOT']}curated/customer_curated" \
-        in result.stdout
+    assert result.stdout.count("CREATE EXTERNAL TABLE") == 3  # the raw landing JSON tables
+    assert result.stdout.count(": Apache Iceberg table (format v2) at") == 8
+    assert f"Iceberg table (format v2) at {s3_lakehouse['STEDI_LAKEHOUSE_ROOT']}" \
+        "curated/customer_curated" in result.stdout
 
 
 IMPORT_PROBE = """

@@ -92,8 +92,8 @@ def test_s3_counts_equal_local_counts(s3_run: S3Run):
         assert s3_run.counts == expected
 
 
-def _iceberg_table(glue_client, table: schemas.Table) -> dict:
-    database = "stedi_landing" if table.zone == "landing" else "stedi"
+def _iceberg_table(glue_client, database: str, table: schemas.Table) -> dict:
+    database = f"{database}_landing" if table.zone == "landing" else database
     return glue_client.get_table(DatabaseName=database, Name=table.name)["Table"]
 
 
@@ -108,7 +108,8 @@ def test_every_table_is_an_iceberg_table_in_the_bucket(s3_run: S3Run, s3_client,
         assert all(k.startswith((prefix + "metadata/", prefix + "data/"))
                    for k in keys if k.startswith(prefix)), table.name
         # the Glue entry points at metadata Polars reads on its own (as Athena would)
-        metadata_location = _iceberg_table(glue_client, table)["Parameters"]["metadata_location"]
+        glue = _iceberg_table(glue_client, s3_run.settings.aws.glue_database, table)
+        metadata_location = glue["Parameters"]["metadata_location"]
         assert metadata_location.startswith(f"s3://{s3_run.bucket}/{prefix}metadata/")
         static = StaticTable.from_metadata(metadata_location,
                                            io_manager.tables.config.file_io_properties())
@@ -121,12 +122,13 @@ def test_every_table_is_an_iceberg_table_in_the_bucket(s3_run: S3Run, s3_client,
 
 def test_glue_catalog_has_iceberg_tables_and_the_raw_landing_json(s3_run: S3Run, glue_client):
     for table in schemas.TABLES.values():
-        glue = _iceberg_table(glue_client, table)
+        glue = _iceberg_table(glue_client, s3_run.settings.aws.glue_database, table)
         assert glue["Parameters"]["table_type"].upper() == "ICEBERG", table.name
         assert glue["StorageDescriptor"]["Location"] == (
             f"s3://{s3_run.bucket}/lakehouse/{table.zone}/{table.name}")
         assert [c["Name"] for c in glue["StorageDescriptor"]["Columns"]] == table.column_names
-    raw = {t["Name"]: t for t in glue_client.get_tables(DatabaseName="stedi")["TableList"]
+    database = s3_run.settings.aws.glue_database
+    raw = {t["Name"]: t for t in glue_client.get_tables(DatabaseName=database)["TableList"]
            if t["StorageDescriptor"]["Location"].startswith(f"s3://{s3_run.bucket}/landing/")}
     assert set(raw) == {t.name for t in schemas.LANDING_TABLES}
     for table in schemas.LANDING_TABLES:  # raw landing data, as the seeds' DDL has it
@@ -139,6 +141,7 @@ def test_glue_catalog_has_iceberg_tables_and_the_raw_landing_json(s3_run: S3Run,
 
 def test_stedi_sql_reads_the_s3_lakehouse(s3_run: S3Run, s3_endpoint, monkeypatch, capsys):
     for name, value in {"STEDI_ENV": "s3", "STEDI_LAKEHOUSE_ROOT": f"s3://{s3_run.bucket}/lakehouse",
+                        "STEDI_GLUE_DATABASE": s3_run.settings.aws.glue_database,
                         "AWS_ENDPOINT_URL": s3_endpoint,
                         "STEDI_PSEUDONYM_SECRET": "s3-test-secret"}.items():
         monkeypatch.setenv(name, value)

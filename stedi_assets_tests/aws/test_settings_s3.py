@@ -12,7 +12,7 @@ from stedi_assets.definitions import (
     build_storage,
 )
 from stedi_assets.io.catalog import GlueCatalog, TableCatalog
-from stedi_assets.io.parquet import LocalParquetIOManager, S3ParquetIOManager
+from stedi_assets.io.iceberg_io import LocalIcebergIOManager, S3IcebergIOManager
 from stedi_assets.resources import LandingSource, S3LandingSource
 
 S3_ENV = {"STEDI_ENV": "s3", "STEDI_LANDING_ROOT": "s3://cd0030bucket/",
@@ -23,7 +23,8 @@ def test_local_is_the_default_and_has_no_catalog(tmp_path):
     landing, io_manager, catalog = build_storage(Settings.from_env(
         {"STEDI_LANDING_ROOT": str(tmp_path), "STEDI_LAKEHOUSE_ROOT": str(tmp_path / "lh")}))
     assert type(landing) is LandingSource and type(catalog) is TableCatalog
-    assert isinstance(io_manager, LocalParquetIOManager) and io_manager.catalog is None
+    assert isinstance(io_manager, LocalIcebergIOManager)
+    assert io_manager.tables.config.kind == "sql"  # SQLite inside the lakehouse root
 
 
 def test_s3_environment_builds_s3_storage_and_glue():
@@ -37,20 +38,28 @@ def test_s3_environment_builds_s3_storage_and_glue():
     assert landing.folder("customer") == "s3://cd0030bucket/customers"
     assert landing.folder("step_trainer") == "s3://cd0030bucket/steps"
     assert landing.folder("accelerometer") == "s3://cd0030bucket/accelerometer"
-    assert isinstance(io_manager, S3ParquetIOManager)
+    assert isinstance(io_manager, S3IcebergIOManager)
     assert io_manager.table_uri("customer_trusted") == "s3://lake/stedi/trusted/customer_trusted"
     assert (io_manager.region, io_manager.endpoint_url) == ("eu-west-1", "http://minio:9000")
-    assert isinstance(catalog, GlueCatalog) and io_manager.catalog == catalog
+    assert isinstance(catalog, GlueCatalog)
     assert (catalog.database, catalog.endpoint_url) == ("stedi", "http://glue:1")
+    config = io_manager.tables.config  # the Iceberg tables: the Glue Data Catalog too
+    assert (config.kind, config.database, config.glue_endpoint_url) == (
+        "glue", "stedi", "http://glue:1")
+    assert config.file_io_properties()["s3.endpoint"] == "http://minio:9000"
     assert landing.store.storage_options == {
         "aws_region": "eu-west-1", "aws_endpoint_url": "http://minio:9000",
         "aws_allow_http": "true", "aws_skip_signature": "true"}
 
 
-def test_empty_glue_database_switches_the_catalog_off():
-    _, io_manager, catalog = build_storage(Settings.from_env({**S3_ENV,
-                                                              "STEDI_GLUE_DATABASE": ""}))
-    assert type(catalog) is TableCatalog and type(io_manager.catalog) is TableCatalog
+def test_without_a_glue_database_the_iceberg_tables_need_another_catalog():
+    with pytest.raises(ValueError, match="set STEDI_GLUE_DATABASE .* STEDI_ICEBERG_CATALOG_URI"):
+        build_storage(Settings.from_env({**S3_ENV, "STEDI_GLUE_DATABASE": ""}))
+    _, io_manager, catalog = build_storage(Settings.from_env({
+        **S3_ENV, "STEDI_GLUE_DATABASE": "", "STEDI_ICEBERG_CATALOG_URI": "sqlite:////tmp/c.db"}))
+    assert type(catalog) is TableCatalog  # no raw-landing registration either
+    assert io_manager.tables.config.kind == "sql"
+    assert io_manager.tables.config.catalog_properties()["uri"] == "sqlite:////tmp/c.db"
 
 
 @pytest.mark.parametrize(("env", "message"), [

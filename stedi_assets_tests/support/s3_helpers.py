@@ -41,9 +41,17 @@ def upload_landing(s3_client, local_landing: Path, bucket: str, prefix: str,
     return count
 
 
+def glue_database(lakehouse_root: str) -> str:
+    """One Glue database per test lakehouse (its bucket), as one per real lakehouse: the test
+    server's catalog is shared by the tests of a module."""
+    return "stedi_" + lakehouse_root.removeprefix("s3://").split("/")[0].replace("-", "_")
+
+
 def s3_settings(endpoint: str, landing_root: str, lakehouse_root: str, **env: str) -> Settings:
-    """Settings exactly as `definitions` reads them for STEDI_ENV=s3 against the test server."""
+    """Settings exactly as `definitions` reads them for STEDI_ENV=s3 against the test server
+    (with the lakehouse's own Glue database)."""
     return Settings.from_env({
+        "STEDI_GLUE_DATABASE": glue_database(lakehouse_root),
         "STEDI_ENV": "s3",
         "STEDI_PSEUDONYM_SECRET": "s3-test-secret",
         "STEDI_LANDING_ROOT": landing_root,

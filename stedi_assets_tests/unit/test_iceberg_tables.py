@@ -147,3 +147,15 @@ def test_landing_tables_live_in_their_own_namespace(tmp_path):
     assert config.identifier("machine_learning_curated") == ("lake", "machine_learning_curated")
     assert CatalogConfig(root="s3://b/p").kind == "glue"
     assert CatalogConfig(root="s3://b/p", uri="https://rest.example").kind == "rest"
+
+
+def test_a_catalog_table_of_another_lakehouse_is_refused(tmp_path):
+    shared_catalog = f"sqlite:///{tmp_path / 'shared.db'}"
+    one = LocalIcebergIOManager(root=str(tmp_path / "one"), catalog_uri=shared_catalog)
+    two = LocalIcebergIOManager(root=str(tmp_path / "two"), catalog_uri=shared_catalog)
+    _write(one, _rows("a@x"))
+    with pytest.raises(IcebergTableError, match="belongs to another lakehouse"):
+        two.snapshot(TABLE)
+    with pytest.raises(Failure, match="its own catalog database"):
+        _write(two, _rows("b@x"))
+    assert one.scan_table(TABLE).collect()["email"].to_list() == ["a@x"]
