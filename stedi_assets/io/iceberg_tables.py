@@ -205,10 +205,10 @@ class IcebergTables:
                     self._delete(iceberg.io, files)
                     return Published(current.snapshot_id, False,
                                      sum(f.record_count for f in data_files), len(files))
+                existing, deletes = live_files(iceberg.io, current) if current else ([], [])
                 with iceberg.transaction() as tx:
-                    with tx.update_snapshot(snapshot_properties=properties).overwrite() as write:
-                        for data_file in (live_files(iceberg.io, current)[0] if current
-                                          else []):
+                    with _replacement(tx, properties, bool(deletes)) as write:
+                        for data_file in existing if not deletes else []:
                             write.delete_data_file(data_file)
                         for data_file in data_files:
                             write.append_data_file(data_file)
@@ -286,6 +286,24 @@ class IcebergTables:
                 io.delete(path)
             except FileNotFoundError:
                 pass
+
+def _replacement(tx, properties: dict[str, str], drop_delete_files: bool):
+    """The snapshot producer of a whole-table replacement: an Iceberg overwrite that deletes the
+    current data files. pyiceberg's overwrite cannot remove delete files (left by a
+    merge-on-read DELETE elsewhere, e.g. Athena): then the new snapshot simply lists none of
+    the previous manifests, data or delete."""
+    if not drop_delete_files:
+        return tx.update_snapshot(snapshot_properties=properties).overwrite()
+    from pyiceberg.table.snapshots import Operation
+    from pyiceberg.table.update.snapshot import _FastAppendFiles
+
+    class ReplaceEverything(_FastAppendFiles):
+        def _existing_manifests(self):
+            return []
+
+    return ReplaceEverything(Operation.OVERWRITE, tx, tx._table.io,
+                             snapshot_properties=properties)
+
 
 def _align_schema(iceberg, schema: pa.Schema):
     """The table's schema becomes the written files' schema before they are added (columns

@@ -159,3 +159,57 @@ def test_a_catalog_table_of_another_lakehouse_is_refused(tmp_path):
     with pytest.raises(Failure, match="its own catalog database"):
         _write(two, _rows("b@x"))
     assert one.scan_table(TABLE).collect()["email"].to_list() == ["a@x"]
+
+
+def _add_position_delete(io: LocalIcebergIOManager, table: str) -> None:
+    """What a merge-on-read DELETE (e.g. Athena's) leaves: a position-delete file in a delete
+    manifest of a new snapshot. pyiceberg writes only copy-on-write deletes, so the snapshot
+    is made with its manifest writer set to delete content."""
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyiceberg.manifest import (
+        DataFile,
+        DataFileContent,
+        FileFormat,
+        ManifestContent,
+        ManifestWriterV2,
+    )
+    from pyiceberg.table.snapshots import Operation as SnapshotOperation
+    from pyiceberg.table.update.snapshot import _FastAppendFiles
+    from pyiceberg.typedef import Record
+
+    class DeleteManifestWriter(ManifestWriterV2):
+        def content(self) -> ManifestContent:
+            return ManifestContent.DELETES
+
+    class AppendDeletes(_FastAppendFiles):
+        def new_manifest_writer(self, spec):
+            return DeleteManifestWriter(spec, self.schema(), self.new_manifest_output(),
+                                        self._snapshot_id, self._compression)
+
+    iceberg = io.tables.load(table)
+    target = io.snapshot(table).files[0]
+    path = f"{iceberg.metadata.location}/data/delete-00000.parquet"
+    pq.write_table(pa.table({"file_path": [target], "pos": pa.array([0], pa.int64())}), path)
+    delete_file = DataFile.from_args(
+        content=DataFileContent.POSITION_DELETES, file_path=path,
+        file_format=FileFormat.PARQUET, partition=Record(), record_count=1,
+        file_size_in_bytes=os.path.getsize(path))
+    delete_file.spec_id = iceberg.spec().spec_id
+    with iceberg.transaction() as tx:
+        producer = AppendDeletes(SnapshotOperation.DELETE, tx, iceberg.io)
+        producer.append_data_file(delete_file)
+        producer.commit()
+
+
+def test_a_table_with_row_level_delete_files_is_refused(tmp_path):
+    io = LocalIcebergIOManager(root=str(tmp_path))
+    _write(io, _rows("a@x", "b@x"))
+    _add_position_delete(io, TABLE)
+    with pytest.raises(IcebergTableError, match="row-level delete files .* OPTIMIZE"):
+        io.scan_table(TABLE)
+    # re-materializing replaces the files and the deletes with them: readable again
+    _write(io, _rows("c@x"))
+    assert io.scan_table(TABLE).collect()["email"].to_list() == ["c@x"]
