@@ -1,5 +1,6 @@
-"""What a snapshot holds (its live files, read from its manifests), and whether a write holds
-exactly the current snapshot's data: then `publish` commits nothing, so re-materializing
+"""What a snapshot holds (its live files, read from its manifests), how a write replaces it
+(the snapshot producer, the schema following the files), and whether a write holds exactly
+the current snapshot's data: then `publish` commits nothing, so re-materializing
 unchanged input leaves the table's history as it was (the new files are deleted). Row count
 and byte size decide first (from the snapshot summary, free); only when both match are the
 files compared byte for byte, in part order."""
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+
+import pyarrow as pa
 
 
 def live_files(io, snapshot) -> tuple[list, list]:
@@ -50,3 +53,43 @@ def digest(io, paths: Sequence[str]) -> str:
                 digest.update(chunk)
         digest.update(b"\0file\0")
     return digest.hexdigest()
+
+
+def replacement(tx, properties: dict[str, str], drop_delete_files: bool):
+    """The snapshot producer of a whole-table replacement: an Iceberg overwrite that deletes the
+    current data files. pyiceberg's overwrite cannot remove delete files (left by a
+    merge-on-read DELETE elsewhere, e.g. Athena): then the new snapshot simply lists none of
+    the previous manifests, data or delete."""
+    if not drop_delete_files:
+        return tx.update_snapshot(snapshot_properties=properties).overwrite()
+    from pyiceberg.table.snapshots import Operation
+    from pyiceberg.table.update.snapshot import _FastAppendFiles
+
+    class ReplaceEverything(_FastAppendFiles):
+        def _existing_manifests(self):
+            return []
+
+    return ReplaceEverything(Operation.OVERWRITE, tx, tx._table.io,
+                             snapshot_properties=properties)
+
+
+def align_schema(iceberg, schema: pa.Schema):
+    """The table's schema becomes the written files' schema before they are added (columns
+    added, dropped or widened as the data files say; an incompatible change fails with
+    Iceberg's message); the name mapping (for files without field ids) follows."""
+    from pyiceberg.io.pyarrow import pyarrow_to_schema
+    from pyiceberg.table import TableProperties
+
+    current = iceberg.schema()
+    if [f.name for f in current.fields] == schema.names:
+        wanted = pyarrow_to_schema(schema, name_mapping=current.name_mapping)
+        if [f.field_type for f in current.fields] == [f.field_type for f in wanted.fields]:
+            return iceberg
+    with iceberg.transaction() as tx:
+        with tx.update_schema() as update:
+            update.union_by_name(schema)
+            for name in {f.name for f in current.fields} - set(schema.names):
+                update.delete_column(name)
+        tx.set_properties(**{TableProperties.DEFAULT_NAME_MAPPING:
+                             tx.table_metadata.schema().name_mapping.model_dump_json()})
+    return iceberg.refresh()

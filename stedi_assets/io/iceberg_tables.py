@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from stedi_assets.io.iceberg_catalog import CatalogConfig
-from stedi_assets.io.iceberg_content import live_files, same_content
+from stedi_assets.io.iceberg_content import align_schema, live_files, replacement, same_content
 from stedi_assets.io.iceberg_maintenance import (
     ExpiryResult,
     IcebergTableError,
@@ -196,7 +196,7 @@ class IcebergTables:
         data_files = None
         for attempt in range(COMMIT_ATTEMPTS):
             try:
-                iceberg = _align_schema(self._load_or_create(table, schema), schema)
+                iceberg = align_schema(self._load_or_create(table, schema), schema)
                 if data_files is None:
                     data_files = [parquet_file_to_data_file(iceberg.io, iceberg.metadata, path)
                                   for path in files]
@@ -207,7 +207,7 @@ class IcebergTables:
                                      sum(f.record_count for f in data_files), len(files))
                 existing, deletes = live_files(iceberg.io, current) if current else ([], [])
                 with iceberg.transaction() as tx:
-                    with _replacement(tx, properties, bool(deletes)) as write:
+                    with replacement(tx, properties, bool(deletes)) as write:
                         for data_file in existing if not deletes else []:
                             write.delete_data_file(data_file)
                         for data_file in data_files:
@@ -286,42 +286,3 @@ class IcebergTables:
                 io.delete(path)
             except FileNotFoundError:
                 pass
-
-def _replacement(tx, properties: dict[str, str], drop_delete_files: bool):
-    """The snapshot producer of a whole-table replacement: an Iceberg overwrite that deletes the
-    current data files. pyiceberg's overwrite cannot remove delete files (left by a
-    merge-on-read DELETE elsewhere, e.g. Athena): then the new snapshot simply lists none of
-    the previous manifests, data or delete."""
-    if not drop_delete_files:
-        return tx.update_snapshot(snapshot_properties=properties).overwrite()
-    from pyiceberg.table.snapshots import Operation
-    from pyiceberg.table.update.snapshot import _FastAppendFiles
-
-    class ReplaceEverything(_FastAppendFiles):
-        def _existing_manifests(self):
-            return []
-
-    return ReplaceEverything(Operation.OVERWRITE, tx, tx._table.io,
-                             snapshot_properties=properties)
-
-
-def _align_schema(iceberg, schema: pa.Schema):
-    """The table's schema becomes the written files' schema before they are added (columns
-    added, dropped or widened as the data files say; an incompatible change fails with
-    Iceberg's message); the name mapping (for files without field ids) follows."""
-    from pyiceberg.io.pyarrow import pyarrow_to_schema
-    from pyiceberg.table import TableProperties
-
-    current = iceberg.schema()
-    if [f.name for f in current.fields] == schema.names:
-        wanted = pyarrow_to_schema(schema, name_mapping=current.name_mapping)
-        if [f.field_type for f in current.fields] == [f.field_type for f in wanted.fields]:
-            return iceberg
-    with iceberg.transaction() as tx:
-        with tx.update_schema() as update:
-            update.union_by_name(schema)
-            for name in {f.name for f in current.fields} - set(schema.names):
-                update.delete_column(name)
-        tx.set_properties(**{TableProperties.DEFAULT_NAME_MAPPING:
-                             tx.table_metadata.schema().name_mapping.model_dump_json()})
-    return iceberg.refresh()
