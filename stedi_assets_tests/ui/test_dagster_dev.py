@@ -149,6 +149,11 @@ def test_webserver_serves_no_secret_value(served):
         texts.append(text)
     text, data = graphql(base, ASSETS)
     assert len(data["assetsOrError"]["nodes"]) >= 8
+    for node in data["assetsOrError"]["nodes"]:  # each table's Iceberg snapshot, in the UI
+        for materialization in node["assetMaterializations"]:
+            labels = {e["label"] for e in materialization["metadataEntries"]}
+            assert {"dagster/row_count", "dagster/uri", "iceberg/snapshot_id",
+                    "iceberg/upstream_snapshots"} <= labels, node["key"]
     texts.append(text)
     text, data = graphql(base, RUNS)
     texts.append(text)

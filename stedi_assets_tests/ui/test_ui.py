@@ -4,9 +4,9 @@ import os
 import shutil
 import time
 
-import polars as pl
 import pytest
 
+from stedi_assets.io.iceberg_io import LocalIcebergIOManager
 from stedi_assets_tests.support.paths import REPO_ROOT
 from stedi_assets_tests.support.ui_support import (
     browser_page,
@@ -52,12 +52,16 @@ def test_materialize_all_from_the_lineage_graph(tmp_path, ui_env):
         if os.environ.get("STEDI_SCREENSHOT_DIR"):  # how docs/lineage.png is refreshed
             shutil.copy(tmp_path / "lineage.png", os.environ["STEDI_SCREENSHOT_DIR"])
 
-        rows = pl.scan_parquet(f"{ui_env['STEDI_LAKEHOUSE_ROOT']}/curated/"
-                               "machine_learning_curated/*.parquet").select(pl.len()).collect()
+        table = LocalIcebergIOManager(root=ui_env["STEDI_LAKEHOUSE_ROOT"])
+        snapshot = table.snapshot("machine_learning_curated")
         page.goto(f"{base}/assets/machine_learning_curated")
         page.get_by_text("Row count").wait_for()
-        assert f"{rows.item():,}" in page.inner_text("body")
         page.get_by_text("Acceleration on the x axis").wait_for()  # the column schema
+        page.get_by_text("iceberg/snapshot_id").first.wait_for()
+        body = page.inner_text("body")
+        assert f"{snapshot.rows:,}" in body
+        assert str(snapshot.snapshot_id) in body  # the Iceberg snapshot it committed
+        assert table.table_uri("machine_learning_curated") in body  # and where it lives
 
         page.goto(f"{base}/assets/machine_learning_curated?view=checks")
         # consent, join_coverage and Dagster's column_schema_change
