@@ -38,12 +38,8 @@ from stedi_assets import schemas
 from stedi_assets.aws import glue_arguments, glue_steps
 from stedi_assets.aws.glue_steps import LandingInput, StepOptions, StepResult
 from stedi_assets.figures import plain
-from stedi_assets.io.landing_reader import (
-    check_compression,
-    count_lines,
-    list_s3_landing_files,
-    scan_landing_folder,
-)
+from stedi_assets.io.landing_files import count_lines, list_s3_landing_files, scan_landing_folder
+from stedi_assets.io.landing_reader import check_compression
 from stedi_assets.io.local_paths import ensure_inside
 from stedi_assets.io.s3 import S3Store, is_s3_uri
 

@@ -22,7 +22,8 @@ from stedi_assets.definitions import (
     build_definitions,
     build_glue_jobs,
 )
-from stedi_assets.io.landing_reader import count_lines, list_landing_files, read_landing_lines
+from stedi_assets.io.landing_files import count_lines, list_landing_files
+from stedi_assets.io.landing_reader import read_landing_lines
 from stedi_assets.transforms import polars as polars_ops
 from stedi_assets_tests.support.graph import run_graph
 

@@ -7,7 +7,7 @@ from polars.testing import assert_frame_equal
 from stedi_assets import generate as gen
 from stedi_assets import schemas
 from stedi_assets.engines.polars_engine import PolarsEngine
-from stedi_assets.io.landing_reader import count_lines, list_landing_files
+from stedi_assets.io.landing_files import count_lines, list_landing_files
 from stedi_assets.io.parquet import ParquetParts
 
 
