@@ -18,7 +18,7 @@ from stedi_assets import definitions, schemas
 from stedi_assets.aws import glue_steps
 from stedi_assets.engines.polars_engine import PolarsEngine
 from stedi_assets.resources import PrivacySettings
-from stedi_assets.settings import SparkSettings
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET, SparkSettings
 from stedi_assets.transforms import polars as pe
 from stedi_assets.transforms import spark as se
 from stedi_assets.transforms.identity import identity, quarantined_identities
@@ -29,7 +29,7 @@ from stedi_assets_tests.support.graph_runs import check_metadata, read_table
 from stedi_assets_tests.support.spark_session import SPARK_TEST_CONF
 
 pytest_plugins = ["stedi_assets_tests.support.spark_session"]
-SECRET = definitions.LOCAL_PSEUDONYM_SECRET
+SECRET = LOCAL_PSEUDONYM_SECRET
 
 
 def _customer(name, email, serial, updated, consent, phone):

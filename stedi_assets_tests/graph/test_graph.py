@@ -9,7 +9,8 @@ import pytest
 from dagster import AssetCheckSeverity
 
 from stedi_assets import schemas
-from stedi_assets.definitions import LOCAL_PSEUDONYM_SECRET, defs
+from stedi_assets.definitions import defs
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 from stedi_assets.transforms.pseudonyms import customer_key
 from stedi_assets_tests.support.graph import run_graph
 from stedi_assets_tests.support.leaky import LossyEngine, leaky_engine

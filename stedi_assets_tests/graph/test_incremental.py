@@ -9,8 +9,8 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from stedi_assets import schemas
-from stedi_assets.definitions import LOCAL_PSEUDONYM_SECRET
 from stedi_assets.engines.polars_engine import PolarsEngine
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 from stedi_assets.transforms.pseudonyms import customer_key
 from stedi_assets_tests.support.graph import GraphRun, run_graph
 

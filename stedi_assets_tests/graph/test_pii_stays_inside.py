@@ -15,7 +15,7 @@ from dagster import DagsterInstance, build_sensor_context
 
 from stedi_assets.alerts import AlertSettings, stedi_alerts
 from stedi_assets.assets.landing import loggable_reason
-from stedi_assets.definitions import LOCAL_PSEUDONYM_SECRET
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 from stedi_assets.transforms.pseudonyms import customer_key
 from stedi_assets_tests.graph.test_consent_rules import LANDING, write_landing
 from stedi_assets_tests.support.paths import REPO_ROOT

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stedi_assets import schemas
-from stedi_assets.definitions import LOCAL_PSEUDONYM_SECRET
 from stedi_assets.engines.polars_engine import PolarsEngine
 from stedi_assets.resources import PrivacySettings
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 from stedi_assets.transforms import polars as pe
 from stedi_assets.transforms.pseudonyms import customer_key
 from stedi_assets_tests.support.graph import run_graph

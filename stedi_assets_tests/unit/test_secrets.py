@@ -10,14 +10,13 @@ import pytest
 from dagster import DagsterInstance, EnvVar, materialize
 
 from stedi_assets.definitions import (
-    LOCAL_PSEUDONYM_SECRET,
     Settings,
     all_asset_checks,
     all_assets,
     build_definitions,
     build_resources,
 )
-from stedi_assets.settings import AlertingSettings
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET, AlertingSettings
 from stedi_assets_tests.support.paths import REPO_ROOT
 from stedi_assets_tests.support.tiny_landing import write_tiny_landing
 

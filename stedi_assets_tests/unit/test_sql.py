@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from stedi_assets.cli import sql_main
-from stedi_assets.definitions import Settings, build_storage
+from stedi_assets.definitions import Settings
+from stedi_assets.deployments import build_storage
 from stedi_assets.io.lakehouse_sql import SqlError, referenced_tables, run_sql
 from stedi_assets.io.parquet import LocalParquetIOManager, TableNotMaterializedError
 from stedi_assets_tests.support.s3_helpers import failure_messages, materialize_lakehouse
