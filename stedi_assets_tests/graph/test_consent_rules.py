@@ -166,6 +166,7 @@ def test_consent_check_flags_shared_devices_when_they_are_excluded(tmp_path):
     assert "machine_learning_curated" not in run.materialized()
 
 
+@pytest.mark.slow
 def test_a_withdrawal_that_does_not_parse_withdraws_on_the_next_run(sample_landing, tmp_path):
     """The issue's case on the sample data: a newer record whose consent is "" (quarantined)."""
     landing = tmp_path / "landing"

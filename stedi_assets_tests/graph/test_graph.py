@@ -161,6 +161,7 @@ def test_low_join_coverage_warns_without_blocking(sample_landing, tmp_path):
     assert run.materialized() == ALL_TABLES  # a WARN does not stop anything
 
 
+@pytest.mark.slow
 def test_readme_command_materializes_the_graph(sample_landing, tmp_path):
     """`dagster asset materialize -m stedi_assets.definitions --select '*'`, as the README runs
     it."""

@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from dagster import DagsterInstance, build_sensor_context
 
 from stedi_assets.alerts import AlertSettings, stedi_alerts
@@ -39,6 +40,7 @@ def leaks(data: bytes, pii: set[str]) -> set[str]:
     return {value for value in pii if value in lowered}
 
 
+@pytest.mark.slow
 def test_no_landing_pii_in_the_instance_logs_or_alerts(tmp_path):
     landing = write_landing(tmp_path / "landing")
     home = tmp_path / "dagster_home"

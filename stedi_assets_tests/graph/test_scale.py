@@ -51,6 +51,7 @@ def test_parquet_output_lands_the_same_rows_as_json(tmp_path, small_chunks):
             == json_counts[table.source]
 
 
+@pytest.mark.slow
 def test_streamed_landing_gives_the_eager_tables(tmp_path):
     gen.generate(tmp_path, scale=0.05, seed=5)
     extra = tmp_path / "accelerometer" / "zz-messy.json"

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from stedi_assets import schemas
 from stedi_assets.io.parquet import LocalParquetIOManager
@@ -29,6 +30,7 @@ print("finished")
 """
 
 
+@pytest.mark.slow
 def test_sigkill_in_the_middle_of_a_write_keeps_the_previous_version(tmp_path):
     io = LocalParquetIOManager(root=str(tmp_path))
     uri = io.table_uri("accelerometer_landing")
@@ -76,6 +78,7 @@ def test_previous_version_stays_readable_until_the_next_write(tmp_path):
     assert len(list((uri.parent / ".customer_trusted.versions").iterdir())) == 2
 
 
+@pytest.mark.slow
 def test_same_input_gives_identical_table_files(sample_landing, tmp_path):
     first = run_graph(sample_landing, tmp_path / "one")
     second = run_graph(sample_landing, tmp_path / "two")

@@ -79,6 +79,7 @@ def test_loading_the_code_location_refuses_and_names_the_setting(tmp_path):
         in result.stderr
 
 
+@pytest.mark.slow
 def test_every_run_with_the_development_key_warns_and_a_real_key_does_not(tmp_path,
                                                                           monkeypatch):
     landing = write_tiny_landing(tmp_path / "landing")
