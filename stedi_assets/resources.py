@@ -9,7 +9,7 @@ from __future__ import annotations
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
-from stedi_assets.io.landing_reader import (
+from stedi_assets.io.landing_files import (
     LandingListing,
     file_stamps,
     landing_fingerprint,

@@ -3,9 +3,11 @@
 Tests live in layers: unit/ (pure functions, one module or resource at a time), graph/ (the
 Dagster graph end to end on Polars), engines/ (Spark against Polars), aws/ (S3 and Glue against
 moto's server on 127.0.0.1), ui/ (a real `dagster dev`, some with headless Chromium); support/
-holds what they share. Markers are given here from the layer and the fixtures a test uses, so
-`pytest -m "not spark and not ui"` is the fast loop: spark (runs Spark), s3 (moto's S3/Glue
-server), glue (the Glue path), ui (dagster dev / a browser), reference (the real STEDI data).
+holds what they share. Markers are given here from the layer and the fixtures a test uses:
+spark (runs Spark), s3 (moto's S3/Glue server), glue (the Glue path), ui (dagster dev / a
+browser), reference (the real STEDI data); `slow` (seconds on its own) is written on the test.
+The fast loop, `pytest -m "not spark and not ui and not s3 and not reference and not slow"`,
+leaves them out; plain `pytest` (CI) runs everything.
 """
 
 import inspect

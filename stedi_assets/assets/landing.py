@@ -29,7 +29,8 @@ from stedi_assets.check_rules import (
 from stedi_assets.engines.base import Engine, LandingBatch
 from stedi_assets.figures import plain
 from stedi_assets.io.catalog import CatalogError, TableCatalog
-from stedi_assets.io.landing_reader import LandingError, count_lines
+from stedi_assets.io.landing_files import count_lines
+from stedi_assets.io.landing_reader import LandingError
 from stedi_assets.io.local_paths import OutsideRootError
 from stedi_assets.resources import CheckSettings, LandingSource
 

@@ -41,12 +41,8 @@ from stedi_assets.figures import plain
 from stedi_assets.io import spark_files
 from stedi_assets.io.iceberg_catalog import CatalogConfig
 from stedi_assets.io.iceberg_tables import IcebergTables, TableSnapshot
-from stedi_assets.io.landing_reader import (
-    check_compression,
-    count_lines,
-    list_s3_landing_files,
-    scan_landing_folder,
-)
+from stedi_assets.io.landing_files import count_lines, list_s3_landing_files, scan_landing_folder
+from stedi_assets.io.landing_reader import check_compression
 from stedi_assets.io.local_paths import ensure_table_inside
 from stedi_assets.io.s3 import S3Store, is_s3_uri
 from stedi_assets.settings import duration_seconds

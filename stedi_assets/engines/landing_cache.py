@@ -37,8 +37,10 @@ from stedi_assets.transforms.polars.columns import empty_rejects, polars_schema
 
 PACKAGE = Path(__file__).resolve().parents[1]
 #: The code that turns a landing file into rows and rejects, and nothing else: the Polars
-#: parser and its column types, the JSON line checks, the landing reader, the schemas.
-#: (identity.py is not used in parsing; the engine resource only batches and spills.)
+#: parser and its column types, the JSON line checks, the landing line reader (compression
+#: checks, decompression, lines), the schemas. (identity.py is not used in parsing; the engine
+#: resource only batches and spills; io/landing_files.py finds and stamps files, its stamps
+#: are the other half of an entry's key.)
 PARSER_CODE = ("transforms/polars/landing.py", "transforms/polars/columns.py",
                "transforms/json_checks.py", "io/landing_reader.py", "schemas.py")
 

@@ -1,7 +1,8 @@
-"""Find and read the raw landing files: every line of every file, with its file and number.
+"""Read the raw lines of one landing file, with its file and line number: the parser's input.
 
-A landing folder is a local directory or an `s3://bucket/prefix` (then an `S3Store` lists it and
-Polars reads the files with its native cloud I/O).
+A landing file is a local path or an `s3://bucket/key` (then Polars reads it with its native
+cloud I/O). Finding the files, their stamps, fingerprints and independent line counts is
+landing_files.py; only this module is the parser's code (engines/landing_cache.py hashes it).
 
 Compressed files: gzip (`.gz`) is read by both engines (Polars decompresses by content, Spark,
 Glue and Athena by name), so a `.gz` file is landed and its lines are counted from the
@@ -13,128 +14,18 @@ never lines read from compressed bytes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import polars as pl
 
-from stedi_assets.io.local_paths import leads_outside
-from stedi_assets.io.s3 import S3Store, StorageError, split_s3_folder, split_s3_uri
+from stedi_assets.io.s3 import S3Store, split_s3_uri
 
 
 class LandingError(Exception):
     """A landing problem the user must fix; the message names the file (and line)."""
-
-
-def _hidden(relative: Path) -> bool:
-    return any(part.startswith((".", "_")) for part in relative.parts)
-
-
-@dataclass(frozen=True)
-class LandingListing:
-    """The data files of a landing source and the entries left out, each as "path: reason"
-    (a symbolic link leading outside the landing root, a broken link, a linked folder)."""
-
-    files: list[str]
-    skipped: list[str] = field(default_factory=list)
-
-
-def _walk_landing_folder(root: str, folder: Path) -> LandingListing:
-    """Every data file under `folder` (recursively), sorted; hidden entries (a path part
-    starting with . or _) ignored. A symbolic link is read only when it is a file inside the
-    landing root; folders reached through a link are never entered (as Path.rglob did)."""
-    files, skipped = [], []
-    for directory, folders, names in os.walk(folder):  # does not enter linked folders
-        base = Path(directory)
-        folders[:] = [d for d in folders if not _hidden((base / d).relative_to(folder))]
-        for name in [*folders, *names]:
-            path = base / name
-            if _hidden(path.relative_to(folder)):
-                continue
-            if not path.is_symlink():
-                if path.is_file():
-                    files.append(str(path))
-                continue
-            if leads_outside(path, root):
-                skipped.append(f"{path}: symbolic link leading outside the landing root")
-            elif path.is_dir():
-                skipped.append(f"{path}: symbolic link to a folder (not followed)")
-            elif path.is_file():
-                files.append(str(path))
-            else:
-                skipped.append(f"{path}: broken symbolic link")
-    return LandingListing(sorted(files), sorted(skipped))
-
-
-def scan_landing_folder(root: str, source: str) -> LandingListing:
-    """The files of <root>/<source>/ and what was skipped (see _walk_landing_folder)."""
-    folder = Path(root) / source
-    if not folder.is_dir():
-        raise LandingError(
-            f"landing folder {folder} does not exist (landing root {root!r}); "
-            f"set STEDI_LANDING_ROOT or run `stedi-generate --out {root}`"
-        )
-    if leads_outside(folder, root):
-        raise LandingError(f"landing folder {folder} is a symbolic link leading outside the "
-                           f"landing root {root!r}: nothing outside the root is read")
-    listing = _walk_landing_folder(root, folder)
-    if not listing.files:
-        raise LandingError(f"landing folder {folder} holds no files")
-    return listing
-
-
-def list_landing_files(root: str, source: str) -> list[str]:
-    """Every data file under <root>/<source>/ (recursively), sorted; hidden files and symbolic
-    links leading outside the landing root skipped."""
-    return scan_landing_folder(root, source).files
-
-
-def list_s3_landing_files(root: str, source: str, store: S3Store) -> list[str]:
-    """Every object under the S3 prefix <root>/<source>/ (any number of pages), sorted; hidden
-    keys (a path part starting with . or _) and folder markers skipped."""
-    folder = f"{root.rstrip('/')}/{source}"
-    try:
-        keys = store.list_keys(folder)
-    except StorageError as exc:
-        raise LandingError(str(exc)) from None
-    bucket, prefix = split_s3_folder(folder)
-    files = sorted(
-        f"s3://{bucket}/{key}"
-        for key in keys
-        if not key.endswith("/") and not _hidden(Path(key[len(prefix):]))
-    )
-    if not files:
-        raise LandingError(
-            f"no landing files under {folder.rstrip('/')}/ (bucket {bucket!r}, prefix "
-            f"{prefix!r}); check STEDI_LANDING_ROOT and STEDI_LANDING_PREFIXES"
-        )
-    return files
-
-
-def file_stamps(files: list[str]) -> dict[str, str]:
-    """Size, modification time and a digest of the first and last 64 KiB of each local file:
-    changes when the file is rewritten (even within the clock's granularity)."""
-    stamps = {}
-    for path in files:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            digest = hashlib.sha256(fh.read(1 << 16))
-            if size > 1 << 16:
-                fh.seek(max(1 << 16, size - (1 << 16)))
-                digest.update(fh.read())
-            stamps[path] = f"{size}:{os.fstat(fh.fileno()).st_mtime_ns}:{digest.hexdigest()[:16]}"
-    return stamps
-
-
-def s3_file_stamps(root: str, source: str, store: S3Store) -> dict[str, str]:
-    """Size and ETag of each landing object under <root>/<source>/ (keyed like the files)."""
-    bucket, objects = _s3_landing_objects(root, source, store)
-    return {f"s3://{bucket}/{o['Key']}": f"{o.get('Size')}:{o.get('ETag')}" for o in objects}
 
 
 def is_parquet(path: str) -> bool:
@@ -192,7 +83,7 @@ def check_compression(path: str, store: S3Store | None = None) -> None:
             f"{path}: is named .gz but does not hold gzip data")
 
 
-def _decompressed(chunks: Iterator[bytes], gzip: bool) -> Iterator[bytes]:
+def decompressed(chunks: Iterator[bytes], gzip: bool) -> Iterator[bytes]:
     """The bytes of a file from its raw chunks (gzip: every member of the file in turn)."""
     if not gzip:
         yield from chunks
@@ -207,13 +98,13 @@ def _decompressed(chunks: Iterator[bytes], gzip: bool) -> Iterator[bytes]:
             inflate = zlib.decompressobj(wbits=31)
 
 
-def _local_chunks(path: str) -> Iterator[bytes]:
+def local_chunks(path: str) -> Iterator[bytes]:
     with open(path, "rb") as fh:
         yield from iter(lambda: fh.read(1 << 20), b"")
 
 
 def _local_bytes(path: str) -> bytes:
-    return b"".join(_decompressed(_local_chunks(path), is_gzip(path)))
+    return b"".join(decompressed(local_chunks(path), is_gzip(path)))
 
 
 def _first_undecodable_line(path: str) -> int:
@@ -282,68 +173,3 @@ def _lines_with_encoding_errors(path: str) -> pl.DataFrame:
         lines.pop()  # the newline that ends the last line does not start another
     return pl.DataFrame({"line": lines, "line_number": range(1, len(lines) + 1)},
                         schema={"line": pl.String, "line_number": pl.Int64})
-
-
-def count_lines(path: str, store: S3Store | None = None) -> int:
-    """Lines in a file counted from its raw bytes (independently of any parser; a .gz file
-    from its decompressed bytes): newlines, plus one for a last line without a newline. A
-    Parquet landing file counts its rows (from the file's footer)."""
-    count, last = 0, b"\n"
-    if is_parquet(path):
-        options = store.storage_options if store else None
-        return int(pl.scan_parquet(path, storage_options=options).select(pl.len())
-                   .collect().item())
-    if store is None:
-        chunks = _local_chunks(path)
-    else:
-        bucket, key = split_s3_uri(path)
-        try:
-            chunks = store.client.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20)
-        except Exception as exc:  # noqa: BLE001 - turned into a clear message
-            raise LandingError(str(store.explain(exc, path, "counting lines of"))) from None
-    try:
-        for chunk in _decompressed(chunks, is_gzip(path)):
-            count += chunk.count(b"\n")
-            last = chunk[-1:] or last
-    except zlib.error as exc:
-        raise LandingError(f"{path}: damaged gzip data ({exc})") from None
-    return count + (0 if last == b"\n" else 1)
-
-
-def landing_fingerprint(root: str, source: str) -> str:
-    """A digest of the names, sizes and modification times of a source's files ('' if none);
-    skipped entries (see scan_landing_folder) do not count."""
-    folder = Path(root) / source
-    if not folder.is_dir() or leads_outside(folder, root):
-        return ""
-    digest = hashlib.sha256()
-    for name in _walk_landing_folder(root, folder).files:
-        path = Path(name)
-        stat = path.stat()
-        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
-def _s3_landing_objects(root: str, source: str, store: S3Store) -> tuple[str, list[dict]]:
-    """(bucket, the landing objects under <root>/<source>/ sorted by key): folder markers and
-    hidden keys left out, as list_s3_landing_files does."""
-    folder = f"{root.rstrip('/')}/{source}"
-    bucket, prefix = split_s3_folder(folder)
-    try:
-        objects = store.list_objects(folder)
-    except StorageError as exc:
-        raise LandingError(str(exc)) from None
-    return bucket, sorted((o for o in objects if not o["Key"].endswith("/")
-                           and not _hidden(Path(o["Key"][len(prefix):]))),
-                          key=lambda o: o["Key"])
-
-
-def s3_landing_fingerprint(root: str, source: str, store: S3Store) -> str:
-    """A digest of the keys, sizes, ETags and modification times under <root>/<source>/."""
-    _, objects = _s3_landing_objects(root, source, store)
-    digest = hashlib.sha256()
-    for obj in objects:
-        digest.update(f"{obj['Key']}\0{obj.get('Size')}\0{obj.get('ETag')}\0"
-                      f"{obj.get('LastModified')}\n".encode())
-    return digest.hexdigest() if objects else ""
-

@@ -16,9 +16,10 @@ from stedi_assets import schemas
 from stedi_assets.assets.glue import glue_assets
 from stedi_assets.aws import glue_job
 from stedi_assets.aws.glue_launch import GlueJobs
-from stedi_assets.definitions import LOCAL_PSEUDONYM_SECRET, all_asset_checks, all_assets
+from stedi_assets.definitions import all_asset_checks, all_assets
 from stedi_assets.io.catalog import TableCatalog
 from stedi_assets.resources import LandingSource
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 from stedi_assets_tests.support.graph import run_graph
 from stedi_assets_tests.support.paths import REPO_ROOT
 

@@ -30,13 +30,8 @@ from stedi_assets.aws import glue_job
 from stedi_assets.aws.glue_deploy import SCRIPT, package_zip
 from stedi_assets.aws.glue_steps import CheckReport, StepResult, TableReport
 from stedi_assets.cli import deploy_main
-from stedi_assets.definitions import (
-    Settings,
-    all_asset_checks,
-    all_assets,
-    build_glue_jobs,
-    build_resources,
-)
+from stedi_assets.definitions import Settings, all_asset_checks, all_assets, build_resources
+from stedi_assets.deployments import build_glue_jobs
 from stedi_assets_tests.support.s3_helpers import failure_messages, new_bucket
 
 pytest_plugins = ["stedi_assets_tests.support.s3_server"]

@@ -14,18 +14,14 @@ import pytest
 from stedi_assets import schemas
 from stedi_assets.aws import glue_steps
 from stedi_assets.aws.glue_deploy import job_definition, package_zip
-from stedi_assets.definitions import (
-    LOCAL_PSEUDONYM_SECRET,
-    Settings,
-    all_asset_checks,
-    all_assets,
-    build_definitions,
-    build_glue_jobs,
-)
+from stedi_assets.definitions import Settings, all_asset_checks, all_assets, build_definitions
+from stedi_assets.deployments import build_glue_jobs
 from stedi_assets.io.iceberg_catalog import CatalogConfig
 from stedi_assets.io.iceberg_io import scan_local_table
 from stedi_assets.io.iceberg_tables import IcebergTables, TableSnapshot
-from stedi_assets.io.landing_reader import count_lines, list_landing_files, read_landing_lines
+from stedi_assets.io.landing_files import count_lines, list_landing_files
+from stedi_assets.io.landing_reader import read_landing_lines
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 from stedi_assets.transforms import polars as polars_ops
 from stedi_assets_tests.support.graph import run_graph
 

@@ -12,7 +12,8 @@ from pyiceberg.table import StaticTable
 
 from stedi_assets import schemas
 from stedi_assets.cli import sql_main
-from stedi_assets.definitions import Settings, build_storage
+from stedi_assets.definitions import Settings
+from stedi_assets.deployments import build_storage
 from stedi_assets.engines.polars_engine import PolarsEngine
 from stedi_assets.io.iceberg_io import scan_local_table
 from stedi_assets_tests.support.paths import REPO_ROOT as REPO

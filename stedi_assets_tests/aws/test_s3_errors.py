@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from stedi_assets import schemas
-from stedi_assets.definitions import build_storage
+from stedi_assets.deployments import build_storage
 from stedi_assets.engines.polars_engine import PolarsEngine
 from stedi_assets_tests.support.s3_helpers import (
     authentication_enforced,

@@ -3,7 +3,7 @@
 from dagster import RunRequest, SkipReason, build_sensor_context
 
 from stedi_assets.automation import automation_sensors
-from stedi_assets.definitions import build_storage
+from stedi_assets.deployments import build_storage
 from stedi_assets_tests.support.s3_helpers import new_bucket, s3_settings, upload_landing
 
 pytest_plugins = ["stedi_assets_tests.support.s3_server"]

@@ -5,15 +5,12 @@ from __future__ import annotations
 import pytest
 from dagster import EnvVar
 
-from stedi_assets.definitions import (
-    LOCAL_PSEUDONYM_SECRET,
-    Settings,
-    build_resources,
-    build_storage,
-)
+from stedi_assets.definitions import Settings, build_resources
+from stedi_assets.deployments import build_storage
 from stedi_assets.io.catalog import GlueCatalog, TableCatalog
 from stedi_assets.io.iceberg_io import LocalIcebergIOManager, S3IcebergIOManager
 from stedi_assets.resources import LandingSource, S3LandingSource
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 
 S3_ENV = {"STEDI_ENV": "s3", "STEDI_LANDING_ROOT": "s3://cd0030bucket/",
           "STEDI_LAKEHOUSE_ROOT": "s3://lake/stedi/", "STEDI_PSEUDONYM_SECRET": "k"}

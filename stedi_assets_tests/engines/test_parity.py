@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from stedi_assets import definitions, schemas
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 from stedi_assets.transforms import polars as polars_ops
 from stedi_assets.transforms import spark as spark_ops
 from stedi_assets.transforms.pseudonyms import customer_key
@@ -200,7 +201,7 @@ def test_tables_written_by_one_engine_are_read_by_the_other(spark, tmp_path, fir
     assert materialized == {t.name for t in schemas.TABLES.values() if t.zone != "landing"}
     assert_same_graph_output(tmp_path / "reference", mixed)
     # b@x never consented: its reading at the same instant must not pair with a@x's device.
-    a_key = customer_key("a@x", definitions.LOCAL_PSEUDONYM_SECRET)
+    a_key = customer_key("a@x", LOCAL_PSEUDONYM_SECRET)
     assert read_table(mixed, "machine_learning_curated").to_dicts() == [
         {"sensorReadingTime": 5, "serialNumber": "s1", "distanceFromObject": 7,
          "x": 1.5, "y": None, "z": None, "customerKey": a_key},

@@ -32,6 +32,7 @@ def instance():
         yield inst
 
 
+@pytest.mark.slow
 def test_one_alert_per_failed_check_none_for_passing_runs(instance, sample_landing, tmp_path):
     ok = _run(instance, sample_landing, tmp_path / "ok")
     leaky = _run(instance, sample_landing, tmp_path / "leak", engine=leaky_engine())

@@ -10,8 +10,9 @@ from dagster import AssetCheckSeverity
 
 from stedi_assets import check_rules
 from stedi_assets.aws import glue_job, glue_steps
-from stedi_assets.definitions import LOCAL_PSEUDONYM_SECRET, all_asset_checks, all_assets
+from stedi_assets.definitions import all_asset_checks, all_assets
 from stedi_assets.resources import CheckSettings, PrivacySettings
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 from stedi_assets_tests.aws.test_glue_steps import run_steps
 from stedi_assets_tests.support.graph import run_graph
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from stedi_assets import schemas
 from stedi_assets.io.iceberg_io import LocalIcebergIOManager
@@ -50,6 +51,9 @@ run = run_graph(sys.argv[1], sys.argv[2], raise_on_error=False)
 failures = [e.step_failure_data.error.message for e in run.result.all_events if e.is_step_failure]
 print("OK" if run.result.success else "FAILED: " + " | ".join(failures))
 """
+
+#: real processes and repeated whole-graph runs: seconds each
+pytestmark = pytest.mark.slow
 
 
 def _python(code: str, *args: str) -> subprocess.Popen:

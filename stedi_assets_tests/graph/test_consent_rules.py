@@ -19,7 +19,7 @@ from stedi_assets.aws import glue_steps
 from stedi_assets.engines.polars_engine import PolarsEngine
 from stedi_assets.io.iceberg_io import scan_local_table
 from stedi_assets.resources import PrivacySettings
-from stedi_assets.settings import SparkSettings
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET, SparkSettings
 from stedi_assets.transforms import polars as pe
 from stedi_assets.transforms import spark as se
 from stedi_assets.transforms.identity import identity, quarantined_identities
@@ -30,7 +30,7 @@ from stedi_assets_tests.support.graph_runs import check_metadata, read_table
 from stedi_assets_tests.support.spark_session import SPARK_TEST_CONF
 
 pytest_plugins = ["stedi_assets_tests.support.spark_session"]
-SECRET = definitions.LOCAL_PSEUDONYM_SECRET
+SECRET = LOCAL_PSEUDONYM_SECRET
 
 
 def _customer(name, email, serial, updated, consent, phone):
@@ -167,6 +167,7 @@ def test_consent_check_flags_shared_devices_when_they_are_excluded(tmp_path):
     assert "machine_learning_curated" not in run.materialized()
 
 
+@pytest.mark.slow
 def test_a_withdrawal_that_does_not_parse_withdraws_on_the_next_run(sample_landing, tmp_path):
     """The issue's case on the sample data: a newer record whose consent is "" (quarantined)."""
     landing = tmp_path / "landing"

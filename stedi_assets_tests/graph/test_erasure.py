@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from stedi_assets import schemas
 from stedi_assets.io.iceberg_io import LocalIcebergIOManager
 from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
@@ -17,6 +19,9 @@ from stedi_assets_tests.support.tiny_landing import write_tiny_landing
 
 EMAIL = "ann@example.com"
 KEY = customer_key(EMAIL, LOCAL_PSEUDONYM_SECRET)
+
+#: real processes and repeated whole-graph runs: seconds each
+pytestmark = pytest.mark.slow
 
 
 def _files_holding(folder: Path, *needles: str) -> list[str]:

@@ -9,8 +9,9 @@ import pytest
 from dagster import AssetCheckSeverity
 
 from stedi_assets import schemas
-from stedi_assets.definitions import LOCAL_PSEUDONYM_SECRET, defs
+from stedi_assets.definitions import defs
 from stedi_assets.io.iceberg_io import LocalIcebergIOManager
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 from stedi_assets.transforms.pseudonyms import customer_key
 from stedi_assets_tests.support.graph import run_graph
 from stedi_assets_tests.support.leaky import LossyEngine, leaky_engine
@@ -161,6 +162,7 @@ def test_low_join_coverage_warns_without_blocking(sample_landing, tmp_path):
     assert run.materialized() == ALL_TABLES  # a WARN does not stop anything
 
 
+@pytest.mark.slow
 def test_readme_command_materializes_the_graph(sample_landing, tmp_path):
     """`dagster asset materialize -m stedi_assets.definitions --select '*'`, as the README runs
     it."""

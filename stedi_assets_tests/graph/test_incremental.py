@@ -6,11 +6,12 @@ import json
 import shutil
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from stedi_assets import schemas
-from stedi_assets.definitions import LOCAL_PSEUDONYM_SECRET
 from stedi_assets.engines.polars_engine import PolarsEngine
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 from stedi_assets.transforms.pseudonyms import customer_key
 from stedi_assets_tests.support.graph import GraphRun, run_graph
 
@@ -36,6 +37,7 @@ def _copy(sample_landing, tmp_path):
     return landing
 
 
+@pytest.mark.slow
 def test_new_file_is_the_only_one_parsed_and_tables_equal_a_full_run(sample_landing, tmp_path):
     landing = _copy(sample_landing, tmp_path)
     first = run_graph(landing, tmp_path / "lake")
@@ -66,6 +68,7 @@ def test_new_file_is_the_only_one_parsed_and_tables_equal_a_full_run(sample_land
     assert all(e.passed for (_, check), e in second.checks().items() if check != "join_coverage")
 
 
+@pytest.mark.slow
 def test_consent_withdrawn_in_a_new_customer_file_reaches_readings_parsed_earlier(
         sample_landing, tmp_path):
     landing = _copy(sample_landing, tmp_path)
@@ -86,6 +89,7 @@ def test_consent_withdrawn_in_a_new_customer_file_reaches_readings_parsed_earlie
     _assert_same_tables(second, run_graph(landing, tmp_path / "full", engine=PolarsEngine()))
 
 
+@pytest.mark.slow
 def test_rewritten_and_removed_files_are_never_served_from_the_cache(sample_landing, tmp_path):
     landing = _copy(sample_landing, tmp_path)
     run_graph(landing, tmp_path / "lake")

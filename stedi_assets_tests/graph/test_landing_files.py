@@ -17,14 +17,8 @@ from stedi_assets.definitions import Settings
 from stedi_assets.engines.landing_cache import LandingCache
 from stedi_assets.engines.polars_engine import PolarsEngine
 from stedi_assets.io.iceberg_io import LocalIcebergIOManager
-from stedi_assets.io.landing_reader import (
-    LandingError,
-    check_compression,
-    count_lines,
-    landing_fingerprint,
-    read_landing_lines,
-    scan_landing_folder,
-)
+from stedi_assets.io.landing_files import count_lines, landing_fingerprint, scan_landing_folder
+from stedi_assets.io.landing_reader import LandingError, check_compression, read_landing_lines
 from stedi_assets.io.local_paths import OutsideRootError
 from stedi_assets.resources import LandingSource
 from stedi_assets_tests.support.graph_runs import check_metadata, read_table, run_graph

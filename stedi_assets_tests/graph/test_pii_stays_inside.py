@@ -11,11 +11,12 @@ import re
 import subprocess
 import sys
 
+import pytest
 from dagster import DagsterInstance, build_sensor_context
 
 from stedi_assets.alerts import AlertSettings, stedi_alerts
 from stedi_assets.assets.landing import loggable_reason
-from stedi_assets.definitions import LOCAL_PSEUDONYM_SECRET
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 from stedi_assets.transforms.pseudonyms import customer_key
 from stedi_assets_tests.graph.test_consent_rules import LANDING, write_landing
 from stedi_assets_tests.support.paths import REPO_ROOT
@@ -39,6 +40,7 @@ def leaks(data: bytes, pii: set[str]) -> set[str]:
     return {value for value in pii if value in lowered}
 
 
+@pytest.mark.slow
 def test_no_landing_pii_in_the_instance_logs_or_alerts(tmp_path):
     landing = write_landing(tmp_path / "landing")
     home = tmp_path / "dagster_home"

@@ -5,13 +5,14 @@ import json
 import shutil
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stedi_assets import schemas
-from stedi_assets.definitions import LOCAL_PSEUDONYM_SECRET
 from stedi_assets.engines.polars_engine import PolarsEngine
 from stedi_assets.resources import PrivacySettings
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 from stedi_assets.transforms import polars as pe
 from stedi_assets.transforms.pseudonyms import customer_key
 from stedi_assets_tests.support.graph import run_graph
@@ -34,6 +35,7 @@ def test_curated_tables_carry_no_plaintext_pii(sample_landing, tmp_path):
     assert set(run.table("machine_learning_curated")["customerKey"]) <= keys
 
 
+@pytest.mark.slow
 def test_withdrawn_consent_disappears_on_the_next_materialization(sample_landing, tmp_path):
     landing = tmp_path / "landing"
     shutil.copytree(sample_landing, landing)
@@ -157,6 +159,7 @@ def run_chain(lines: dict[str, list[str]], as_of: bool, ops=pe):
                                         ("machine_learning_curated", ml))}
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(customer_records, readings, steps, noise, st.booleans())
 def test_no_row_of_a_non_consenting_customer_reaches_trusted_or_curated(

@@ -7,7 +7,7 @@ from polars.testing import assert_frame_equal
 from stedi_assets import generate as gen
 from stedi_assets import schemas
 from stedi_assets.engines.polars_engine import PolarsEngine
-from stedi_assets.io.landing_reader import count_lines, list_landing_files
+from stedi_assets.io.landing_files import count_lines, list_landing_files
 from stedi_assets.io.parquet_parts import ParquetParts
 
 
@@ -51,6 +51,7 @@ def test_parquet_output_lands_the_same_rows_as_json(tmp_path, small_chunks):
             == json_counts[table.source]
 
 
+@pytest.mark.slow
 def test_streamed_landing_gives_the_eager_tables(tmp_path):
     gen.generate(tmp_path, scale=0.05, seed=5)
     extra = tmp_path / "accelerometer" / "zz-messy.json"

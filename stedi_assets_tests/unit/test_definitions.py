@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from dagster import AssetKey
 
 from stedi_assets import schemas
@@ -39,6 +40,7 @@ def test_every_asset_has_code_references_table_name_and_storage(tmp_path):
     assert {k.asset_key.path[-1] for k in schema_change} == set(schemas.TABLES)
 
 
+@pytest.mark.slow
 def test_dg_check_and_list_defs_from_the_repository_root():
     for command in (["check", "defs"], ["list", "defs", "--json"]):
         proc = subprocess.run([str(BIN / "dg"), *command], cwd=REPO_ROOT, capture_output=True,

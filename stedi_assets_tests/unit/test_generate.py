@@ -8,7 +8,7 @@ import polars as pl
 from stedi_assets import schemas
 from stedi_assets.engines.polars_engine import PolarsEngine
 from stedi_assets.generate import generate, main
-from stedi_assets.io.landing_reader import list_landing_files
+from stedi_assets.io.landing_files import list_landing_files
 
 SAMPLE_ARGS = {"scale": 0.2, "seed": 42}  # what data/landing was generated with (README)
 

@@ -92,3 +92,17 @@ def test_the_walk_sees_the_imports():
     assert "stedi_assets.engines.base" in graph["stedi_assets.engines.polars_engine"]
     assert "stedi_assets.transforms.polars" in graph["stedi_assets.engines.polars_engine"]
     assert "stedi_assets.engines.spark_engine" in graph["stedi_assets.deployments"]  # lazy one
+
+
+def test_the_landing_cache_hashes_all_the_parsers_code():
+    """The landing cache keys on the files of PARSER_CODE: the parser's files import no other
+    stedi_assets module (io/s3.py only opens the files), so no parsing code escapes the hash."""
+    from stedi_assets.engines.landing_cache import PARSER_CODE
+
+    graph = import_graph()
+    parser = {module_name(PACKAGE / name) for name in PARSER_CODE}
+    assert parser <= set(graph), parser - set(graph)
+    assert "stedi_assets.io.landing_reader" in parser
+    assert "stedi_assets.io.landing_files" not in parser  # listing and stamps: the key's other half
+    reached = {target for name in parser for target in graph[name]}
+    assert reached - parser <= {"stedi_assets.io.s3"}, reached - parser

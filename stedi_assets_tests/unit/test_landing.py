@@ -7,12 +7,8 @@ import pytest
 
 from stedi_assets import schemas
 from stedi_assets.engines.polars_engine import PolarsEngine
-from stedi_assets.io.landing_reader import (
-    LandingError,
-    count_lines,
-    list_landing_files,
-    read_landing_lines,
-)
+from stedi_assets.io.landing_files import count_lines, list_landing_files
+from stedi_assets.io.landing_reader import LandingError, read_landing_lines
 from stedi_assets.transforms import polars as pe
 from stedi_assets_tests.support.graph import run_graph
 

@@ -10,14 +10,13 @@ import pytest
 from dagster import DagsterInstance, EnvVar, materialize
 
 from stedi_assets.definitions import (
-    LOCAL_PSEUDONYM_SECRET,
     Settings,
     all_asset_checks,
     all_assets,
     build_definitions,
     build_resources,
 )
-from stedi_assets.settings import AlertingSettings
+from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET, AlertingSettings
 from stedi_assets_tests.support.paths import REPO_ROOT
 from stedi_assets_tests.support.tiny_landing import write_tiny_landing
 
@@ -80,6 +79,7 @@ def test_loading_the_code_location_refuses_and_names_the_setting(tmp_path):
         in result.stderr
 
 
+@pytest.mark.slow
 def test_every_run_with_the_development_key_warns_and_a_real_key_does_not(tmp_path,
                                                                           monkeypatch):
     landing = write_tiny_landing(tmp_path / "landing")

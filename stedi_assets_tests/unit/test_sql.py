@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from stedi_assets.cli import sql_main
-from stedi_assets.definitions import Settings, build_storage
+from stedi_assets.definitions import Settings
+from stedi_assets.deployments import build_storage
 from stedi_assets.io.iceberg_io import LocalIcebergIOManager, TableNotMaterializedError
 from stedi_assets.io.lakehouse_sql import SqlError, referenced_tables, run_sql
 from stedi_assets_tests.support.s3_helpers import failure_messages, materialize_lakehouse
@@ -81,6 +82,7 @@ def test_referenced_tables_are_whole_words():
         ["customer_trusted"]
 
 
+@pytest.mark.slow
 def test_cli_prints_csv_and_reports_errors(lakehouse, monkeypatch, capsys):
     monkeypatch.setenv("STEDI_LAKEHOUSE_ROOT", str(lakehouse))
     monkeypatch.delenv("STEDI_ENV", raising=False)
@@ -154,12 +156,14 @@ def cli_env(lakehouse, monkeypatch):
     monkeypatch.delenv("STEDI_ENV", raising=False)
 
 
+@pytest.mark.slow
 def test_cli_refuses_outside_files_in_one_line(cli_env, outside_file, capsys):
     assert sql_main([f"SELECT * FROM read_csv('{outside_file}', has_header => false)"]) == 2
     line = _one_line_error(capsys)
     assert "reads only the lakehouse tables" in line and CANARY not in line
 
 
+@pytest.mark.slow
 def test_cli_polars_panic_is_one_line(cli_env, capsys):
     # Polars 2.1 panics (pyo3 PanicException, with a Rust message on stderr) on this cast
     assert sql_main(["SELECT CAST(9223372036854775807 AS TIMESTAMP) AS t"]) == 2
@@ -167,6 +171,7 @@ def test_cli_polars_panic_is_one_line(cli_env, capsys):
     assert "Polars failed (internal error)" in line and "panicked" not in line
 
 
+@pytest.mark.slow
 def test_cli_cross_join_is_stopped_at_the_memory_limit(cli_env, capsys):
     query = ("SELECT c.*, a.*, b.* FROM customer_landing c CROSS JOIN generate_series(1, 200000) a "
              "CROSS JOIN generate_series(1, 200000) b")
@@ -174,6 +179,7 @@ def test_cli_cross_join_is_stopped_at_the_memory_limit(cli_env, capsys):
     assert "used more than --max-memory 600 MiB" in _one_line_error(capsys)
 
 
+@pytest.mark.slow
 def test_cli_long_query_is_stopped_at_the_time_limit(cli_env, capsys):
     query = ("SELECT count(*) FROM generate_series(1, 100000) a "
              "CROSS JOIN generate_series(1, 100000) b CROSS JOIN customer_landing c")
