@@ -18,6 +18,7 @@ from stedi_assets.aws import glue_job
 from stedi_assets.aws.glue_launch import GlueJobs
 from stedi_assets.definitions import all_asset_checks, all_assets
 from stedi_assets.io.catalog import TableCatalog
+from stedi_assets.io.iceberg_io import LocalIcebergIOManager, scan_local_table
 from stedi_assets.resources import LandingSource
 from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 from stedi_assets_tests.support.graph import run_graph
@@ -58,9 +59,15 @@ def test_glue_script_runs_every_step_on_local_spark_through_pipes(sample_landing
               for e in result.get_asset_materialization_events()}
     assert set(counts) == set(schemas.TABLES)
     assert counts == {name: polars.metadata(name)["dagster/row_count"].value for name in counts}
-    for name in counts:
-        folder = tmp_path / "spark" / schemas.zone_of(name) / name
-        assert any(folder.glob("*.parquet")), name
+    for name in counts:  # committed as Iceberg snapshots by the jobs, equal to Polars' tables
+        metadata = {e.asset_key.path[-1]: e.materialization.metadata
+                    for e in result.get_asset_materialization_events()}[name]
+        glue_table = scan_local_table(tmp_path / "spark", name).collect()
+        assert metadata["iceberg/snapshot_id"].value == str(
+            LocalIcebergIOManager(root=str(tmp_path / "spark")).snapshot(name).snapshot_id)
+        local = polars.table(name)
+        assert glue_table.sort(glue_table.columns, nulls_last=True).equals(
+            local.sort(local.columns, nulls_last=True)), name
     checks = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
     expected = polars.checks()
     assert set(checks) == set(expected) and len(checks) == 17
