@@ -115,11 +115,14 @@ def run(landing: Path, out: Path, secret: str = LOCAL_SECRET, threads: int | Non
         con.execute(f"COPY {table} TO '{out}/{table}.parquet' (FORMAT parquet)")
 
 
-def table_figures(con: duckdb.DuckDBPyConnection, source: str,
+def table_figures(con: duckdb.DuckDBPyConnection, source: str | list[str],
                   columns: list[str]) -> tuple[int, int]:
-    """(rows, order-independent checksum) of a Parquet table over the given columns."""
+    """(rows, order-independent checksum) of a Parquet table (a file, a glob or a list of
+    files, e.g. an Iceberg snapshot's data files) over the given columns."""
+    files = [source] if isinstance(source, str) else list(source)
+    listing = "[" + ", ".join(f"'{f}'" for f in files) + "]"
     row = con.execute(f"SELECT count(*), coalesce(sum(hash({', '.join(columns)})), 0)::HUGEINT "
-                      f"FROM read_parquet('{source}')").fetchone()
+                      f"FROM read_parquet({listing})").fetchone()
     return int(row[0]), int(row[1])
 
 

@@ -118,7 +118,7 @@ def run_one(engine: str, landing: str, lakehouse: str) -> None:
     from dagster import materialize
 
     from stedi_assets import definitions
-    from stedi_assets.io.parquet import LocalParquetIOManager
+    from stedi_assets.io.iceberg_io import scan_local_table
     from stedi_assets.transforms import polars as polars_ops
 
     env = {"STEDI_ENGINE": engine, "STEDI_LANDING_ROOT": landing,
@@ -129,8 +129,7 @@ def run_one(engine: str, landing: str, lakehouse: str) -> None:
     result = materialize([*defs.assets, *definitions.all_asset_checks],
                          resources=definitions.build_resources(settings))
     graph_s = time.perf_counter() - start
-    reader = LocalParquetIOManager(root=lakehouse)
-    rows = {t: polars_ops.row_count(reader._scan(reader.table_uri(t)))
+    rows = {t: polars_ops.row_count(scan_local_table(lakehouse, t))
             for t in ("machine_learning_curated", "accelerometer_trusted")}
     print(json.dumps({"ok": result.success, "graph_s": graph_s, **rows}))
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import polars as pl
 
+from stedi_assets.io.iceberg_io import scan_local_table
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from scale import _run, ensure_inputs  # noqa: E402
@@ -41,8 +43,7 @@ def graph(landing: Path, lake: Path, work: Path, cache: str) -> tuple[float, flo
 
 
 def table(lake: Path, name: str) -> pl.DataFrame:
-    zone = "curated" if name.endswith("curated") else "trusted"
-    frame = pl.read_parquet(lake / zone / name / "*.parquet")
+    frame = scan_local_table(lake, name).collect()
     return frame.sort(frame.columns)
 
 
@@ -62,7 +63,7 @@ def drop_new_readings(landing: Path) -> int:
 
 
 def drop_withdrawal(landing: Path, lake: Path) -> str:
-    trusted = pl.read_parquet(lake / "trusted" / "customer_trusted" / "*.parquet")
+    trusted = scan_local_table(lake, "customer_trusted").collect()
     record = trusted.sort("email").row(0, named=True)
     record.update(lastUpdateDate=record["lastUpdateDate"] + 1, shareWithResearchAsOfDate=None)
     (landing / "customer" / "customer-withdrawal.json").write_text(json.dumps(record) + "\n")

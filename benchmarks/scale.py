@@ -112,7 +112,15 @@ def run_scan(landing: Path, polars_out: Path, floor: bool, out: Path) -> tuple[f
     return _run(cmd)
 
 
-def verify(polars_out: Path, other: str) -> dict[str, bool]:
+def snapshot_files(lakehouse: Path, table: str) -> list[str]:
+    """The data files of a lakehouse table's current Iceberg snapshot."""
+    sys.path.insert(0, str(REPO))
+    from stedi_assets.io.iceberg_io import LocalIcebergIOManager
+
+    return list(LocalIcebergIOManager(root=str(lakehouse)).snapshot(table).files)
+
+
+def verify(polars_out: Path, other) -> dict[str, bool]:
     """Row counts and an order-independent checksum per table, Polars vs `other`
     (a function of the table name giving where the other engine wrote it)."""
     import duckdb
@@ -122,9 +130,9 @@ def verify(polars_out: Path, other: str) -> dict[str, bool]:
     same = {}
     for table in TABLES:
         zone = "curated" if table.endswith("curated") else "trusted"
-        polars_table = f"{polars_out}/{zone}/{table}/*.parquet"
+        polars_table = snapshot_files(polars_out, table)
         columns = [r[0] for r in con.execute(
-            f"DESCRIBE SELECT * FROM read_parquet('{polars_table}')").fetchall()]
+            f"DESCRIBE SELECT * FROM read_parquet('{polars_table[0]}')").fetchall()]
         same[table] = (table_figures(con, polars_table, columns)
                        == table_figures(con, other(zone, table), columns))
     return same
@@ -155,7 +163,7 @@ def bench_scale(work: Path, scale: int, reps: int, fmt: str, engines: list[str],
     ran = {r["engine"] for r in runs}
     for other, where in (("duckdb", lambda zone, table: f"{base}/out-duckdb/{table}.parquet"),
                          ("spark", lambda zone, table:
-                          f"{base}/lakehouse-spark/{zone}/{table}/*.parquet")):
+                          snapshot_files(base / "lakehouse-spark", table))):
         if {"polars", other} <= ran:
             same = verify(base / "lakehouse-polars", where)
             print(f"SF{scale} Polars vs {other.capitalize()} outputs (rows + checksum): "

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import polars as pl
 
+from stedi_assets.io.iceberg_io import scan_local_table
+
 SOURCES = ("customer", "accelerometer", "step_trainer")
 OUTPUTS = {"trusted": ("customer_trusted", "accelerometer_trusted", "step_trainer_trusted"),
            "curated": ("customer_curated", "machine_learning_curated")}
@@ -31,10 +33,9 @@ def scan(landing: Path) -> int:
 
 def write(lakehouse: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for zone, tables in OUTPUTS.items():
+    for tables in OUTPUTS.values():
         for table in tables:
-            pl.scan_parquet(f"{lakehouse}/{zone}/{table}/*.parquet").sink_parquet(
-                out / f"{table}.parquet")
+            scan_local_table(lakehouse, table).sink_parquet(out / f"{table}.parquet")
 
 
 def main() -> None:

@@ -22,9 +22,10 @@ class Variable:
 
 
 VARIABLES: tuple[Variable, ...] = (
-    Variable("STEDI_ENV", "local", "`local`: files on this machine, no catalog; `s3`: lakehouse "
-             "on S3, tables registered in the Glue Data Catalog; `glue`: as `s3`, and every step "
-             "runs as an AWS Glue job launched through Dagster Pipes"),
+    Variable("STEDI_ENV", "local", "`local`: files on this machine, Iceberg tables in a SQLite "
+             "catalog inside the lakehouse root; `s3`: lakehouse on S3, Iceberg tables in the Glue "
+             "Data Catalog; `glue`: as `s3`, and every step runs as an AWS Glue job launched "
+             "through Dagster Pipes"),
     Variable("STEDI_LANDING_ROOT", None, "folder or `s3://bucket/prefix/` holding `customer/`, "
              "`accelerometer/`, `step_trainer/` (unset: `<repo>/data/landing`)"),
     Variable("STEDI_LANDING_PREFIXES", "", "rename source folders, e.g. `customer=customers` "
@@ -61,8 +62,10 @@ VARIABLES: tuple[Variable, ...] = (
              "how often the landing sensor and the automation sensor run"),
     Variable("STEDI_FRESHNESS_HOURS", "26", "curated tables fail their freshness policy when not "
              "materialized for this many hours (a stalled landing feed); `0` sets no policy"),
-    Variable("STEDI_GLUE_DATABASE", "stedi", "Glue database of the `s3` and `glue` environments; "
-             "empty: no catalog registration (e.g. on MinIO)", group="aws"),
+    Variable("STEDI_GLUE_DATABASE", "stedi", "catalog database of the Iceberg tables (trusted and "
+             "curated; the landing zone's in `<database>_landing`) and of the raw landing JSON "
+             "tables; one per lakehouse. Empty (e.g. on MinIO): no Glue registration, and then "
+             "`STEDI_ICEBERG_CATALOG_URI` must name the Iceberg catalog", group="aws"),
     Variable("AWS_REGION", "us-east-1", "region for S3 and Glue (`AWS_DEFAULT_REGION` is read "
              "when `AWS_REGION` is unset)", group="aws"),
     Variable("AWS_ENDPOINT_URL", None, "custom endpoint (MinIO, LocalStack, moto); "
