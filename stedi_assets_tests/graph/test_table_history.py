@@ -1,7 +1,8 @@
 """Time travel versus erasure, on the whole graph: history keeps a withdrawn customer until the
 snapshots that hold them expire; with STEDI_SNAPSHOT_RETENTION=0 the next run leaves no byte of
 them in the consented zones, and, once their landing lines are gone too, anywhere under the
-lakehouse. Each materialization records the snapshot it committed and the ones it read."""
+lakehouse. Each materialization records the snapshot it committed and the ones it read, and the
+same input gives the same data files (and, re-materialized, no new snapshot)."""
 
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def test_withdrawal_then_expiry_erases_the_customer_from_the_consented_zones(tmp
     assert expired >= 1
 
 
-def test_erasure_from_landing_leaves_no_trace_under_the_lakehouse(tmp_path):
+def test_table_history_from_landing_leaves_no_trace_under_the_lakehouse(tmp_path):
     landing, lake = write_tiny_landing(tmp_path / "landing"), tmp_path / "lake"
     _run(landing, lake, 7 * 86400)
     assert _files_holding(lake, EMAIL, KEY)
@@ -107,3 +108,19 @@ def test_materializations_record_their_snapshot_and_the_snapshots_they_read(tmp_
     # the snapshot summary says the same, for readers outside Dagster
     summary = io.tables.load("customer_trusted").current_snapshot().summary
     assert json.loads(summary["stedi.upstream-snapshots"]) == reads
+
+
+def test_same_input_gives_identical_data_files_and_no_new_snapshot(sample_landing, tmp_path):
+    one = _run(sample_landing, tmp_path / "one", 7 * 86400)
+    two = _run(sample_landing, tmp_path / "two", 7 * 86400)
+    for name in schemas.TABLES:  # two lakehouses from one input: the same bytes, in order
+        files = [LocalIcebergIOManager(root=str(run.lakehouse)).snapshot(name).files
+                 for run in (one, two)]
+        assert [Path(f).read_bytes() for f in files[0]] == [
+            Path(f).read_bytes() for f in files[1]], name
+    again = _run(sample_landing, tmp_path / "one", 7 * 86400)  # and again: nothing committed
+    for name in schemas.TABLES:
+        metadata = again.metadata(name)
+        assert metadata["iceberg/new_snapshot"].value is False, name
+        assert metadata["iceberg/snapshot_id"].value == one.metadata(name)[
+            "iceberg/snapshot_id"].value, name
