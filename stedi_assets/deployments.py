@@ -19,6 +19,7 @@ from stedi_assets.resources import (
     S3LandingSource,
 )
 from stedi_assets.settings import ENVIRONMENTS, LOCAL_PSEUDONYM_SECRET, Settings
+from stedi_assets.variables import default
 
 if TYPE_CHECKING:
     from stedi_assets.aws.glue_launch import GlueJobs
@@ -60,7 +61,8 @@ def build_storage(settings: Settings) -> tuple[LandingSource, IcebergIOManager, 
 def _iceberg(settings: Settings) -> dict[str, object]:
     """The IO manager's settings: root, catalog, retention (and S3/Glue endpoints)."""
     aws = settings.aws
-    return {"root": settings.lakehouse_root, "database": aws.glue_database or "stedi",
+    return {"root": settings.lakehouse_root,
+            "database": aws.glue_database or default("STEDI_GLUE_DATABASE"),
             "catalog_uri": settings.iceberg_catalog_uri, "region": aws.region,
             "endpoint_url": aws.s3_endpoint_url, "glue_endpoint_url": aws.glue_endpoint_url,
             "snapshot_retention_seconds": settings.snapshot_retention_seconds}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from stedi_assets import schemas
 from stedi_assets.io.s3 import is_s3_uri
-from stedi_assets.variables import VARIABLES, default
+from stedi_assets.variables import VARIABLES, default, duration_seconds
 
 ENVIRONMENTS = ("local", "s3", "glue")
 ENGINES = ("polars", "spark")
@@ -78,19 +78,6 @@ def _in_process_env(env: Mapping[str, str], name: str) -> bool:
     """The setting is set, and to what this process's environment holds: Dagster can then be
     given EnvVar(name), which it resolves from the process environment where it runs."""
     return bool(env.get(name)) and os.environ.get(name) == env.get(name)
-
-
-_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-
-
-def duration_seconds(name: str, text: str) -> int:
-    """'7d' -> 604800, '12h', '30m', '45s', '0' -> 0."""
-    value = text.strip().lower()
-    number, unit = (value[:-1], value[-1]) if value[-1:] in _UNITS else (value, "s")
-    if not number.isdigit() or (unit == "s" and value[-1:] != "s" and value != "0"):
-        raise ValueError(f"{name} must be a whole number with d, h, m or s (e.g. 7d), or 0; "
-                         f"got {text!r}")
-    return int(number) * _UNITS[unit]
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,19 @@ class Variable:
     secret: bool = False
 
 
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def duration_seconds(name: str, text: str) -> int:
+    """A duration as the variables write it: '7d' -> 604800, '12h', '30m', '45s', '0' -> 0."""
+    value = text.strip().lower()
+    number, unit = (value[:-1], value[-1]) if value[-1:] in _UNITS else (value, "s")
+    if not number.isdigit() or (unit == "s" and value[-1:] != "s" and value != "0"):
+        raise ValueError(f"{name} must be a whole number with d, h, m or s (e.g. 7d), or 0; "
+                         f"got {text!r}")
+    return int(number) * _UNITS[unit]
+
+
 VARIABLES: tuple[Variable, ...] = (
     Variable("STEDI_ENV", "local", "`local`: files on this machine, Iceberg tables in a SQLite "
              "catalog inside the lakehouse root; `s3`: lakehouse on S3, Iceberg tables in the Glue "

@@ -45,7 +45,7 @@ from stedi_assets.io.landing_files import count_lines, list_s3_landing_files, sc
 from stedi_assets.io.landing_reader import check_compression
 from stedi_assets.io.local_paths import ensure_table_inside
 from stedi_assets.io.s3 import S3Store, is_s3_uri
-from stedi_assets.settings import duration_seconds
+from stedi_assets.variables import default, duration_seconds
 
 #: How often the job flushes Pipes messages to S3 (seconds).
 MESSAGE_INTERVAL = 5
@@ -166,9 +166,10 @@ class SparkTableIO:
 def table_io(spark: Any, args: argparse.Namespace, run_id: str) -> SparkTableIO:
     """The job's tables from its arguments (catalog, endpoints, retention)."""
     config = CatalogConfig(
-        root=args.stedi_lakehouse_root, database=args.stedi_glue_database or "stedi",
+        root=args.stedi_lakehouse_root,
+        database=args.stedi_glue_database or default("STEDI_GLUE_DATABASE"),
         uri=args.stedi_iceberg_catalog_uri or None,
-        region=args.stedi_aws_region or "us-east-1",
+        region=args.stedi_aws_region or default("AWS_REGION"),
         s3_endpoint_url=args.stedi_s3_endpoint_url or None,
         glue_endpoint_url=args.stedi_glue_endpoint_url or None)
     retention = duration_seconds("--stedi-snapshot-retention", args.stedi_snapshot_retention)

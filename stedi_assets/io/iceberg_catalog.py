@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stedi_assets import schemas
+from stedi_assets.variables import default
 
 #: The SQLite catalog file of a local lakehouse (inside the root, so the root is the lakehouse).
 LOCAL_CATALOG_FILE = "iceberg_catalog.db"
@@ -35,10 +36,10 @@ class CatalogConfig:
 
     root: str
     #: Glue database / catalog namespace of trusted and curated tables (and landing rejects)
-    database: str = "stedi"
+    database: str = default("STEDI_GLUE_DATABASE")
     #: None: SQLite in a local root, the Glue Data Catalog otherwise
     uri: str | None = None
-    region: str = "us-east-1"
+    region: str = default("AWS_REGION")
     s3_endpoint_url: str | None = None
     glue_endpoint_url: str | None = None
 

@@ -41,12 +41,10 @@ from stedi_assets.io.local_paths import OutsideRootError, ensure_table_inside
 from stedi_assets.io.parquet_parts import ParquetParts
 from stedi_assets.io.s3 import S3Store, StorageError, split_s3_uri
 from stedi_assets.transforms.polars.columns import logical_schema
+from stedi_assets.variables import default, duration_seconds
 
 __all__ = ["IcebergIOManager", "LocalIcebergIOManager", "S3IcebergIOManager",
            "TableNotMaterializedError", "table_schema_metadata"]
-
-#: Default STEDI_SNAPSHOT_RETENTION: a week of history (time travel) before erasure.
-DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
 
 _TABLE_ERRORS = (StorageError, IcebergTableError, OutsideRootError, TableNotMaterializedError)
 
@@ -68,14 +66,15 @@ class IcebergIOManager(ConfigurableIOManager):
 
     root: str
     #: catalog database of trusted/curated tables (landing tables: <database>_landing)
-    database: str = "stedi"
+    database: str = default("STEDI_GLUE_DATABASE")
     #: None: SQLite inside a local root, the Glue Data Catalog for an s3:// root
     catalog_uri: str | None = None
-    region: str = "us-east-1"
+    region: str = default("AWS_REGION")
     endpoint_url: str | None = None
     glue_endpoint_url: str | None = None
     #: snapshots older than this are expired and their files deleted after each commit
-    snapshot_retention_seconds: int = DEFAULT_RETENTION_SECONDS
+    snapshot_retention_seconds: int = duration_seconds(
+        "STEDI_SNAPSHOT_RETENTION", default("STEDI_SNAPSHOT_RETENTION"))
     _tables: IcebergTables | None = PrivateAttr(default=None)
 
     @property
