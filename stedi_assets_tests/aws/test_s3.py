@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,3 +206,43 @@ def test_landing_prefix_with_many_files_is_read_completely(s3_endpoint, s3_clien
 
     assert len(files) == 1005 and files[0].endswith("part-00000.json")
     assert batch.rows["sensorReadingTime"].to_list() == [0, 1, 2]
+
+
+def test_time_travel_then_erasure_on_s3(s3_endpoint, s3_client, tmp_path):
+    """On S3 and the Glue catalog: an older snapshot stays readable within the retention; with
+    retention 0 the next run deletes its objects, and no object under the consented zones holds
+    the withdrawn customer."""
+    from stedi_assets.io.iceberg_tables import IcebergTableError
+
+    bucket = new_bucket(s3_client)
+    landing = write_tiny_landing(tmp_path / "landing")
+    upload_landing(s3_client, landing, bucket, "landing")
+    roots = (s3_endpoint, f"s3://{bucket}/landing", f"s3://{bucket}/lake")
+    assert materialize_lakehouse(s3_settings(*roots)).success
+    _, io_manager, _ = build_storage(s3_settings(*roots))
+    before = io_manager.snapshot("customer_trusted").snapshot_id
+
+    withdrawal = {"customerName": "ann", "email": "ann@example.com", "lastUpdateDate": 9000,
+                  "serialNumber": "serial-a", "shareWithResearchAsOfDate": None}
+    s3_client.put_object(Bucket=bucket, Key="landing/customer/customer-2.json",
+                         Body=(json.dumps(withdrawal) + "\n").encode())
+    assert materialize_lakehouse(s3_settings(*roots)).success
+    old = io_manager.scan_table("customer_trusted", snapshot_id=before).collect()
+    assert "ann@example.com" in old["email"].to_list()  # time travel within the retention
+    assert "ann@example.com" not in io_manager.scan_table("customer_trusted").collect()[
+        "email"].to_list()
+
+    erased = materialize_lakehouse(s3_settings(*roots, STEDI_SNAPSHOT_RETENTION="0"))
+    assert erased.success, failure_messages(erased)
+    with pytest.raises(IcebergTableError, match=f"no snapshot {before}"):
+        io_manager.snapshot("customer_trusted", snapshot_id=before)
+    for zone in ("trusted", "curated"):
+        for obj in s3_client.list_objects_v2(Bucket=bucket, Prefix=f"lake/{zone}/")["Contents"]:
+            body = s3_client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            assert b"ann@example.com" not in body, obj["Key"]
+        for name in (t.name for t in schemas.TABLES.values() if t.zone == zone):
+            data = {f"s3://{bucket}/{o['Key']}" for o in s3_client.list_objects_v2(
+                Bucket=bucket, Prefix=f"lake/{zone}/{name}/data/").get("Contents", [])
+                if not o["Key"].endswith("/")}  # pyarrow's folder marker is no data file
+            assert data == set(io_manager.snapshot(name).files) or not io_manager.snapshot(
+                name).rows, name  # only the current snapshot's files are left
