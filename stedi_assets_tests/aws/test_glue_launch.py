@@ -32,7 +32,7 @@ from stedi_assets.aws.glue_steps import CheckReport, StepResult, TableReport
 from stedi_assets.cli import deploy_main
 from stedi_assets.definitions import Settings, all_asset_checks, all_assets, build_resources
 from stedi_assets.deployments import build_glue_jobs
-from stedi_assets_tests.support.s3_helpers import failure_messages, new_bucket
+from stedi_assets_tests.support.s3_helpers import failure_messages, glue_database, new_bucket
 
 pytest_plugins = ["stedi_assets_tests.support.s3_server"]
 
@@ -93,7 +93,8 @@ def failing_relay(s3_endpoint):
 def glue_env(endpoint: str, bucket: str, **extra: str) -> dict[str, str]:
     return {"STEDI_ENV": "glue", "STEDI_LAKEHOUSE_ROOT": f"s3://{bucket}/lake",
             "STEDI_LANDING_ROOT": f"s3://{bucket}/landing", "STEDI_PSEUDONYM_SECRET": "glue-k",
-            "STEDI_GLUE_ROLE_ARN": ROLE, "STEDI_GLUE_DATABASE": "", "AWS_REGION": "us-east-1",
+            "STEDI_GLUE_ROLE_ARN": ROLE, "AWS_REGION": "us-east-1",
+            "STEDI_GLUE_DATABASE": glue_database(f"s3://{bucket}/lake"),
             "AWS_ENDPOINT_URL": endpoint, **extra}
 
 

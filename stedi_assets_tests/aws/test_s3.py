@@ -160,6 +160,13 @@ def test_stedi_sql_reads_the_s3_lakehouse(s3_run: S3Run, s3_endpoint, monkeypatc
     assert history[0].startswith("snapshot_id,committed_at") and len(history) == 2
 
 
+def _data_keys(s3_client, bucket: str, prefix: str) -> list[str]:
+    """The objects under a data folder (not the folder markers pyarrow's S3 filesystem leaves
+    after deleting a file)."""
+    listed = s3_client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return [o["Key"] for o in listed if not o["Key"].endswith("/")]
+
+
 def test_rematerializing_unchanged_input_commits_nothing_and_ignores_stray_files(
         s3_endpoint, s3_client, tmp_path):
     bucket = new_bucket(s3_client)
@@ -168,8 +175,7 @@ def test_rematerializing_unchanged_input_commits_nothing_and_ignores_stray_files
     first = materialize_lakehouse(settings)
     assert first.success, failure_messages(first)
     data = "lake/house/trusted/customer_trusted/data/"
-    committed = [o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket, Prefix=data)
-                 ["Contents"]]
+    committed = _data_keys(s3_client, bucket, data)
     stray = data + "left-by-a-killed-writer.parquet"
     s3_client.copy_object(Bucket=bucket, Key=stray,
                           CopySource={"Bucket": bucket, "Key": committed[0]})
@@ -181,8 +187,7 @@ def test_rematerializing_unchanged_input_commits_nothing_and_ignores_stray_files
     for event in result.get_asset_materialization_events():
         metadata = event.materialization.metadata
         assert metadata["iceberg/new_snapshot"].value is False, event.asset_key
-    keys = sorted(o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket, Prefix=data)
-                  ["Contents"])
+    keys = sorted(_data_keys(s3_client, bucket, data))
     assert keys == sorted([*committed, stray])  # the unchanged writes left nothing behind
     _, io_manager, _ = build_storage(settings)
     assert f"s3://{bucket}/{stray}" not in io_manager.snapshot("customer_trusted").files
@@ -241,8 +246,7 @@ def test_time_travel_then_erasure_on_s3(s3_endpoint, s3_client, tmp_path):
             body = s3_client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
             assert b"ann@example.com" not in body, obj["Key"]
         for name in (t.name for t in schemas.TABLES.values() if t.zone == zone):
-            data = {f"s3://{bucket}/{o['Key']}" for o in s3_client.list_objects_v2(
-                Bucket=bucket, Prefix=f"lake/{zone}/{name}/data/").get("Contents", [])
-                if not o["Key"].endswith("/")}  # pyarrow's folder marker is no data file
+            data = {f"s3://{bucket}/{key}"
+                    for key in _data_keys(s3_client, bucket, f"lake/{zone}/{name}/data/")}
             assert data == set(io_manager.snapshot(name).files) or not io_manager.snapshot(
                 name).rows, name  # only the current snapshot's files are left
