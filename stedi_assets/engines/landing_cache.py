@@ -21,6 +21,8 @@ import hashlib
 import json
 import os
 import shutil
+import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Protocol
@@ -62,6 +64,10 @@ class SpillingEngine(Protocol):
                        spill_to: Path | None = None) -> LandingBatch: ...
 
 
+#: A .tmp work folder older than this belongs to a run that died: removed by the next run.
+STALE_WORK_SECONDS = 3600
+
+
 class LandingCache:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -93,7 +99,9 @@ class LandingCache:
                 parsed += 1
             entries.append(entry)
         for stale in set(folder.iterdir()) - set(entries):
-            shutil.rmtree(stale, ignore_errors=True)  # files gone or rewritten, old .tmp folders
+            # files gone or rewritten; a .tmp folder only when old (another run may be writing)
+            if stale.suffix != ".tmp" or time.time() - stale.stat().st_mtime > STALE_WORK_SECONDS:
+                shutil.rmtree(stale, ignore_errors=True)
         batch = self._batch(table, files, entries)
         batch.files_reused = len(files) - parsed
         return batch
@@ -101,8 +109,8 @@ class LandingCache:
     @staticmethod
     def _parse_into(engine: SpillingEngine, landing: LandingSource, table: Table, path: str,
                     entry: Path) -> None:
-        work = entry.with_suffix(".tmp")
-        shutil.rmtree(work, ignore_errors=True)
+        # a folder of its own: two runs at once may parse the same file
+        work = entry.with_name(f"{entry.name}.{uuid.uuid4().hex[:12]}.tmp")
         work.mkdir()
         try:
             batch = engine.stream_landing([path], table, landing.store, spill_to=work)
@@ -112,8 +120,14 @@ class LandingCache:
             (work / "accounting.json").write_text(json.dumps(
                 {"file": path, "lines_read": batch.lines_read,
                  "unknown_keys": batch.unknown_keys}))
-            shutil.rmtree(entry, ignore_errors=True)
-            work.rename(entry)
+            if entry.exists() and not (entry / "accounting.json").is_file():
+                shutil.rmtree(entry, ignore_errors=True)  # an incomplete entry: replace it
+            try:
+                work.rename(entry)  # atomic; fails when another run put the entry there first
+            except OSError:
+                if not (entry / "accounting.json").is_file():
+                    raise
+                shutil.rmtree(work, ignore_errors=True)  # theirs is the same parse: keep it
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise

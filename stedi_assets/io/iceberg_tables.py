@@ -93,12 +93,22 @@ def _all_optional(schema: pa.Schema) -> pa.Schema:
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    from pyiceberg.exceptions import CommitFailedException, TableAlreadyExistsError
+    from pyiceberg.exceptions import (
+        CommitFailedException,
+        TableAlreadyExistsError,
+        ValidationException,
+    )
 
-    if isinstance(exc, CommitFailedException | TableAlreadyExistsError):
+    # ValidationException: pyiceberg's own retry found files another writer added since this
+    # replacement began (a conflict for an overwrite): start over from the table as it is now
+    if isinstance(exc, CommitFailedException | TableAlreadyExistsError | ValidationException):
         return True
-    # SQLite's "database is locked" while another process commits
-    return type(exc).__name__ == "OperationalError" and "locked" in str(exc)
+    # SQLite's "database is locked" while another process commits, or two runs creating the
+    # same namespace or table at once (a UNIQUE constraint in the SQL catalog)
+    name = type(exc).__name__
+    return (name == "OperationalError" and "locked" in str(exc)) or (
+        name in ("IntegrityError", "NamespaceAlreadyExistsError") and (
+            "UNIQUE" in str(exc) or name == "NamespaceAlreadyExistsError"))
 
 
 class IcebergTables:
