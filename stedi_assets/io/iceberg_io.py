@@ -155,8 +155,10 @@ class IcebergIOManager(ConfigurableIOManager):
 
 
 #: (run id, step key) -> {table: snapshot id} the step loaded, recorded with what it writes.
-#: Process-wide because Dagster may hand a step's inputs and outputs to different instances
-#: of the IO manager; a step loads and writes in one process with every executor.
+#: Module-level, keyed by run and step, so it does not rely on load_input and handle_output
+#: being called on the same IO manager object; a step loads and writes in one process with
+#: every executor. A step that writes nothing (an asset check) leaves its entry behind until
+#: the process ends (a few ids per step; run processes are short-lived).
 _READS: dict[tuple[str, str], dict[str, int]] = {}
 
 
