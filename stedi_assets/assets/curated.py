@@ -1,12 +1,15 @@
 """Curated zone: what the data scientists get to train the step-detection model."""
 
 
-from dagster import AssetCheckResult, asset
+from dagster import AssetCheckResult, AssetExecutionContext, Output, ResourceParam, asset
 
 from stedi_assets.assets.checks import check_result, consent_check, rule_check
 from stedi_assets.assets.common import asset_kwargs
+from stedi_assets.assets.incremental import plan_update, rows_added, rows_removed
 from stedi_assets.check_rules import join_coverage_outcome
 from stedi_assets.engines.base import Engine
+from stedi_assets.increments import TableUpdate, secret_fingerprint, table_version
+from stedi_assets.io.iceberg_io import IcebergIOManager
 from stedi_assets.resources import CheckSettings, PrivacySettings
 
 
@@ -18,10 +21,29 @@ def customer_curated(engine: Engine, privacy: PrivacySettings, customer_trusted,
 
 
 @asset(**asset_kwargs("machine_learning_curated"))
-def machine_learning_curated(engine: Engine, privacy: PrivacySettings, step_trainer_trusted,
-                             accelerometer_trusted):
-    return engine.ops.machine_learning_curated(step_trainer_trusted, accelerometer_trusted,
-                                               secret=privacy.pseudonym_secret)
+def machine_learning_curated(context: AssetExecutionContext, engine: Engine,
+                             privacy: PrivacySettings,
+                             io_manager: ResourceParam[IcebergIOManager],
+                             step_trainer_trusted, accelerometer_trusted):
+    ops, secret = engine.ops, privacy.pseudonym_secret
+    version = table_version("machine_learning_curated", secret=secret_fingerprint(secret))
+
+    def rows(steps, readings):
+        return ops.machine_learning_curated(steps, readings, secret=secret)
+
+    plan = plan_update(context, io_manager, "machine_learning_curated", version)
+    if plan.full_reason:
+        return Output(TableUpdate(version, rows=rows(step_trainer_trusted,
+                                                     accelerometer_trusted)),
+                      metadata=plan.metadata)
+    changed = [f(io_manager, plan, t) for t in ("step_trainer_trusted", "accelerometer_trusted")
+               for f in (rows_removed, rows_added)]
+    affected = ops.machine_learning_curated_affected(*changed)
+    pairs = rows(ops.inside(step_trainer_trusted, affected),
+                 ops.inside(accelerometer_trusted, affected, time_column="timestamp"))
+    return Output(TableUpdate(version, base=plan.base, affected=affected, slice=pairs,
+                              full=lambda: rows(step_trainer_trusted, accelerometer_trusted)),
+                  metadata=plan.metadata)
 
 
 @rule_check("machine_learning_curated", "join_coverage",

@@ -1,12 +1,15 @@
 """Trusted zone: only data of customers whose latest record agrees to share with research."""
 
-from dagster import AssetCheckResult, Output, asset
+from dagster import AssetCheckResult, AssetExecutionContext, Output, ResourceParam, asset
 
 from stedi_assets.assets.checks import check_result, consent_check, rule_check
 from stedi_assets.assets.common import asset_kwargs
+from stedi_assets.assets.incremental import plan_update, rows_added, rows_before
 from stedi_assets.check_rules import join_coverage_outcome, shared_devices_outcome
 from stedi_assets.engines.base import Engine
 from stedi_assets.figures import plain
+from stedi_assets.increments import TableUpdate, table_version
+from stedi_assets.io.iceberg_io import IcebergIOManager
 from stedi_assets.resources import CheckSettings, PrivacySettings
 
 
@@ -17,26 +20,68 @@ def customer_trusted(engine: Engine, customer_landing, customer_landing_rejects)
 
 
 @asset(**asset_kwargs("accelerometer_trusted"))
-def accelerometer_trusted(engine: Engine, privacy: PrivacySettings, accelerometer_landing,
-                          customer_trusted):
-    readings, removed = engine.ops.without_exact_duplicates(engine.ops.accelerometer_trusted(
-        accelerometer_landing, customer_trusted,
-        consent_as_of_date=privacy.consent_as_of_date, deduplicate=False))
-    return Output(readings, metadata={
-        "duplicate_rows_removed": plain(removed),
-        "consent_as_of_date": privacy.consent_as_of_date,
-    })
+def accelerometer_trusted(context: AssetExecutionContext, engine: Engine,
+                          privacy: PrivacySettings, io_manager: ResourceParam[IcebergIOManager],
+                          accelerometer_landing, customer_trusted):
+    ops, as_of = engine.ops, privacy.consent_as_of_date
+    version = table_version("accelerometer_trusted", consent_as_of_date=as_of)
+
+    def rows(landing):
+        return ops.without_exact_duplicates(ops.accelerometer_trusted(
+            landing, customer_trusted, consent_as_of_date=as_of, deduplicate=False))
+
+    plan = plan_update(context, io_manager, "accelerometer_trusted", version,
+                       landing=("accelerometer_landing",))
+    metadata = {"consent_as_of_date": as_of, **plan.metadata}
+    if plan.full_reason:
+        readings, removed = rows(accelerometer_landing)
+        return Output(TableUpdate(version, rows=readings), metadata={
+            "duplicate_rows_removed": plain(removed), **metadata})
+    affected = ops.accelerometer_trusted_affected(
+        rows_added(io_manager, plan, "accelerometer_landing"),
+        rows_before(io_manager, plan, "customer_trusted"), customer_trusted,
+        consent_as_of_date=as_of)
+    readings, removed = rows(ops.inside(accelerometer_landing, affected))
+    return Output(TableUpdate(version, base=plan.base, affected=affected, slice=readings,
+                              full=lambda: rows(accelerometer_landing)[0]),
+                  metadata={"duplicate_rows_removed_in_slices": plain(removed), **metadata})
 
 
 @asset(**asset_kwargs("step_trainer_trusted"))
-def step_trainer_trusted(engine: Engine, privacy: PrivacySettings, step_trainer_landing,
-                         customer_curated, customer_landing, customer_landing_rejects):
-    excluded = (engine.ops.non_consenting_devices(customer_landing, customer_landing_rejects)
-                if privacy.exclude_shared_devices else None)
-    readings, removed = engine.ops.without_exact_duplicates(engine.ops.step_trainer_trusted(
-        step_trainer_landing, customer_curated, deduplicate=False, excluded_devices=excluded))
-    return Output(readings, metadata={"duplicate_rows_removed": plain(removed),
-                                      "shared_devices": privacy.shared_devices})
+def step_trainer_trusted(context: AssetExecutionContext, engine: Engine,
+                         privacy: PrivacySettings, io_manager: ResourceParam[IcebergIOManager],
+                         step_trainer_landing, customer_curated, customer_landing,
+                         customer_landing_rejects):
+    ops, exclude = engine.ops, privacy.exclude_shared_devices
+    version = table_version("step_trainer_trusted", shared_devices=privacy.shared_devices)
+
+    def excluded_devices(landing, rejects):
+        return ops.non_consenting_devices(landing, rejects) if exclude else None
+
+    excluded = excluded_devices(customer_landing, customer_landing_rejects)
+
+    def rows(landing):
+        return ops.without_exact_duplicates(ops.step_trainer_trusted(
+            landing, customer_curated, deduplicate=False, excluded_devices=excluded))
+
+    plan = plan_update(context, io_manager, "step_trainer_trusted", version,
+                       landing=("step_trainer_landing",))
+    metadata = {"shared_devices": privacy.shared_devices, **plan.metadata}
+    if plan.full_reason:
+        readings, removed = rows(step_trainer_landing)
+        return Output(TableUpdate(version, rows=readings), metadata={
+            "duplicate_rows_removed": plain(removed), **metadata})
+    before = {t: rows_before(io_manager, plan, t) for t in
+              ("customer_curated", "customer_landing", "customer_landing_rejects")}
+    affected = ops.step_trainer_trusted_affected(
+        rows_added(io_manager, plan, "step_trainer_landing"),
+        ops.consented_devices(before["customer_curated"], excluded_devices(
+            before["customer_landing"], before["customer_landing_rejects"])),
+        ops.consented_devices(customer_curated, excluded))
+    readings, removed = rows(ops.inside(step_trainer_landing, affected))
+    return Output(TableUpdate(version, base=plan.base, affected=affected, slice=readings,
+                              full=lambda: rows(step_trainer_landing)[0]),
+                  metadata={"duplicate_rows_removed_in_slices": plain(removed), **metadata})
 
 
 @rule_check("step_trainer_trusted", "shared_devices",

@@ -56,6 +56,25 @@ class EngineOps(Protocol):
 
     def without_exact_duplicates(self, frame: Frame) -> tuple[Frame, int]: ...
 
+    # --- incremental runs (stedi_assets/increments.py) ---------------------------------------
+    def accelerometer_trusted_affected(self, landing_added: Frame | None,
+                                       customers_before: Frame, customer_trusted: Frame, *,
+                                       consent_as_of_date: bool = False) -> Any: ...
+
+    def step_trainer_trusted_affected(self, landing_added: Frame | None,
+                                      devices_before: Frame, devices: Frame) -> Any: ...
+
+    def machine_learning_curated_affected(self, step_removed: Frame | None,
+                                          step_added: Frame | None,
+                                          accelerometer_removed: Frame | None,
+                                          accelerometer_added: Frame | None) -> Any: ...
+
+    def consented_devices(self, customer_curated: Frame,
+                          excluded_devices: Frame | None) -> Frame: ...
+
+    def inside(self, frame: Frame, affected: Any, group_column: str | None = None,
+               time_column: str | None = None) -> Frame: ...
+
     # --- figures of the asset checks and metadata -------------------------------------------
     def consenting_customers(self, customer_landing: Frame, secret: str,
                              customer_landing_rejects: Frame | None = None) -> Frame: ...

@@ -1,9 +1,11 @@
 """What a snapshot holds (its live files, read from its manifests), how a write replaces it
-(the snapshot producer, the schema following the files), and whether a write holds exactly
-the current snapshot's data: then `publish` commits nothing, so re-materializing
-unchanged input leaves the table's history as it was (the new files are deleted). Row count
-and byte size decide first (from the snapshot summary, free); only when both match are the
-files compared byte for byte, in part order."""
+(the snapshot producer, the schema following the files), and which of a write's files the
+current snapshot already holds byte for byte: `publish` keeps those live files as they are
+(same path, same sequence number) and deletes the new copies, so a landing table that gained
+one file gains one data file (what incremental readers see as new, io/iceberg_changes.py),
+and re-materializing unchanged input commits nothing at all. Row count and byte size decide
+first (from the manifests, free); only when both match are two files compared byte for byte
+(hard links to the same file are recognised without reading it)."""
 
 from __future__ import annotations
 
@@ -26,23 +28,50 @@ def live_files(io, snapshot) -> tuple[list, list]:
     return data, deletes
 
 
-def same_content(iceberg, current, files: Sequence[str], data_files) -> bool:
-    summary = current.summary.additional_properties if current.summary else {}
-    if int(summary.get("total-records", 0)) != sum(f.record_count for f in data_files):
-        return False
-    if int(summary.get("total-files-size", 0)) != sum(f.file_size_in_bytes
-                                                       for f in data_files):
-        return False
-    old = [f.file_path for f in live_files(iceberg.io, current)[0]]
-    return digest(iceberg.io, sorted(old, key=_part_order)) == digest(
-        iceberg.io, sorted(files, key=_part_order))
+def keep_identical(io, live: Sequence, new_files: Sequence[str], new_data) -> tuple[list, list]:
+    """Match each new file with a live data file holding the same bytes (each live file at most
+    once): (the live data files matched, the new files' data files left unmatched). A new file
+    that *is* a live file (same path: an incremental update listing what it keeps) matches it."""
+    by_path = {f.file_path: f for f in live}
+    twins: dict[tuple[int, int], list] = {}
+    for data_file in live:
+        twins.setdefault((data_file.record_count, data_file.file_size_in_bytes),
+                         []).append(data_file)
+    taken: set[str] = set()
+    kept, added = [], []
+    digests: dict[str, str] = {}
+
+    def same_bytes(a: str, b: str) -> bool:
+        if _same_local_file(a, b):
+            return True
+        for path in (a, b):
+            if path not in digests:
+                digests[path] = digest(io, [path])
+        return digests[a] == digests[b]
+
+    for path, data_file in zip(new_files, new_data, strict=True):
+        match = by_path.get(path)
+        if match is None or match.file_path in taken:
+            match = next((f for f in twins.get((data_file.record_count,
+                                                data_file.file_size_in_bytes), [])
+                          if f.file_path not in taken and same_bytes(f.file_path, path)), None)
+        if match is None:
+            added.append(data_file)
+        else:
+            taken.add(match.file_path)
+            kept.append(match)
+    return kept, added
 
 
-def _part_order(path: str) -> str:
-    """A write's files in part order, without the write id (which differs between writes):
-    `data/<id>-00003.parquet` (Polars) or `data/<id>/part-00003-….parquet` (Spark)."""
-    after = path.rsplit("/data/", 1)[-1]
-    return after.split("/", 1)[1] if "/" in after else after.split("-", 2)[-1]
+def _same_local_file(a: str, b: str) -> bool:
+    import os
+
+    if "://" in a.removeprefix("file://") or "://" in b.removeprefix("file://"):
+        return False
+    try:
+        return os.path.samefile(a.removeprefix("file://"), b.removeprefix("file://"))
+    except OSError:
+        return False
 
 
 def digest(io, paths: Sequence[str]) -> str:

@@ -30,10 +30,12 @@ from dagster import (
 from pydantic import PrivateAttr
 
 from stedi_assets import schemas
+from stedi_assets.increments import VERSION_PROPERTY, TableUpdate
 from stedi_assets.io.iceberg_catalog import CatalogConfig
 from stedi_assets.io.iceberg_tables import (
     IcebergTableError,
     IcebergTables,
+    TableMovedError,
     TableNotMaterializedError,
     TableSnapshot,
 )
@@ -114,10 +116,14 @@ class IcebergIOManager(ConfigurableIOManager):
         """Write the rows as new data files of the table; their paths, in order."""
         raise NotImplementedError
 
-    def _schemas(self, frame, files: list[str]) -> tuple[pa.Schema, dict[str, str]]:
+    def _schemas(self, frame, files: list[str], base: TableSnapshot | None = None
+                 ) -> tuple[pa.Schema, dict[str, str]]:
         """The written rows' Arrow schema (for the catalog) and logical column types."""
-        schema = pl.scan_parquet(files, storage_options=self._storage_options,
-                                 hive_partitioning=False).collect_schema()
+        if not files and base is not None:  # an update that only removed rows
+            schema = pl.from_arrow(base.schema.empty_table()).schema
+        else:
+            schema = pl.scan_parquet(files, storage_options=self._storage_options,
+                                     hive_partitioning=False).collect_schema()
         return pl.DataFrame(schema=schema).to_arrow().schema, logical_schema(schema)
 
     # -- Dagster IO manager API ---------------------------------------------------------------
@@ -126,21 +132,82 @@ class IcebergIOManager(ConfigurableIOManager):
             return
         table_name = context.asset_key.path[-1]
         reads = _READS.pop(_step_reads_key(context), {})
+        update = obj if isinstance(obj, TableUpdate) else None
+        properties = {VERSION_PROPERTY: update.version} if update else {}
+        extra: dict[str, object] = {}
         try:
             self.tables.before_write(table_name)
-            files = self._write_files(obj, table_name)
-            arrow_schema, types = self._schemas(obj, files)
-            published, commit = self.tables.publish_and_expire(
-                table_name, files, arrow_schema, reads, context.run_id,
-                self.snapshot_retention_seconds)
+            try:
+                files, base, extra = self._files_of(obj, table_name)
+                rows = obj if update is None else (
+                    update.slice if update.incremental else update.rows)
+                arrow_schema, types = self._schemas(rows, files, base)
+                published, commit = self.tables.publish_and_expire(
+                    table_name, files, arrow_schema, reads, context.run_id,
+                    self.snapshot_retention_seconds, properties,
+                    base=base.snapshot_id if base else None)
+            except TableMovedError as moved:  # another run wrote it meanwhile: rebuild
+                context.log.warning(f"{moved} Rebuilding {table_name} in full.")
+                files, _, _ = self._files_of(update.full(), table_name)
+                arrow_schema, types = self._schemas(None, files, None)
+                published, commit = self.tables.publish_and_expire(
+                    table_name, files, arrow_schema, reads, context.run_id,
+                    self.snapshot_retention_seconds, properties)
+                extra = {"incremental/rebuilt_in_full":
+                         "another run changed the table meanwhile"}
         except _TABLE_ERRORS as exc:
             raise Failure(description=str(exc)) from None
         context.add_output_metadata({
             "dagster/row_count": published.rows,
             "dagster/column_schema": table_schema_metadata(table_name, types),
             "dagster/uri": MetadataValue.path(self.table_uri(table_name)),
-            **commit,
+            **commit, **extra,
         })
+
+    def _files_of(self, obj, table_name: str):
+        """(the data files of the table's new content, the snapshot an update applies to,
+        figures): new files for rows, kept and rewritten ones for an update."""
+        if not isinstance(obj, TableUpdate):
+            return self._write_files(obj, table_name), None, {}
+        if not obj.incremental:
+            return self._write_files(obj.rows, table_name), None, {}
+        kept, rewritten, dropped = self._apply_update(obj, table_name)
+        added = self._written_rows(self._write_files(obj.slice, table_name))
+        return [*kept, *rewritten, *added], obj.base, {
+            "incremental/data_files_kept": len(kept),
+            "incremental/data_files_rewritten": len(rewritten) + dropped,
+            "incremental/data_files_added": len(added)}
+
+    def _apply_update(self, update: TableUpdate, table_name: str
+                      ) -> tuple[list[str], list[str], int]:
+        """(base files kept as they are, files rewritten without the affected slices' rows,
+        how many base files held only such rows and were dropped)."""
+        from stedi_assets.transforms.polars import increments
+
+        kept, rewritten, dropped = [], [], 0
+        for path in update.base.files:
+            frame = pl.scan_parquet(path, storage_options=self._storage_options,
+                                    hive_partitioning=False)
+            rows, hits = increments.affected_count(frame, update.affected)
+            if not hits:
+                kept.append(path)
+            elif hits == rows:
+                dropped += 1
+            else:
+                rewritten += self._write_files(increments.outside(frame, update.affected),
+                                               table_name)
+        return kept, rewritten, dropped
+
+    def _written_rows(self, files: list[str]) -> list[str]:
+        """The files that hold rows (an empty slice writes an empty file: deleted)."""
+        full = []
+        for path in files:
+            if pl.scan_parquet(path, storage_options=self._storage_options).select(
+                    pl.len()).collect().item():
+                full.append(path)
+            else:
+                self.tables.delete_files([path])
+        return full
 
     def load_input(self, context: InputContext) -> pl.LazyFrame:
         table_name = context.asset_key.path[-1]
@@ -152,6 +219,11 @@ class IcebergIOManager(ConfigurableIOManager):
         if key:
             _READS.setdefault(key, {})[table_name] = snapshot.snapshot_id
         return self.scan_snapshot(snapshot)
+
+
+def step_reads(step: tuple[str, str]) -> dict[str, int]:
+    """{table: snapshot id} of the inputs step (run id, step key) loaded so far."""
+    return dict(_READS.get(step, {}))
 
 
 #: (run id, step key) -> {table: snapshot id} the step loaded, recorded with what it writes.

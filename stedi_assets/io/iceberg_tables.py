@@ -15,12 +15,13 @@ import random
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from stedi_assets.io.iceberg_catalog import CatalogConfig
-from stedi_assets.io.iceberg_content import align_schema, live_files, replacement, same_content
+from stedi_assets.io.iceberg_changes import TableChanges, changes_since
+from stedi_assets.io.iceberg_content import align_schema, keep_identical, live_files, replacement
 from stedi_assets.io.iceberg_maintenance import (
     ExpiryResult,
     IcebergTableError,
@@ -47,6 +48,10 @@ def table_properties(string_columns: Sequence[str]) -> dict[str, str]:
 COMMIT_ATTEMPTS = 12
 
 
+class TableMovedError(Exception):
+    """An update computed from one snapshot of a table found another one current at commit."""
+
+
 class TableNotMaterializedError(Exception):
     """The table has no snapshot yet; the message says what to do."""
 
@@ -61,6 +66,8 @@ class TableSnapshot:
     schema: pa.Schema
     timestamp_ms: int
     rows: int
+    #: what the writer recorded (stedi.upstream-snapshots, stedi.table-version, ...)
+    properties: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -191,40 +198,68 @@ class IcebergTables:
         return TableSnapshot(table, snapshot.snapshot_id,
                              tuple(f.file_path for f in files if f.record_count),
                              schema.as_arrow(), snapshot.timestamp_ms,
-                             sum(f.record_count for f in files))
+                             sum(f.record_count for f in files),
+                             dict(snapshot.summary.additional_properties
+                                  if snapshot.summary else {}))
+
+    def changes(self, table: str, since: int, until: int | None = None
+                ) -> TableChanges | None:
+        """Data files added and removed between two snapshots (None: cannot be known)."""
+        return changes_since(self.load(table), table, since, until)
 
     # -- writing ----------------------------------------------------------------------------
     def publish(self, table: str, files: Sequence[str], schema: pa.Schema,
-                properties: dict[str, str] | None = None) -> Published:
-        """Make `files` (Parquet, written under the table's data folder) the table's new
-        snapshot, replacing the current one, in one atomic commit. When their content equals
-        the current snapshot's, nothing is committed and the new files are deleted."""
+                properties: dict[str, str] | None = None, base: int | None = None
+                ) -> Published:
+        """Make `files` (Parquet, under the table's data folder) the table's whole content as
+        its new snapshot, in one atomic commit: live files not listed are removed, listed
+        files the current snapshot already holds (by path, or byte for byte) stay as they are
+        (the new copies are deleted), the others are added. Nothing is committed when that
+        changes nothing. With `base` (an incremental update computed from that snapshot),
+        TableMovedError when another snapshot is current."""
         from pyiceberg.io.pyarrow import parquet_file_to_data_file
 
         schema = _all_optional(schema)
         properties = {k: str(v) for k, v in (properties or {}).items()}
-        data_files = None
+        described: dict[str, object] = {}  # new files' DataFile, computed once
         for attempt in range(COMMIT_ATTEMPTS):
             try:
                 iceberg = align_schema(self._load_or_create(table, schema), schema)
-                if data_files is None:
-                    data_files = [parquet_file_to_data_file(iceberg.io, iceberg.metadata, path)
-                                  for path in files]
                 current = iceberg.current_snapshot()
-                if current is not None and same_content(iceberg, current, files, data_files):
-                    self._delete(iceberg.io, files)
-                    return Published(current.snapshot_id, False,
-                                     sum(f.record_count for f in data_files), len(files))
-                existing, deletes = live_files(iceberg.io, current) if current else ([], [])
+                if base is not None and (current is None or current.snapshot_id != base):
+                    raise TableMovedError(f"table {table} changed since snapshot {base}, from "
+                                          "which this run computed its update.")
+                live, deletes = live_files(iceberg.io, current) if current else ([], [])
+                live_paths = {f.file_path: f for f in live}
+                for path in files:
+                    if path not in live_paths and path not in described:
+                        described[path] = parquet_file_to_data_file(
+                            iceberg.io, iceberg.metadata, path)
+                data_files = [live_paths.get(p) or described[p] for p in files]
+                kept, added = ([], data_files) if deletes else keep_identical(
+                    iceberg.io, live, files, data_files)
+                rows = sum(f.record_count for f in data_files)
+                if current is not None and not added and len(kept) == len(live) \
+                        and not deletes:
+                    self._delete(iceberg.io, [p for p in files if p not in live_paths])
+                    return Published(current.snapshot_id, False, rows, len(files))
+                kept_paths = {f.file_path for f in kept}
+                removed = [] if deletes else [f for f in live if f.file_path not in kept_paths]
                 with iceberg.transaction() as tx:
-                    with replacement(tx, properties, bool(deletes)) as write:
-                        for data_file in existing if not deletes else []:
+                    # nothing removed: an Iceberg append (what an incremental reader reads)
+                    producer = (tx.update_snapshot(snapshot_properties=properties).fast_append()
+                                if not removed and not deletes
+                                else replacement(tx, properties, bool(deletes)))
+                    with producer as write:
+                        for data_file in removed:
                             write.delete_data_file(data_file)
-                        for data_file in data_files:
+                        for data_file in added:
                             write.append_data_file(data_file)
+                published = {f.file_path for f in added}
+                self._delete(iceberg.io, [p for p in files
+                                          if p not in live_paths and p not in published])
                 committed = self.load(table).current_snapshot()
-                return Published(committed.snapshot_id, True,
-                                 sum(f.record_count for f in data_files), len(files))
+                return Published(committed.snapshot_id, True, rows, len(files))
             except Exception as exc:  # noqa: BLE001 - only commit races are retried
                 if not _is_retryable(exc) or attempt == COMMIT_ATTEMPTS - 1:
                     if _is_retryable(exc):
@@ -260,12 +295,14 @@ class IcebergTables:
 
     def publish_and_expire(self, table: str, files: Sequence[str], schema: pa.Schema,
                            reads: dict[str, int], run_id: str,
-                           retention_seconds: int) -> tuple[Published, dict[str, object]]:
+                           retention_seconds: int, properties: dict[str, str] | None = None,
+                           base: int | None = None) -> tuple[Published, dict[str, object]]:
         """`publish`, then `expire` what is older than the retention; with the metadata."""
         started = time.perf_counter()
         published = self.publish(table, files, schema, {
             "stedi.run-id": run_id, "stedi.upstream-snapshots": json.dumps(
-                {t: str(s) for t, s in reads.items()}, sort_keys=True)})
+                {t: str(s) for t, s in reads.items()}, sort_keys=True), **(properties or {})},
+            base)
         seconds = time.perf_counter() - started
         expiry = self.expire(table, int(time.time() * 1000) - retention_seconds * 1000)
         return published, commit_metadata(published, reads, expiry, seconds)
@@ -288,6 +325,12 @@ class IcebergTables:
         delete the files only they referenced; remove files no snapshot ever referenced (a
         killed writer's) once they are older than a day."""
         return expire(self.load(table), older_than_ms)
+
+    def delete_files(self, paths: Sequence[str]) -> None:
+        """Delete files a write made but will not publish."""
+        from pyiceberg.io.pyarrow import PyArrowFileIO
+
+        self._delete(PyArrowFileIO(self.config.file_io_properties()), paths)
 
     @staticmethod
     def _delete(io, paths: Sequence[str]) -> None:

@@ -14,6 +14,12 @@ from stedi_assets.io.local_paths import ensure_table_inside
 from stedi_assets.transforms.spark.columns import logical_schema
 
 
+def _files_only(files: list[str]):
+    from stedi_assets.io.iceberg_tables import TableSnapshot
+
+    return TableSnapshot("", 0, tuple(files), None, 0, 0)
+
+
 class SparkIcebergIOManager(LocalIcebergIOManager):
     """Iceberg tables under a local (or cluster-shared) root, written and read by Spark."""
 
@@ -26,10 +32,45 @@ class SparkIcebergIOManager(LocalIcebergIOManager):
         return spark_files.write_data_files(self.pyspark.spark_session, frame, self.tables,
                                              table_name)
 
-    def _schemas(self, frame: DataFrame, files: list[str]):
+    def _schemas(self, frame: DataFrame | None, files: list[str], base=None):
         from pyspark.sql.pandas.types import to_arrow_schema
 
+        if frame is None:  # a rebuild's files (written by Spark): their schema
+            frame = self.scan_snapshot(_files_only(files))
         return to_arrow_schema(frame.schema), logical_schema(frame.schema)
+
+    def _apply_update(self, update, table_name: str) -> tuple[list[str], list[str], int]:
+        """(base files kept, files rewritten without the affected slices' rows, files dropped):
+        one Spark pass flags every base row, a second writes the rewritten files' other rows."""
+        from urllib.parse import urlparse
+
+        from pyspark.sql import functions as F
+
+        from stedi_assets.transforms.spark import increments
+
+        if not update.base.files:
+            return [], [], 0
+        base = self.scan_snapshot(update.base).withColumn("_file", F.input_file_name())
+        flagged = increments.flagged(base, update.affected)  # keeps `_file`
+        uris, counts = {}, {}
+        for r in flagged.groupBy("_file").agg(F.count(F.lit(1)).alias("rows"), F.sum(
+                F.col("_affected").cast("long")).alias("hits")).collect():
+            path = urlparse(r["_file"]).path if r["_file"].startswith("file:") else r["_file"]
+            uris[path], counts[path] = r["_file"], (r["rows"], r["hits"])
+        kept, rewrite, dropped = [], [], 0
+        for path in update.base.files:
+            rows, hits = counts.get(path, (0, 0))
+            if not hits:
+                kept.append(path)
+            elif hits == rows:
+                dropped += 1
+            else:
+                rewrite.append(uris[path])
+        if not rewrite:
+            return kept, [], dropped
+        rest = flagged.where(F.col("_file").isin(rewrite) & ~F.col("_affected")).drop(
+            "_file", "_affected")
+        return kept, self._write_files(rest, table_name), dropped
 
     def scan_snapshot(self, snapshot) -> DataFrame:
         from pyspark.sql import SparkSession

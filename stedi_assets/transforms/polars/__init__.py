@@ -5,6 +5,7 @@ function per table (the same names as transforms/spark), plus the check figures.
     columns.py  Polars types of the tables, empty frames
     landing.py  JSON lines -> typed rows + rejects
     tables.py   trusted and curated zone tables, privacy rules (identity, consent, keys)
+    increments.py  the slices of a reading table an incremental run recomputes
     figures.py  figures of the asset checks and metadata
 
 No Dagster, no paths, no environment variables here.
@@ -29,6 +30,13 @@ from stedi_assets.transforms.polars.figures import (
     row_count,
     shared_device_rows,
 )
+from stedi_assets.transforms.polars.increments import (
+    accelerometer_trusted_affected,
+    consented_devices,
+    inside,
+    machine_learning_curated_affected,
+    step_trainer_trusted_affected,
+)
 from stedi_assets.transforms.polars.landing import parse_landing
 from stedi_assets.transforms.polars.tables import (
     accelerometer_trusted,
@@ -43,7 +51,9 @@ from stedi_assets.transforms.polars.tables import (
 )
 
 __all__ = [
-    "POLARS_TYPES", "REJECT_COLUMNS", "accelerometer_trusted", "consent_violations",
+    "POLARS_TYPES", "REJECT_COLUMNS", "accelerometer_trusted", "accelerometer_trusted_affected",
+    "consent_violations", "consented_devices", "inside", "machine_learning_curated_affected",
+    "step_trainer_trusted_affected",
     "consenting_customers", "customer_curated", "customer_trusted", "empty_rejects",
     "empty_rows", "exact_duplicates", "frame_logical_schema", "head_rows", "join_coverage",
     "latest_customer_records", "logical_schema", "machine_learning_curated",

@@ -6,6 +6,7 @@ semantics); a test holds both to the protocol.
     columns.py  Spark types of the tables, empty frames
     landing.py  JSON lines -> typed rows + rejects
     tables.py   trusted and curated zone tables, privacy rules (identity, consent, keys)
+    increments.py  the slices of a reading table an incremental run recomputes
     figures.py  figures of the asset checks and metadata
 
 Imports PySpark: only loaded when STEDI_ENGINE=spark or on Glue. No Dagster, no paths, no
@@ -31,6 +32,13 @@ from stedi_assets.transforms.spark.figures import (
     shared_device_rows,
     without_exact_duplicates,
 )
+from stedi_assets.transforms.spark.increments import (
+    accelerometer_trusted_affected,
+    consented_devices,
+    inside,
+    machine_learning_curated_affected,
+    step_trainer_trusted_affected,
+)
 from stedi_assets.transforms.spark.landing import parse_landing
 from stedi_assets.transforms.spark.tables import (
     accelerometer_trusted,
@@ -44,7 +52,9 @@ from stedi_assets.transforms.spark.tables import (
 )
 
 __all__ = [
-    "REJECT_SCHEMA", "SPARK_TYPES", "accelerometer_trusted", "consent_violations",
+    "REJECT_SCHEMA", "SPARK_TYPES", "accelerometer_trusted", "accelerometer_trusted_affected",
+    "consent_violations", "consented_devices", "inside", "machine_learning_curated_affected",
+    "step_trainer_trusted_affected",
     "consenting_customers", "customer_curated", "customer_trusted", "empty_rejects",
     "empty_rows", "exact_duplicates", "frame_logical_schema", "head_rows", "join_coverage",
     "latest_customer_records", "logical_schema", "machine_learning_curated",

@@ -1,0 +1,152 @@
+"""Incremental runs: a reading table is updated from what changed upstream, and still equals a
+full rebuild (docs/incremental.md). Engine-neutral and Dagster-free.
+
+Each reading table is a union of independent slices: accelerometer_trusted's rows of one
+customer identity at one instant depend only on the landing rows of that identity and instant
+and on that customer's consent; step_trainer_trusted's likewise per device and instant;
+machine_learning_curated's rows at one instant only on both tables' rows at that instant. An
+update therefore names the slices a change touches (`Affected`), recomputes exactly those
+with the same table transform on the upstream rows of those slices (`slice`), and the IO
+manager replaces them: the table's data files holding a row of an affected slice are rewritten
+without those rows, the others are kept as they are, the slice is added — one commit.
+
+A run is full instead (`Plan.full_reason`) when the table has no snapshot yet, a full refresh
+was asked for, the table's version (its code, the engine-independent semantics settings)
+changed, a snapshot it last read was expired, or a landing file was removed or rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Frame = Any
+
+#: Run tag asking every table of the run to be rebuilt in full (the UI's launchpad sets tags;
+#: the CLI: `dagster asset materialize ... --tags '{"stedi/full_refresh": "true"}'`).
+FULL_REFRESH_TAG = "stedi/full_refresh"
+VERSION_PROPERTY = "stedi.table-version"
+UPSTREAM_PROPERTY = "stedi.upstream-snapshots"
+
+#: table -> (its group column, its time column): the slice key of each incremental table
+SLICE_KEYS: dict[str, tuple[str | None, str]] = {
+    "accelerometer_trusted": ("user", "timestamp"),
+    "step_trainer_trusted": ("serialNumber", "sensorReadingTime"),
+    "machine_learning_curated": (None, "sensorReadingTime"),
+}
+INCREMENTAL_TABLES = tuple(SLICE_KEYS)
+
+_PACKAGE = Path(__file__).resolve().parent
+#: the code whose change changes what a table holds: a new version rebuilds the table in full
+_SEMANTICS_CODE = ("increments.py", "transforms/identity.py", "transforms/pseudonyms.py",
+                   "transforms/polars/tables.py", "transforms/polars/increments.py",
+                   "transforms/spark/tables.py", "transforms/spark/increments.py",
+                   "schemas.py")
+
+
+@dataclass
+class Affected:
+    """The slices an update recomputes. `groups` (column `_group`): every row of these
+    customers (identity) or devices; `pairs` (`_group`, `_time`): the rows of one group at one
+    instant; `times` (`_time`): every row at these instants. Frames of the engine, small
+    (they grow with the change, not the table); None when empty."""
+
+    table: str
+    groups: Frame | None = None
+    pairs: Frame | None = None
+    times: Frame | None = None
+
+    @property
+    def group_column(self) -> str | None:
+        return SLICE_KEYS[self.table][0]
+
+    @property
+    def time_column(self) -> str:
+        return SLICE_KEYS[self.table][1]
+
+
+@dataclass
+class TableUpdate:
+    """What an incremental table's asset returns: either the full table (`rows`) or the change
+    to `base` (the table's snapshot it was computed from): `affected` slices replaced by
+    `slice`. `full` recomputes everything (used when another writer moved the table meanwhile).
+    `version` is recorded with the table."""
+
+    version: str
+    rows: Frame | None = None
+    base: Any = None
+    affected: Affected | None = None
+    slice: Frame | None = None
+    full: Callable[[], Frame] | None = None
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def incremental(self) -> bool:
+        return self.rows is None
+
+
+def table_version(table: str, **settings: object) -> str:
+    """A digest of the code that decides what `table` holds and of the settings given (e.g.
+    consent_as_of_date, shared_devices, a fingerprint of the pseudonym secret)."""
+    digest = hashlib.sha256(table.encode())
+    for name in _SEMANTICS_CODE:
+        path = _PACKAGE / name
+        if path.exists():
+            digest.update(path.read_bytes())
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+def secret_fingerprint(secret: str) -> str:
+    """Changes with the pseudonym secret without revealing it (keys must be recomputed)."""
+    return hashlib.sha256(b"stedi-secret-fingerprint\0" + secret.encode()).hexdigest()[:12]
+
+
+@dataclass
+class Plan:
+    """How a table is brought up to date in this run: in full (`full_reason` says why) or from
+    the upstream snapshots it last read (`consumed`) to the ones loaded now (`loaded`)."""
+
+    table: str
+    full_reason: str | None
+    base: Any = None
+    consumed: dict[str, int] = field(default_factory=dict)
+    loaded: dict[str, int] = field(default_factory=dict)
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def metadata(self) -> dict[str, object]:
+        return {"incremental": self.full_reason is None,
+                "incremental/full_reason": self.full_reason or ""}
+
+
+def plan(table: str, version: str, *, full_refresh: bool, base: Any,
+         loaded: dict[str, int], changes: Callable[[str, int, int], Any],
+         landing: Iterable[str]) -> Plan:
+    """Decide how `table` is updated. `base`: the table's current snapshot (None: never
+    written); `loaded`: {upstream table: snapshot id} this run read; `changes(upstream, since,
+    until)`: its TableChanges (None when it cannot be known); `landing`: the upstream landing
+    tables, from which a removed file forces a full rebuild."""
+    if full_refresh:
+        return Plan(table, f"a full refresh was asked for (run tag {FULL_REFRESH_TAG})")
+    if base is None:
+        return Plan(table, "the table had no snapshot yet")
+    if base.properties.get(VERSION_PROPERTY) != version:
+        return Plan(table, "the table's version changed (code or semantics settings)")
+    consumed = {t: int(s) for t, s in
+                json.loads(base.properties.get(UPSTREAM_PROPERTY, "{}")).items()}
+    found = {}
+    for upstream, now in loaded.items():
+        if upstream not in consumed:
+            return Plan(table, f"no record of the {upstream} snapshot it last read")
+        change = changes(upstream, consumed[upstream], now)
+        if change is None:
+            return Plan(table, f"the {upstream} snapshot it last read was expired")
+        if upstream in landing and change.removed:
+            return Plan(table, f"landing files of {upstream} were removed or rewritten")
+        found[upstream] = change
+    return Plan(table, None, base, consumed, dict(loaded), found)

@@ -1,0 +1,178 @@
+"""Incremental updates on Polars (stedi_assets/increments.py explains the slices): which slices
+a change touches, and the upstream rows of those slices. The slices' rows are then computed by
+the table functions of tables.py, unchanged. Pure functions, frames in -> frames out."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from stedi_assets.increments import Affected
+from stedi_assets.transforms.polars.tables import _CONSENT, _identity
+
+
+def _group_key(column: str) -> pl.Expr:
+    # a customer is the trimmed, lower-cased email; a device its serial number as landed
+    return _identity(column) if column == "user" else pl.col(column)
+
+
+def _empty(frame: pl.DataFrame | None) -> bool:
+    return frame is None or frame.is_empty()
+
+
+def slice_flag(affected: Affected, group_column: str | None = None,
+               time_column: str | None = None) -> tuple:
+    """(an expression true for a row of an affected slice, the key frames to join first, the
+    group column, the time column)."""
+    group = group_column or affected.group_column
+    time = time_column or affected.time_column
+    flag = pl.lit(False)
+    joins = []
+    if not _empty(affected.groups):
+        flag = flag | pl.col("_group").is_in(affected.groups["_group"].implode())
+    if not _empty(affected.times):
+        flag = flag | pl.col(time).is_in(affected.times["_time"].implode(), nulls_equal=True)
+    if not _empty(affected.pairs):
+        joins.append((affected.pairs.with_columns(pl.lit(True).alias("_pair")),
+                      ["_group", "_time"]))
+        flag = flag | pl.col("_pair").fill_null(False)
+    return flag, joins, group, time
+
+
+def _flagged(frame: pl.LazyFrame, affected: Affected, group_column: str | None,
+             time_column: str | None) -> pl.LazyFrame:
+    flag, joins, group, time = slice_flag(affected, group_column, time_column)
+    columns = frame.collect_schema().names()
+    keyed = frame
+    if group is not None:
+        keyed = keyed.with_columns(_group_key(group).alias("_group"))
+    for keys, on in joins:
+        keyed = keyed.with_columns(pl.col(time).alias("_time")).join(
+            keys.lazy(), on=on, how="left", nulls_equal=True, maintain_order="left")
+    bounds = time_bounds(affected)
+    if bounds is not None:  # lets the Parquet reader skip row groups outside the change
+        keyed = keyed.filter(pl.col(time).is_between(*bounds) | pl.col(time).is_null())
+    return keyed.with_columns(flag.alias("_affected")).select(*columns, "_affected")
+
+
+def time_bounds(affected: Affected) -> tuple[int, int] | None:
+    """The instants an update can touch, when it names no whole group (else None)."""
+    if not _empty(affected.groups):
+        return None
+    times = [f["_time"] for f in (affected.pairs, affected.times) if not _empty(f)]
+    values = pl.concat(times).drop_nulls() if times else pl.Series([], dtype=pl.Int64)
+    if values.is_empty():
+        return None
+    return int(values.min()), int(values.max())
+
+
+def inside(frame: pl.LazyFrame, affected: Affected, group_column: str | None = None,
+           time_column: str | None = None) -> pl.LazyFrame:
+    """The rows of `frame` that belong to an affected slice."""
+    return _flagged(frame, affected, group_column, time_column).filter(
+        pl.col("_affected")).drop("_affected")
+
+
+def outside(frame: pl.LazyFrame, affected: Affected) -> pl.LazyFrame:
+    """The rows of `frame` outside every affected slice (kept as they are)."""
+    flag, joins, group, time = slice_flag(affected)
+    columns = frame.collect_schema().names()
+    keyed = frame if group is None else frame.with_columns(_group_key(group).alias("_group"))
+    for keys, on in joins:
+        keyed = keyed.with_columns(pl.col(time).alias("_time")).join(
+            keys.lazy(), on=on, how="left", nulls_equal=True, maintain_order="left")
+    return keyed.filter(~flag).select(columns)
+
+
+def affected_count(frame: pl.LazyFrame, affected: Affected) -> tuple[int, int]:
+    """(rows of the frame, rows of it in an affected slice): decides whether a data file is
+    kept, rewritten or dropped."""
+    rows = frame.select(pl.len()).collect().item()
+    return int(rows), int(inside(frame, affected).select(pl.len()).collect().item())
+
+
+def changed_groups(old: pl.LazyFrame, new: pl.LazyFrame, column: str,
+                   compared: list[str]) -> pl.DataFrame:
+    """`_group` of every group (identity of `column`) present in only one of the frames, or
+    whose `compared` values differ between them."""
+    def keyed(frame: pl.LazyFrame) -> pl.LazyFrame:
+        return frame.select(_group_key(column).alias("_group"), *compared).unique()
+
+    before, after = keyed(old), keyed(new)
+    on = ["_group", *compared]
+    return pl.concat([before.join(after, on=on, how="anti", nulls_equal=True),
+                      after.join(before, on=on, how="anti", nulls_equal=True)]
+                     ).select("_group").unique().collect()
+
+
+def new_pairs(landing_added: pl.LazyFrame | None, group_column: str,
+              time_column: str) -> pl.DataFrame | None:
+    """(`_group`, `_time`) of the rows of newly landed files."""
+    if landing_added is None:
+        return None
+    return landing_added.select(_group_key(group_column).alias("_group"),
+                                pl.col(time_column).alias("_time")).unique().collect()
+
+
+def changed_times(removed: pl.LazyFrame | None, added: pl.LazyFrame | None,
+                  time_column: str) -> pl.DataFrame:
+    """`_time` of every row in only one of two sets of rows (a table's rows in the data files
+    an update removed, and in those it added)."""
+    frames = [f for f in (removed, added) if f is not None]
+    if not frames:
+        return pl.DataFrame({"_time": pl.Series([], dtype=pl.Int64)})
+    if len(frames) == 1:
+        only = frames[0]
+        return only.select(pl.col(time_column).alias("_time")).unique().collect()
+    columns = removed.collect_schema().names()
+    gone = removed.join(added, on=columns, how="anti", nulls_equal=True)
+    came = added.join(removed, on=columns, how="anti", nulls_equal=True)
+    return pl.concat([gone, came]).select(pl.col(time_column).alias("_time")).unique().collect()
+
+
+# --------------------------------------------------------------------------------------------
+# One function per incremental table: the slices a change touches
+# --------------------------------------------------------------------------------------------
+
+def accelerometer_trusted_affected(landing_added: pl.LazyFrame | None,
+                                   customers_before: pl.LazyFrame, customer_trusted: pl.LazyFrame,
+                                   *, consent_as_of_date: bool = False) -> Affected:
+    """Every reading of a customer whose consent (or, with consent_as_of_date, its date)
+    changed; the (customer, instant) slices of newly landed readings."""
+    compared = [_CONSENT] if consent_as_of_date else []
+    groups = changed_groups(customers_before.select("email", *compared).rename({"email": "user"}),
+                            customer_trusted.select("email", *compared).rename(
+                                {"email": "user"}), "user", compared)
+    return Affected("accelerometer_trusted", groups=groups,
+                    pairs=new_pairs(landing_added, "user", "timestamp"))
+
+
+def step_trainer_trusted_affected(landing_added: pl.LazyFrame | None,
+                                  devices_before: pl.LazyFrame,
+                                  devices: pl.LazyFrame) -> Affected:
+    """Every reading of a device whose membership changed; the (device, instant) slices of
+    newly landed readings."""
+    return Affected("step_trainer_trusted",
+                    groups=changed_groups(devices_before, devices, "serialNumber", []),
+                    pairs=new_pairs(landing_added, "serialNumber", "sensorReadingTime"))
+
+
+def machine_learning_curated_affected(step_removed: pl.LazyFrame | None,
+                                      step_added: pl.LazyFrame | None,
+                                      accelerometer_removed: pl.LazyFrame | None,
+                                      accelerometer_added: pl.LazyFrame | None) -> Affected:
+    """Every instant at which a step or accelerometer reading was added or removed."""
+    times = pl.concat([
+        changed_times(step_removed, step_added, "sensorReadingTime"),
+        changed_times(accelerometer_removed, accelerometer_added, "timestamp"),
+    ]).unique()
+    return Affected("machine_learning_curated", times=times)
+
+
+def consented_devices(customer_curated: pl.LazyFrame,
+                      excluded_devices: pl.LazyFrame | None) -> pl.LazyFrame:
+    """serialNumber of every device whose readings step_trainer_trusted keeps."""
+    devices = customer_curated.select("serialNumber").drop_nulls().unique()
+    if excluded_devices is not None:
+        devices = devices.join(excluded_devices.select("serialNumber"), on="serialNumber",
+                               how="anti")
+    return devices

@@ -1,0 +1,154 @@
+"""Incremental updates on Spark: the same slices as transforms/polars/increments.py (see
+stedi_assets/increments.py), with the same null handling (a null instant is an instant like
+any other). Pure functions, DataFrames in -> DataFrames out."""
+
+from __future__ import annotations
+
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from stedi_assets.increments import Affected
+from stedi_assets.transforms.spark.tables import _CONSENT, _identity
+
+
+def _group_key(column: str) -> Column:
+    # a customer is the trimmed, lower-cased email; a device its serial number as landed
+    return _identity(column) if column == "user" else F.col(column)
+
+
+def _present(frame: DataFrame | None) -> bool:
+    return frame is not None and not frame.isEmpty()
+
+
+def flagged(frame: DataFrame, affected: Affected, group_column: str | None = None,
+            time_column: str | None = None) -> DataFrame:
+    """`frame` with `_affected`: true for a row of an affected slice."""
+    group = group_column or affected.group_column
+    time = time_column or affected.time_column
+    keyed, flags = frame, []
+    if group is not None:
+        keyed = keyed.withColumn("_group", _group_key(group))
+    if _present(affected.groups):
+        hits = affected.groups.select("_group").distinct().withColumn("_in_group", F.lit(True))
+        keyed = keyed.join(F.broadcast(hits), on="_group", how="left")
+        flags.append(F.coalesce(F.col("_in_group"), F.lit(False)))
+    if _present(affected.times):
+        hits = affected.times.select(F.col("_time").alias("_hit_time")).distinct().withColumn(
+            "_at_time", F.lit(True))
+        keyed = keyed.join(F.broadcast(hits), keyed[time].eqNullSafe(hits["_hit_time"]),
+                           "left").drop("_hit_time")
+        flags.append(F.coalesce(F.col("_at_time"), F.lit(False)))
+    if _present(affected.pairs):
+        hits = affected.pairs.select(F.col("_group").alias("_hit_group"),
+                                     F.col("_time").alias("_hit_time")).distinct().withColumn(
+            "_in_pair", F.lit(True))
+        keyed = keyed.join(F.broadcast(hits), keyed["_group"].eqNullSafe(hits["_hit_group"])
+                           & keyed[time].eqNullSafe(hits["_hit_time"]), "left")
+        flags.append(F.coalesce(F.col("_in_pair"), F.lit(False)))
+    flag = reduce(lambda a, b: a | b, flags, F.lit(False))
+    return keyed.withColumn("_affected", flag).select(*frame.columns, "_affected")
+
+
+def time_bounds(affected: Affected) -> tuple[int, int] | None:
+    """The instants an update can touch, when it names no whole group (else None)."""
+    if _present(affected.groups):
+        return None
+    times = [f.select("_time") for f in (affected.pairs, affected.times) if f is not None]
+    if not times:
+        return None
+    low, high = reduce(DataFrame.unionByName, times).agg(F.min("_time"), F.max("_time")).first()
+    return None if low is None else (int(low), int(high))
+
+
+def inside(frame: DataFrame, affected: Affected, group_column: str | None = None,
+           time_column: str | None = None) -> DataFrame:
+    """The rows of `frame` that belong to an affected slice."""
+    time = time_column or affected.time_column
+    bounds = time_bounds(affected)
+    if bounds is not None:  # lets the Parquet reader skip row groups outside the change
+        frame = frame.where(F.col(time).between(*bounds) | F.col(time).isNull())
+    return flagged(frame, affected, group_column, time_column).where("_affected").drop(
+        "_affected")
+
+
+def changed_groups(old: DataFrame, new: DataFrame, column: str,
+                   compared: list[str]) -> DataFrame:
+    """`_group` of every group present in only one of the frames, or whose `compared` values
+    differ between them."""
+    def keyed(frame: DataFrame) -> DataFrame:
+        return frame.select(_group_key(column).alias("_group"), *compared).distinct()
+
+    before, after = keyed(old), keyed(new)
+    return before.exceptAll(after).unionByName(after.exceptAll(before)).select(
+        "_group").distinct()
+
+
+def new_pairs(landing_added: DataFrame | None, group_column: str,
+              time_column: str) -> DataFrame | None:
+    if landing_added is None:
+        return None
+    return landing_added.select(_group_key(group_column).alias("_group"),
+                                F.col(time_column).alias("_time")).distinct()
+
+
+def changed_times(removed: DataFrame | None, added: DataFrame | None,
+                  time_column: str) -> DataFrame | None:
+    """`_time` of every row in only one of two sets of rows."""
+    frames = [f for f in (removed, added) if f is not None]
+    if not frames:
+        return None
+    if len(frames) == 1:
+        return frames[0].select(F.col(time_column).alias("_time")).distinct()
+    changed = removed.exceptAll(added).unionByName(added.exceptAll(removed))
+    return changed.select(F.col(time_column).alias("_time")).distinct()
+
+
+# --------------------------------------------------------------------------------------------
+# One function per incremental table: the slices a change touches
+# --------------------------------------------------------------------------------------------
+
+def accelerometer_trusted_affected(landing_added: DataFrame | None,
+                                   customers_before: DataFrame, customer_trusted: DataFrame,
+                                   *, consent_as_of_date: bool = False) -> Affected:
+    compared = [_CONSENT] if consent_as_of_date else []
+    groups = changed_groups(
+        customers_before.select(F.col("email").alias("user"), *compared),
+        customer_trusted.select(F.col("email").alias("user"), *compared), "user", compared)
+    return Affected("accelerometer_trusted", groups=groups.cache(),
+                    pairs=_cached(new_pairs(landing_added, "user", "timestamp")))
+
+
+def step_trainer_trusted_affected(landing_added: DataFrame | None,
+                                  devices_before: DataFrame, devices: DataFrame) -> Affected:
+    return Affected("step_trainer_trusted",
+                    groups=changed_groups(devices_before, devices, "serialNumber", []).cache(),
+                    pairs=_cached(new_pairs(landing_added, "serialNumber",
+                                            "sensorReadingTime")))
+
+
+def machine_learning_curated_affected(step_removed: DataFrame | None,
+                                      step_added: DataFrame | None,
+                                      accelerometer_removed: DataFrame | None,
+                                      accelerometer_added: DataFrame | None) -> Affected:
+    times = [t for t in (changed_times(step_removed, step_added, "sensorReadingTime"),
+                         changed_times(accelerometer_removed, accelerometer_added, "timestamp"))
+             if t is not None]
+    return Affected("machine_learning_curated",
+                    times=reduce(DataFrame.unionByName, times).distinct().cache()
+                    if times else None)
+
+
+def consented_devices(customer_curated: DataFrame,
+                      excluded_devices: DataFrame | None) -> DataFrame:
+    devices = customer_curated.select("serialNumber").where(
+        F.col("serialNumber").isNotNull()).distinct()
+    if excluded_devices is not None:
+        devices = devices.join(excluded_devices.select("serialNumber"), on="serialNumber",
+                               how="left_anti")
+    return devices
+
+
+def _cached(frame: DataFrame | None) -> DataFrame | None:
+    return None if frame is None else frame.cache()
