@@ -30,6 +30,7 @@ Frame = Any
 #: the CLI: `dagster asset materialize ... --tags '{"stedi/full_refresh": "true"}'`).
 FULL_REFRESH_TAG = "stedi/full_refresh"
 VERSION_PROPERTY = "stedi.table-version"
+INCREMENTAL_PROPERTY = "stedi.incremental"  # "true": the snapshot is an incremental update
 UPSTREAM_PROPERTY = "stedi.upstream-snapshots"
 
 #: table -> (its group column, its time column): the slice key of each incremental table

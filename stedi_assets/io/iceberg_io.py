@@ -30,7 +30,7 @@ from dagster import (
 from pydantic import PrivateAttr
 
 from stedi_assets import schemas
-from stedi_assets.increments import VERSION_PROPERTY, TableUpdate
+from stedi_assets.increments import INCREMENTAL_PROPERTY, VERSION_PROPERTY, TableUpdate
 from stedi_assets.io.iceberg_catalog import CatalogConfig
 from stedi_assets.io.iceberg_tables import (
     IcebergTableError,
@@ -133,7 +133,8 @@ class IcebergIOManager(ConfigurableIOManager):
         table_name = context.asset_key.path[-1]
         reads = _READS.pop(_step_reads_key(context), {})
         update = obj if isinstance(obj, TableUpdate) else None
-        properties = {VERSION_PROPERTY: update.version} if update else {}
+        properties = {VERSION_PROPERTY: update.version,
+                      INCREMENTAL_PROPERTY: str(update.incremental).lower()} if update else {}
         extra: dict[str, object] = {}
         try:
             self.tables.before_write(table_name)
@@ -148,6 +149,7 @@ class IcebergIOManager(ConfigurableIOManager):
                     base=base.snapshot_id if base else None)
             except TableMovedError as moved:  # another run wrote it meanwhile: rebuild
                 context.log.warning(f"{moved} Rebuilding {table_name} in full.")
+                properties[INCREMENTAL_PROPERTY] = "false"
                 files, _, _ = self._files_of(update.full(), table_name)
                 arrow_schema, types = self._schemas(None, files, None)
                 published, commit = self.tables.publish_and_expire(

@@ -246,11 +246,10 @@ class IcebergTables:
                 kept_paths = {f.file_path for f in kept}
                 removed = [] if deletes else [f for f in live if f.file_path not in kept_paths]
                 with iceberg.transaction() as tx:
-                    # nothing removed: an Iceberg append (what an incremental reader reads)
-                    producer = (tx.update_snapshot(snapshot_properties=properties).fast_append()
-                                if not removed and not deletes
-                                else replacement(tx, properties, bool(deletes)))
-                    with producer as write:
+                    # an overwrite even when it only adds files: pyiceberg re-applies an append
+                    # on top of a concurrent writer's commit (the table would hold both), while
+                    # an overwrite's validation fails and this loop starts over from the table
+                    with replacement(tx, properties, bool(deletes)) as write:
                         for data_file in removed:
                             write.delete_data_file(data_file)
                         for data_file in added:

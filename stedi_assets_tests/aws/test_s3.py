@@ -213,8 +213,13 @@ def test_landing_prefix_with_many_files_is_read_completely(s3_endpoint, s3_clien
     assert batch.rows["sensorReadingTime"].to_list() == [0, 1, 2]
 
 
+def scan_table(io_manager, name: str) -> list[str]:
+    return io_manager.scan_table(name).collect().to_dict(as_series=False)
+
+
 def test_time_travel_then_erasure_on_s3(s3_endpoint, s3_client, tmp_path):
-    """On S3 and the Glue catalog: an older snapshot stays readable within the retention; with
+    """On S3 and the Glue catalog: the withdrawal run updates the reading tables incrementally;
+    an older snapshot stays readable within the retention; with
     retention 0 the next run deletes its objects, and no object under the consented zones holds
     the withdrawn customer."""
     from stedi_assets.io.iceberg_tables import IcebergTableError
@@ -231,7 +236,13 @@ def test_time_travel_then_erasure_on_s3(s3_endpoint, s3_client, tmp_path):
                   "serialNumber": "serial-a", "shareWithResearchAsOfDate": None}
     s3_client.put_object(Bucket=bucket, Key="landing/customer/customer-2.json",
                          Body=(json.dumps(withdrawal) + "\n").encode())
-    assert materialize_lakehouse(s3_settings(*roots)).success
+    second = materialize_lakehouse(s3_settings(*roots))
+    assert second.success, failure_messages(second)
+    for event in second.get_asset_materialization_events():  # incremental on S3 as well
+        if event.asset_key.path[-1] in ("accelerometer_trusted", "step_trainer_trusted",
+                                        "machine_learning_curated"):
+            assert event.materialization.metadata["incremental"].value is True, event.asset_key
+    assert "ann@example.com" not in scan_table(io_manager, "accelerometer_trusted")["user"]
     old = io_manager.scan_table("customer_trusted", snapshot_id=before).collect()
     assert "ann@example.com" in old["email"].to_list()  # time travel within the retention
     assert "ann@example.com" not in io_manager.scan_table("customer_trusted").collect()[
