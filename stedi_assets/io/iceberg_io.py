@@ -149,6 +149,7 @@ class IcebergIOManager(ConfigurableIOManager):
                     base=base.snapshot_id if base else None)
             except TableMovedError as moved:  # another run wrote it meanwhile: rebuild
                 context.log.warning(f"{moved} Rebuilding {table_name} in full.")
+                self.tables.delete_files([f for f in files if f not in base.files])
                 properties[INCREMENTAL_PROPERTY] = "false"
                 files, _, _ = self._files_of(update.full(), table_name)
                 arrow_schema, types = self._schemas(None, files, None)
