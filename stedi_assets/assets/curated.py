@@ -5,7 +5,7 @@ from dagster import AssetCheckResult, AssetExecutionContext, Output, ResourcePar
 
 from stedi_assets.assets.checks import check_result, consent_check, rule_check
 from stedi_assets.assets.common import asset_kwargs
-from stedi_assets.assets.incremental import plan_update, rows_added, rows_removed
+from stedi_assets.assets.incremental import plan_update, rows_changed
 from stedi_assets.check_rules import join_coverage_outcome
 from stedi_assets.engines.base import Engine
 from stedi_assets.increments import TableUpdate, secret_fingerprint, table_version
@@ -36,8 +36,8 @@ def machine_learning_curated(context: AssetExecutionContext, engine: Engine,
         return Output(TableUpdate(version, rows=rows(step_trainer_trusted,
                                                      accelerometer_trusted)),
                       metadata=plan.metadata)
-    changed = [f(io_manager, plan, t) for t in ("step_trainer_trusted", "accelerometer_trusted")
-               for f in (rows_removed, rows_added)]
+    changed = [rows for t in ("step_trainer_trusted", "accelerometer_trusted")
+               for rows in rows_changed(io_manager, plan, t)]  # (removed, added) each
     affected = ops.machine_learning_curated_affected(*changed)
     pairs = rows(ops.inside(step_trainer_trusted, affected),
                  ops.inside(accelerometer_trusted, affected, time_column="timestamp"))

@@ -35,19 +35,14 @@ def rows_before(store: IcebergIOManager, upstream_plan: Plan, table: str) -> Any
     return store.scan_snapshot(store.snapshot(table, upstream_plan.consumed[table]))
 
 
-def rows_added(store: IcebergIOManager, upstream_plan: Plan, table: str) -> Any | None:
-    """The rows of the upstream data files added since (None: no file added)."""
+def rows_changed(store: IcebergIOManager, upstream_plan: Plan, table: str
+                 ) -> tuple[Any | None, Any | None]:
+    """(rows of the upstream data files removed since, rows of those added since); None where
+    no file was removed or added."""
     change = upstream_plan.changes[table]
-    if not change.added:
-        return None
-    snapshot = store.snapshot(table, upstream_plan.loaded[table])
-    return store.scan_snapshot(replace(snapshot, files=change.added))
-
-
-def rows_removed(store: IcebergIOManager, upstream_plan: Plan, table: str) -> Any | None:
-    """The rows of the upstream data files removed since (None: no file removed)."""
-    change = upstream_plan.changes[table]
-    if not change.removed:
-        return None
-    snapshot = store.snapshot(table, upstream_plan.consumed[table])
-    return store.scan_snapshot(replace(snapshot, files=change.removed))
+    found = []
+    for files, snapshot_id in ((change.removed, upstream_plan.consumed[table]),
+                               (change.added, upstream_plan.loaded[table])):
+        snapshot = store.snapshot(table, snapshot_id) if files else None
+        found.append(store.scan_snapshot(replace(snapshot, files=files)) if files else None)
+    return found[0], found[1]

@@ -4,7 +4,7 @@ from dagster import AssetCheckResult, AssetExecutionContext, Output, ResourcePar
 
 from stedi_assets.assets.checks import check_result, consent_check, rule_check
 from stedi_assets.assets.common import asset_kwargs
-from stedi_assets.assets.incremental import plan_update, rows_added, rows_before
+from stedi_assets.assets.incremental import plan_update, rows_before, rows_changed
 from stedi_assets.check_rules import join_coverage_outcome, shared_devices_outcome
 from stedi_assets.engines.base import Engine
 from stedi_assets.figures import plain
@@ -38,7 +38,7 @@ def accelerometer_trusted(context: AssetExecutionContext, engine: Engine,
         return Output(TableUpdate(version, rows=readings), metadata={
             "duplicate_rows_removed": plain(removed), **metadata})
     affected = ops.accelerometer_trusted_affected(
-        rows_added(io_manager, plan, "accelerometer_landing"),
+        rows_changed(io_manager, plan, "accelerometer_landing")[1],
         rows_before(io_manager, plan, "customer_trusted"), customer_trusted,
         consent_as_of_date=as_of)
     readings, removed = rows(ops.inside(accelerometer_landing, affected))
@@ -74,7 +74,7 @@ def step_trainer_trusted(context: AssetExecutionContext, engine: Engine,
     before = {t: rows_before(io_manager, plan, t) for t in
               ("customer_curated", "customer_landing", "customer_landing_rejects")}
     affected = ops.step_trainer_trusted_affected(
-        rows_added(io_manager, plan, "step_trainer_landing"),
+        rows_changed(io_manager, plan, "step_trainer_landing")[1],
         ops.consented_devices(before["customer_curated"], excluded_devices(
             before["customer_landing"], before["customer_landing_rejects"])),
         ops.consented_devices(customer_curated, excluded))
