@@ -21,6 +21,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,6 @@ class TableUpdate:
     affected: Affected | None = None
     slice: Frame | None = None
     full: Callable[[], Frame] | None = None
-    properties: dict[str, str] = field(default_factory=dict)
 
     @property
     def incremental(self) -> bool:
@@ -94,12 +94,20 @@ def table_version(table: str, **settings: object) -> str:
     """A digest of the code that decides what `table` holds and of the settings given (e.g.
     consent_as_of_date, shared_devices, a fingerprint of the pseudonym secret)."""
     digest = hashlib.sha256(table.encode())
+    digest.update(_code_digest().encode())
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """The files of _SEMANTICS_CODE, read once per process."""
+    digest = hashlib.sha256()
     for name in _SEMANTICS_CODE:
         path = _PACKAGE / name
         if path.exists():
             digest.update(path.read_bytes())
-    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
 
 
 def secret_fingerprint(secret: str) -> str:

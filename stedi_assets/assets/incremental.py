@@ -40,9 +40,11 @@ def rows_changed(store: IcebergIOManager, upstream_plan: Plan, table: str
     """(rows of the upstream data files removed since, rows of those added since); None where
     no file was removed or added."""
     change = upstream_plan.changes[table]
-    found = []
-    for files, snapshot_id in ((change.removed, upstream_plan.consumed[table]),
-                               (change.added, upstream_plan.loaded[table])):
-        snapshot = store.snapshot(table, snapshot_id) if files else None
-        found.append(store.scan_snapshot(replace(snapshot, files=files)) if files else None)
-    return found[0], found[1]
+
+    def rows_of(files: tuple[str, ...], snapshot_id: int) -> Any | None:
+        if not files:
+            return None
+        return store.scan_snapshot(replace(store.snapshot(table, snapshot_id), files=files))
+
+    return (rows_of(change.removed, upstream_plan.consumed[table]),
+            rows_of(change.added, upstream_plan.loaded[table]))

@@ -187,18 +187,13 @@ class IcebergIOManager(ConfigurableIOManager):
         how many base files held only such rows and were dropped)."""
         from stedi_assets.transforms.polars import increments
 
-        kept, rewritten, dropped = [], [], 0
-        for path in update.base.files:
-            frame = pl.scan_parquet(path, storage_options=self._storage_options,
-                                    hive_partitioning=False)
-            rows, hits = increments.affected_count(frame, update.affected)
-            if not hits:
-                kept.append(path)
-            elif hits == rows:
-                dropped += 1
-            else:
-                rewritten += self._write_files(increments.outside(frame, update.affected),
-                                               table_name)
+        frames = {path: pl.scan_parquet(path, storage_options=self._storage_options,
+                                        hive_partitioning=False) for path in update.base.files}
+        kept, rewrite, dropped = split_base_files(update.base.files, {
+            path: increments.affected_count(frame, update.affected)
+            for path, frame in frames.items()})
+        rewritten = [written for path in rewrite for written in self._write_files(
+            increments.outside(frames[path], update.affected), table_name)]
         return kept, rewritten, dropped
 
     def _written_rows(self, files: list[str]) -> list[str]:
@@ -222,6 +217,22 @@ class IcebergIOManager(ConfigurableIOManager):
         if key:
             _READS.setdefault(key, {})[table_name] = snapshot.snapshot_id
         return self.scan_snapshot(snapshot)
+
+
+def split_base_files(files: tuple[str, ...], counts: dict[str, tuple[int, int]]
+                     ) -> tuple[list[str], list[str], int]:
+    """An update's base files by their (rows, rows in an affected slice): (kept as they are,
+    to rewrite without the affected rows, how many held only affected rows and are dropped)."""
+    kept, rewrite, dropped = [], [], 0
+    for path in files:
+        rows, hits = counts.get(path, (0, 0))
+        if not hits:
+            kept.append(path)
+        elif hits == rows:
+            dropped += 1
+        else:
+            rewrite.append(path)
+    return kept, rewrite, dropped
 
 
 def step_reads(step: tuple[str, str]) -> dict[str, int]:

@@ -9,7 +9,7 @@ from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 
 from stedi_assets.io import spark_files
-from stedi_assets.io.iceberg_io import _TABLE_ERRORS, LocalIcebergIOManager
+from stedi_assets.io.iceberg_io import _TABLE_ERRORS, LocalIcebergIOManager, split_base_files
 from stedi_assets.io.local_paths import ensure_table_inside
 from stedi_assets.transforms.spark.columns import logical_schema
 
@@ -57,19 +57,11 @@ class SparkIcebergIOManager(LocalIcebergIOManager):
                 F.col("_affected").cast("long")).alias("hits")).collect():
             path = urlparse(r["_file"]).path if r["_file"].startswith("file:") else r["_file"]
             uris[path], counts[path] = r["_file"], (r["rows"], r["hits"])
-        kept, rewrite, dropped = [], [], 0
-        for path in update.base.files:
-            rows, hits = counts.get(path, (0, 0))
-            if not hits:
-                kept.append(path)
-            elif hits == rows:
-                dropped += 1
-            else:
-                rewrite.append(uris[path])
+        kept, rewrite, dropped = split_base_files(update.base.files, counts)
         if not rewrite:
             return kept, [], dropped
-        rest = flagged.where(F.col("_file").isin(rewrite) & ~F.col("_affected")).drop(
-            "_file", "_affected")
+        rest = flagged.where(F.col("_file").isin([uris[p] for p in rewrite])
+                             & ~F.col("_affected")).drop("_file", "_affected")
         return kept, self._write_files(rest, table_name), dropped
 
     def scan_snapshot(self, snapshot) -> DataFrame:

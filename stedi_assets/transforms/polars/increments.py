@@ -19,39 +19,26 @@ def _empty(frame: pl.DataFrame | None) -> bool:
     return frame is None or frame.is_empty()
 
 
-def slice_flag(affected: Affected, group_column: str | None = None,
-               time_column: str | None = None) -> tuple:
-    """(an expression true for a row of an affected slice, the key frames to join first, the
-    group column, the time column)."""
+def _keyed(frame: pl.LazyFrame, affected: Affected, group_column: str | None,
+           time_column: str | None) -> tuple[pl.LazyFrame, pl.Expr, list[str], str]:
+    """(`frame` with the keys the affected slices are matched on, an expression true for a row
+    of an affected slice, the frame's own columns, its time column)."""
     group = group_column or affected.group_column
     time = time_column or affected.time_column
-    flag = pl.lit(False)
-    joins = []
+    columns = frame.collect_schema().names()
+    keyed, flag = frame, pl.lit(False)
+    if group is not None:
+        keyed = keyed.with_columns(_group_key(group).alias("_group"))
     if not _empty(affected.groups):
         flag = flag | pl.col("_group").is_in(affected.groups["_group"].implode())
     if not _empty(affected.times):
         flag = flag | pl.col(time).is_in(affected.times["_time"].implode(), nulls_equal=True)
     if not _empty(affected.pairs):
-        joins.append((affected.pairs.with_columns(pl.lit(True).alias("_pair")),
-                      ["_group", "_time"]))
-        flag = flag | pl.col("_pair").fill_null(False)
-    return flag, joins, group, time
-
-
-def _flagged(frame: pl.LazyFrame, affected: Affected, group_column: str | None,
-             time_column: str | None) -> pl.LazyFrame:
-    flag, joins, group, time = slice_flag(affected, group_column, time_column)
-    columns = frame.collect_schema().names()
-    keyed = frame
-    if group is not None:
-        keyed = keyed.with_columns(_group_key(group).alias("_group"))
-    for keys, on in joins:
         keyed = keyed.with_columns(pl.col(time).alias("_time")).join(
-            keys.lazy(), on=on, how="left", nulls_equal=True, maintain_order="left")
-    bounds = time_bounds(affected)
-    if bounds is not None:  # lets the Parquet reader skip row groups outside the change
-        keyed = keyed.filter(pl.col(time).is_between(*bounds) | pl.col(time).is_null())
-    return keyed.with_columns(flag.alias("_affected")).select(*columns, "_affected")
+            affected.pairs.lazy().with_columns(pl.lit(True).alias("_pair")),
+            on=["_group", "_time"], how="left", nulls_equal=True, maintain_order="left")
+        flag = flag | pl.col("_pair").fill_null(False)
+    return keyed, flag, columns, time
 
 
 def time_bounds(affected: Affected) -> tuple[int, int] | None:
@@ -68,18 +55,16 @@ def time_bounds(affected: Affected) -> tuple[int, int] | None:
 def inside(frame: pl.LazyFrame, affected: Affected, group_column: str | None = None,
            time_column: str | None = None) -> pl.LazyFrame:
     """The rows of `frame` that belong to an affected slice."""
-    return _flagged(frame, affected, group_column, time_column).filter(
-        pl.col("_affected")).drop("_affected")
+    keyed, flag, columns, time = _keyed(frame, affected, group_column, time_column)
+    bounds = time_bounds(affected)
+    if bounds is not None:  # lets the Parquet reader skip row groups outside the change
+        keyed = keyed.filter(pl.col(time).is_between(*bounds) | pl.col(time).is_null())
+    return keyed.filter(flag).select(columns)
 
 
 def outside(frame: pl.LazyFrame, affected: Affected) -> pl.LazyFrame:
     """The rows of `frame` outside every affected slice (kept as they are)."""
-    flag, joins, group, time = slice_flag(affected)
-    columns = frame.collect_schema().names()
-    keyed = frame if group is None else frame.with_columns(_group_key(group).alias("_group"))
-    for keys, on in joins:
-        keyed = keyed.with_columns(pl.col(time).alias("_time")).join(
-            keys.lazy(), on=on, how="left", nulls_equal=True, maintain_order="left")
+    keyed, flag, columns, _ = _keyed(frame, affected, None, None)
     return keyed.filter(~flag).select(columns)
 
 
