@@ -10,8 +10,8 @@ with the same table transform on the upstream rows of those slices (`slice`), an
 manager replaces them: the table's data files holding a row of an affected slice are rewritten
 without those rows, the others are kept as they are, the slice is added — one commit.
 
-A run is full instead (`Plan.full_reason`) when the table has no snapshot yet, a full refresh
-was asked for, the table's version (its code, the engine-independent semantics settings)
+A run is full instead (`Plan.full_reason`) when the table has no snapshot yet, its snapshot
+failed a blocking check, a full refresh was asked for, the table's version (its code, the engine-independent semantics settings)
 changed, a snapshot it last read was expired, or a landing file was removed or rewritten.
 """
 
@@ -144,6 +144,9 @@ def plan(table: str, version: str, *, full_refresh: bool, base: Any,
         return Plan(table, f"a full refresh was asked for (run tag {FULL_REFRESH_TAG})")
     if base is None:
         return Plan(table, "the table had no snapshot yet")
+    if base.blocked:  # never build on rows that failed a blocking check (io/check_verdicts.py)
+        return Plan(table, "its last snapshot failed the blocking check(s) "
+                           f"{', '.join(base.blocked)}")
     if base.properties.get(VERSION_PROPERTY) != version:
         return Plan(table, "the table's version changed (code or semantics settings)")
     consumed = {t: int(s) for t, s in

@@ -8,16 +8,20 @@ trusting the table under test alone.
 from collections.abc import Callable, Sequence
 
 from dagster import (
+    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetIn,
+    ResourceParam,
     asset_check,
 )
 
 from stedi_assets.check_rules import RULES, CheckOutcome, CheckRule, consent_outcome
 from stedi_assets.engines.base import Engine
+from stedi_assets.io.check_verdicts import record_verdict
+from stedi_assets.io.iceberg_io import IcebergIOManager, step_reads
 from stedi_assets.resources import PrivacySettings
 
 
@@ -43,13 +47,31 @@ def check_result(outcome: CheckOutcome) -> AssetCheckResult:
         metadata=outcome.metadata)
 
 
+def record_blocking_outcome(context, store: IcebergIOManager, outcome: CheckOutcome,
+                            snapshot_id: int | None = None) -> None:
+    """A blocking check's verdict on the snapshot it judged (the one its step loaded, unless
+    given), kept with the table: a failure blocks that snapshot for every later reader
+    (io/check_verdicts.py), a pass lifts the block."""
+    if not outcome.rule.blocking:
+        return
+    step = context.op_execution_context.get_step_execution_context()
+    if snapshot_id is None:
+        snapshot_id = step_reads((context.run.run_id, step.step.key)).get(outcome.asset)
+    if snapshot_id is not None:
+        record_verdict(store.tables, outcome.asset, snapshot_id, outcome.name,
+                       outcome.passed, context.run.run_id)
+
+
 def consent_check(table_name: str) -> AssetChecksDefinition:
     @rule_check(table_name, "consent", ["customer_landing", "customer_landing_rejects"])
-    def _check(engine: Engine, privacy: PrivacySettings, table, customer_landing,
+    def _check(context: AssetCheckExecutionContext, engine: Engine, privacy: PrivacySettings,
+               io_manager: ResourceParam[IcebergIOManager], table, customer_landing,
                customer_landing_rejects) -> AssetCheckResult:
-        return check_result(consent_outcome(
+        outcome = consent_outcome(
             table_name, engine.ops, table, customer_landing, customer_landing_rejects,
             secret=privacy.pseudonym_secret, consent_as_of_date=privacy.consent_as_of_date,
-            shared_devices=privacy.shared_devices))
+            shared_devices=privacy.shared_devices)
+        record_blocking_outcome(context, io_manager, outcome)
+        return check_result(outcome)
 
     return _check

@@ -13,11 +13,12 @@ from dagster import (
     Failure,
     MetadataValue,
     Output,
+    ResourceParam,
     multi_asset,
 )
 
 from stedi_assets import schemas
-from stedi_assets.assets.checks import check_result, check_spec
+from stedi_assets.assets.checks import check_result, check_spec, record_blocking_outcome
 from stedi_assets.assets.common import asset_out
 from stedi_assets.automation import LANDING_FINGERPRINT
 from stedi_assets.check_rules import (
@@ -29,6 +30,7 @@ from stedi_assets.check_rules import (
 from stedi_assets.engines.base import Engine, LandingBatch
 from stedi_assets.figures import plain
 from stedi_assets.io.catalog import CatalogError, TableCatalog
+from stedi_assets.io.iceberg_io import IcebergIOManager, step_writes
 from stedi_assets.io.landing_files import count_lines
 from stedi_assets.io.landing_reader import LandingError
 from stedi_assets.io.local_paths import OutsideRootError
@@ -53,7 +55,8 @@ def _landing_asset(table: schemas.Table) -> AssetsDefinition:
                  outs={table.name: asset_out(table.name), rejects.name: asset_out(rejects.name)},
                  check_specs=[check_spec(r) for r in rules_of(table.name)])
     def _landing(context: AssetExecutionContext, engine: Engine, landing: LandingSource,
-                 catalog: TableCatalog, checks: CheckSettings):
+                 catalog: TableCatalog, checks: CheckSettings,
+                 io_manager: ResourceParam[IcebergIOManager]):
         try:
             # taken before the files are read: a file added meanwhile changes it, so the
             # sensor lands it next time (it compares the source's fingerprint with this one)
@@ -71,7 +74,11 @@ def _landing_asset(table: schemas.Table) -> AssetsDefinition:
                                         output_name=table.name)
             yield from _outputs(context, engine, landing, table, batch, catalog_table)
             # the outputs are stored by now; the checks look at what was stored
-            yield from _check_results(engine, landing, checks, table, batch)
+            stored = step_writes((context.run.run_id, context.op_execution_context
+                                  .get_step_execution_context().step.key))
+            for outcome in _check_outcomes(engine, landing, checks, table, batch):
+                record_blocking_outcome(context, io_manager, outcome, stored.get(table.name))
+                yield check_result(outcome)
         finally:
             batch.close()  # the rows are stored (or the step failed): free the spilled parts
 
@@ -118,14 +125,13 @@ def _line_accounting(engine: Engine, landing: LandingSource,
                   "lines_rejected": engine.ops.row_count(batch.rejects)})
 
 
-def _check_results(engine: Engine, landing: LandingSource, checks: CheckSettings,
-                   table: schemas.Table, batch: LandingBatch):
-    yield check_result(schema_outcome(table, engine.ops.frame_logical_schema(batch.row_frame())))
+def _check_outcomes(engine: Engine, landing: LandingSource, checks: CheckSettings,
+                    table: schemas.Table, batch: LandingBatch):
+    yield schema_outcome(table, engine.ops.frame_logical_schema(batch.row_frame()))
     figures = _line_accounting(engine, landing, batch)
-    yield check_result(conservation_outcome(table, **figures))
-    yield check_result(quarantine_rate_outcome(table, figures["rows_landed"],
-                                               figures["lines_rejected"],
-                                               checks.max_reject_share))
+    yield conservation_outcome(table, **figures)
+    yield quarantine_rate_outcome(table, figures["rows_landed"], figures["lines_rejected"],
+                                  checks.max_reject_share)
 
 
 landing_assets = [_landing_asset(t) for t in schemas.LANDING_TABLES]

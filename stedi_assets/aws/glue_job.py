@@ -34,11 +34,12 @@ from dagster_pipes import (
     open_dagster_pipes,
 )
 
-from stedi_assets import schemas
+from stedi_assets import check_rules, schemas
 from stedi_assets.aws import glue_arguments, glue_steps
-from stedi_assets.aws.glue_steps import LandingInput, StepOptions, StepResult
+from stedi_assets.aws.glue_steps import CheckReport, LandingInput, StepOptions, StepResult
 from stedi_assets.figures import plain
 from stedi_assets.io import spark_files
+from stedi_assets.io.check_verdicts import record_verdict, refuse_blocked
 from stedi_assets.io.iceberg_catalog import CatalogConfig
 from stedi_assets.io.iceberg_tables import IcebergTables, TableSnapshot
 from stedi_assets.io.landing_files import count_lines, list_s3_landing_files, scan_landing_folder
@@ -150,17 +151,27 @@ class SparkTableIO:
 
         if not is_s3_uri(self.root) and "://" not in self.root:  # a local root (tests, dev)
             ensure_table_inside(self.uri(table), self.root)
+        reads = {t: s.snapshot_id for t, s in self._reads.items()}
+        refuse_blocked(self.tables, reads, table)  # never from rows that failed a blocking check
         self.tables.before_write(table)
         files = spark_files.write_data_files(self.spark, frame, self.tables, table)
         published, self._commits[table] = self.tables.publish_and_expire(
-            table, files, to_arrow_schema(frame.schema),
-            {t: s.snapshot_id for t, s in self._reads.items()}, self.run_id,
+            table, files, to_arrow_schema(frame.schema), reads, self.run_id,
             self.retention_seconds)
         return spark_files.read_snapshot(
             self.spark, self.tables.snapshot(table, published.snapshot_id))
 
     def commit_metadata(self, table: str) -> dict[str, Any]:
         return self._commits.get(table, {})
+
+    def record_verdicts(self, checks: Sequence[CheckReport]) -> None:
+        """Each blocking check's verdict on the snapshot this step wrote and it judged
+        (io/check_verdicts.py): a failure blocks that snapshot for every later reader."""
+        for check in checks:
+            written = self._commits.get(check.table, {}).get("iceberg/snapshot_id")
+            if check_rules.RULES[(check.table, check.name)].blocking and written:
+                record_verdict(self.tables, check.table, int(written), check.name,
+                               bool(check.passed), self.run_id)
 
 
 def table_io(spark: Any, args: argparse.Namespace, run_id: str) -> SparkTableIO:
@@ -222,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               + "\n".join(landing.skipped))
         io = table_io(spark, args, _cli_value(argv, "--JOB_RUN_ID") or "")
         result = glue_steps.run_step(step, spark_engine, io, options, landing)
+        io.record_verdicts(result.checks)
         report(pipes, result)
     return 0
 

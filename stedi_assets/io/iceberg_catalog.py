@@ -16,6 +16,8 @@ curated tables live in `<database>`. Dagster-free: the Glue job uses it too.
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,3 +109,33 @@ class CatalogConfig:
         from pyiceberg.catalog.glue import GlueCatalog
 
         return GlueCatalog("stedi", **properties)
+
+
+# -- commit races ------------------------------------------------------------------------
+
+#: Commit attempts before a step gives up (each waits a little longer, with jitter).
+COMMIT_ATTEMPTS = 12
+
+
+def backoff(attempt: int) -> None:
+    """Wait a little longer after each lost commit race, with jitter."""
+    time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+
+
+def is_retryable(exc: BaseException) -> bool:
+    from pyiceberg.exceptions import (
+        CommitFailedException,
+        TableAlreadyExistsError,
+        ValidationException,
+    )
+
+    # ValidationException: pyiceberg's own retry found files another writer added since this
+    # replacement began (a conflict for an overwrite): start over from the table as it is now
+    if isinstance(exc, CommitFailedException | TableAlreadyExistsError | ValidationException):
+        return True
+    # SQLite's "database is locked" while another process commits, or two runs creating the
+    # same namespace or table at once (a UNIQUE constraint in the SQL catalog)
+    name = type(exc).__name__
+    return (name == "OperationalError" and "locked" in str(exc)) or (
+        name in ("IntegrityError", "NamespaceAlreadyExistsError") and (
+            "UNIQUE" in str(exc) or name == "NamespaceAlreadyExistsError"))

@@ -30,6 +30,7 @@ from dagster import (
 from pydantic import PrivateAttr
 
 from stedi_assets import schemas
+from stedi_assets.io.check_verdicts import refuse_blocked
 from stedi_assets.increments import INCREMENTAL_PROPERTY, VERSION_PROPERTY, TableUpdate
 from stedi_assets.io.iceberg_catalog import CatalogConfig
 from stedi_assets.io.iceberg_tables import (
@@ -137,6 +138,8 @@ class IcebergIOManager(ConfigurableIOManager):
                       INCREMENTAL_PROPERTY: str(update.incremental).lower()} if update else {}
         extra: dict[str, object] = {}
         try:
+            # nothing computed from rows that failed a blocking check is committed
+            refuse_blocked(self.tables, reads, table_name)
             self.tables.before_write(table_name)
             try:
                 files, base, extra = self._files_of(obj, table_name)
@@ -160,6 +163,8 @@ class IcebergIOManager(ConfigurableIOManager):
                          "another run changed the table meanwhile"}
         except _TABLE_ERRORS as exc:
             raise Failure(description=str(exc)) from None
+        if key := _step_reads_key(context):
+            _WRITES.setdefault(key, {})[table_name] = published.snapshot_id
         context.add_output_metadata({
             "dagster/row_count": published.rows,
             "dagster/column_schema": table_schema_metadata(table_name, types),
@@ -240,12 +245,19 @@ def step_reads(step: tuple[str, str]) -> dict[str, int]:
     return dict(_READS.get(step, {}))
 
 
+def step_writes(step: tuple[str, str]) -> dict[str, int]:
+    """{table: snapshot id} of the outputs step (run id, step key) stored so far."""
+    return dict(_WRITES.get(step, {}))
+
+
 #: (run id, step key) -> {table: snapshot id} the step loaded, recorded with what it writes.
 #: Module-level, keyed by run and step, so it does not rely on load_input and handle_output
 #: being called on the same IO manager object; a step loads and writes in one process with
 #: every executor. A step that writes nothing (an asset check) leaves its entry behind until
 #: the process ends (a few ids per step; run processes are short-lived).
 _READS: dict[tuple[str, str], dict[str, int]] = {}
+#: (run id, step key) -> {table: snapshot id} the step stored (what its in-step checks judge)
+_WRITES: dict[tuple[str, str], dict[str, int]] = {}
 
 
 def _step_reads_key(context: InputContext | OutputContext) -> tuple[str, str] | None:

@@ -11,7 +11,6 @@ a writer is busy. Files stay until their snapshot is expired (`expire`).
 from __future__ import annotations
 
 import json
-import random
 import time
 import uuid
 from collections.abc import Sequence
@@ -19,7 +18,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from stedi_assets.io.iceberg_catalog import CatalogConfig
+from stedi_assets.io.check_verdicts import failed_checks
+from stedi_assets.io.iceberg_catalog import COMMIT_ATTEMPTS, CatalogConfig, backoff, is_retryable
 from stedi_assets.io.iceberg_changes import TableChanges, changes_since
 from stedi_assets.io.iceberg_content import align_schema, keep_identical, live_files, replacement
 from stedi_assets.io.iceberg_maintenance import (
@@ -44,10 +44,6 @@ def table_properties(string_columns: Sequence[str]) -> dict[str, str]:
     }
 
 
-#: Commit attempts before a step gives up (each waits a little longer, with jitter).
-COMMIT_ATTEMPTS = 12
-
-
 class TableMovedError(Exception):
     """An update computed from one snapshot of a table found another one current at commit."""
 
@@ -68,6 +64,8 @@ class TableSnapshot:
     rows: int
     #: what the writer recorded (stedi.upstream-snapshots, stedi.table-version, ...)
     properties: dict[str, str] = field(default_factory=dict, compare=False)
+    #: the blocking checks this snapshot failed (io/check_verdicts.py); empty: not blocked
+    blocked: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -97,25 +95,6 @@ def commit_metadata(published: Published, reads: dict[str, int], expiry: ExpiryR
 
 def _all_optional(schema: pa.Schema) -> pa.Schema:
     return pa.schema([f.with_nullable(True) for f in schema])
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    from pyiceberg.exceptions import (
-        CommitFailedException,
-        TableAlreadyExistsError,
-        ValidationException,
-    )
-
-    # ValidationException: pyiceberg's own retry found files another writer added since this
-    # replacement began (a conflict for an overwrite): start over from the table as it is now
-    if isinstance(exc, CommitFailedException | TableAlreadyExistsError | ValidationException):
-        return True
-    # SQLite's "database is locked" while another process commits, or two runs creating the
-    # same namespace or table at once (a UNIQUE constraint in the SQL catalog)
-    name = type(exc).__name__
-    return (name == "OperationalError" and "locked" in str(exc)) or (
-        name in ("IntegrityError", "NamespaceAlreadyExistsError") and (
-            "UNIQUE" in str(exc) or name == "NamespaceAlreadyExistsError"))
 
 
 class IcebergTables:
@@ -200,7 +179,8 @@ class IcebergTables:
                              schema.as_arrow(), snapshot.timestamp_ms,
                              sum(f.record_count for f in files),
                              dict(snapshot.summary.additional_properties
-                                  if snapshot.summary else {}))
+                                  if snapshot.summary else {}),
+                             failed_checks(iceberg.properties, snapshot.snapshot_id))
 
     def changes(self, table: str, since: int, until: int | None = None
                 ) -> TableChanges | None:
@@ -260,14 +240,14 @@ class IcebergTables:
                 committed = self.load(table).current_snapshot()
                 return Published(committed.snapshot_id, True, rows, len(files))
             except Exception as exc:  # noqa: BLE001 - only commit races are retried
-                if not _is_retryable(exc) or attempt == COMMIT_ATTEMPTS - 1:
-                    if _is_retryable(exc):
+                if not is_retryable(exc) or attempt == COMMIT_ATTEMPTS - 1:
+                    if is_retryable(exc):
                         raise IcebergTableError(
                             f"table {table}: other writers committed {COMMIT_ATTEMPTS} times "
                             "while this run tried to; nothing of this run was published. "
                             "Run it again.") from None
                     raise
-                time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+                backoff(attempt)
         raise AssertionError("unreachable")
 
     def _load_or_create(self, table: str, schema: pa.Schema):
