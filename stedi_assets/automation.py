@@ -32,6 +32,7 @@ from dagster import (
 )
 
 from stedi_assets import schemas
+from stedi_assets.increments import FULL_VERIFICATION_TAG
 from stedi_assets.resources import LandingSource
 
 #: Metadata key of the landing source's fingerprint (LandingSource.fingerprint) when its table
@@ -50,7 +51,10 @@ full_graph_job = define_asset_job(
 stedi_daily = ScheduleDefinition(
     name="stedi_daily", job=full_graph_job, cron_schedule="0 3 * * *",
     execution_timezone="UTC", default_status=DefaultScheduleStatus.STOPPED,
-    description="Fallback: rebuild the whole graph every day at 03:00 UTC (off by default).",
+    # the consent checks verify every row once a day, not only what changed
+    tags={FULL_VERIFICATION_TAG: "true"},
+    description="Fallback: bring the whole graph up to date every day at 03:00 UTC, with a "
+                "full verification of every consent check (off by default).",
 )
 
 

@@ -38,6 +38,13 @@ class CheckFigures(Protocol):
                            time_column: str | None = None,
                            excluded: Any = None) -> dict[str, Any]: ...
 
+    def changed_consent(self, before: Any, now: Any, consenting_key: str, *,
+                        with_date: bool = False, excluded_before: Any = None,
+                        excluded_now: Any = None) -> Any: ...
+
+    def rows_to_verify(self, added: Any, kept: Any, changed: Any, key: str,
+                       consenting_key: str) -> Any: ...
+
     def shared_device_rows(self, step_trainer_trusted: Any, customer_landing: Any,
                            customer_landing_rejects: Any = None) -> dict[str, int]: ...
 
@@ -177,22 +184,54 @@ def quarantine_rate_outcome(table: schemas.Table, rows_landed: int, lines_reject
 
 # -- trusted and curated: figures recomputed from upstream data ------------------------------
 
+@dataclass(frozen=True)
+class SincePassed:
+    """What an incremental consent check compares: the table's rows split into the data files
+    added since the snapshot the check last passed on (`added`) and the files kept from it
+    (`kept`), and the customer landing tables as that pass read them. A kept row passed then;
+    its verdict can only change with its customer's consent record, so only the added rows
+    and the kept rows of customers whose record changed are checked (docs/incremental.md)."""
+
+    added: Any
+    kept: Any
+    customer_landing: Any
+    customer_landing_rejects: Any
+    rows_in_table: int
+
+
 def consent_outcome(table_name: str, ops: CheckFigures, table: Any, customer_landing: Any,
                     customer_landing_rejects: Any, *, secret: str, consent_as_of_date: bool,
-                    shared_devices: str) -> CheckOutcome:
+                    shared_devices: str, since: SincePassed | None = None) -> CheckOutcome:
     """Every row of the table belongs to a consenting customer, by each of its consent keys
-    (`schemas.CONSENT_KEYS`); violating keys reported pseudonymously (`reported_keys`)."""
+    (`schemas.CONSENT_KEYS`); violating keys reported pseudonymously (`reported_keys`). With
+    `since`, only the rows whose verdict can have changed since the last pass are checked."""
     consenting = ops.consenting_customers(customer_landing, secret, customer_landing_rejects)
-    excluded = (ops.non_consenting_devices(customer_landing, customer_landing_rejects)
+
+    def excluded_devices(landing: Any, rejects: Any) -> Any:
+        return (ops.non_consenting_devices(landing, rejects)
                 if shared_devices == "exclude" else None)
+
+    excluded = excluded_devices(customer_landing, customer_landing_rejects)
+    if since is not None:
+        consenting_then = ops.consenting_customers(since.customer_landing, secret,
+                                                   since.customer_landing_rejects)
+        excluded_then = excluded_devices(since.customer_landing, since.customer_landing_rejects)
     keys = schemas.CONSENT_KEYS[table_name]
-    results = [
-        plain(ops.consent_violations(
-            table, consenting, key, consenting_key,
+    results = []
+    for key, consenting_key, time_column in keys:
+        devices = consenting_key == "serialNumber"  # the shared-devices rule keys on them
+        rows = table
+        if since is not None:
+            changed = ops.changed_consent(
+                consenting_then, consenting, consenting_key,
+                with_date=bool(time_column and consent_as_of_date),
+                excluded_before=excluded_then if devices else None,
+                excluded_now=excluded if devices else None)
+            rows = ops.rows_to_verify(since.added, since.kept, changed, key, consenting_key)
+        results.append(plain(ops.consent_violations(
+            rows, consenting, key, consenting_key,
             time_column=time_column if consent_as_of_date else None,
-            excluded=excluded if consenting_key == "serialNumber" else None))
-        for key, consenting_key, time_column in keys
-    ]
+            excluded=excluded if devices else None)))
     sample = [k for (_, consenting_key, _), r in zip(keys, results, strict=True)
               for k in reported_keys(r["sample"], consenting_key, secret)][:MAX_REPORTED_KEYS]
     violations = max(r["violations"] for r in results)
@@ -200,9 +239,11 @@ def consent_outcome(table_name: str, ops: CheckFigures, table: Any, customer_lan
         table_name, "consent", violations == 0,
         "every row belongs to a consenting customer" if violations == 0
         else f"{violations} row(s) of non-consenting customers",
-        {"rows_checked": results[0]["rows_checked"], "violations": violations,
+        {"rows_checked": max(r["rows_checked"] for r in results), "violations": violations,
          "violating_keys_sample": sample, "consent_as_of_date": consent_as_of_date,
-         "shared_devices": shared_devices})
+         "shared_devices": shared_devices,
+         "verification": "full" if since is None else "incremental",
+         "rows_in_table": results[0]["rows_checked"] if since is None else since.rows_in_table})
 
 
 def shared_devices_outcome(table_name: str, ops: CheckFigures, table: Any,

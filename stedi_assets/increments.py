@@ -11,8 +11,9 @@ manager replaces them: the table's data files holding a row of an affected slice
 without those rows, the others are kept as they are, the slice is added — one commit.
 
 A run is full instead (`Plan.full_reason`) when the table has no snapshot yet, its snapshot
-failed a blocking check, a full refresh was asked for, the table's version (its code, the engine-independent semantics settings)
-changed, a snapshot it last read was expired, or a landing file was removed or rewritten.
+failed a blocking check, a full refresh was asked for, the table's version (its code, the
+engine-independent semantics settings) changed, a snapshot it last read was expired, or a
+landing file was removed or rewritten.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ Frame = Any
 #: Run tag asking every table of the run to be rebuilt in full (the UI's launchpad sets tags;
 #: the CLI: `dagster asset materialize ... --tags '{"stedi/full_refresh": "true"}'`).
 FULL_REFRESH_TAG = "stedi/full_refresh"
+#: Run tag asking the consent checks to verify every row (the daily schedule sets it; a full
+#: refresh implies it); otherwise they check what changed since their last pass.
+FULL_VERIFICATION_TAG = "stedi/full_verification"
 VERSION_PROPERTY = "stedi.table-version"
 INCREMENTAL_PROPERTY = "stedi.incremental"  # "true": the snapshot is an incremental update
 UPSTREAM_PROPERTY = "stedi.upstream-snapshots"
@@ -48,6 +52,10 @@ _SEMANTICS_CODE = ("increments.py", "transforms/identity.py", "transforms/pseudo
                    "transforms/polars/tables.py", "transforms/polars/increments.py",
                    "transforms/spark/tables.py", "transforms/spark/increments.py",
                    "schemas.py")
+#: the code whose change changes what a consent check accepts: a new version verifies in full
+_CHECK_CODE = ("check_rules.py", "transforms/identity.py", "transforms/pseudonyms.py",
+               "transforms/polars/figures.py", "transforms/spark/figures.py",
+               "transforms/polars/tables.py", "transforms/spark/tables.py", "schemas.py")
 
 
 @dataclass
@@ -93,17 +101,26 @@ class TableUpdate:
 def table_version(table: str, **settings: object) -> str:
     """A digest of the code that decides what `table` holds and of the settings given (e.g.
     consent_as_of_date, shared_devices, a fingerprint of the pseudonym secret)."""
-    digest = hashlib.sha256(table.encode())
-    digest.update(_code_digest().encode())
+    return _version(table, _SEMANTICS_CODE, settings)
+
+
+def check_version(check: str, **settings: object) -> str:
+    """A digest of the code that decides what a check accepts and of the settings given."""
+    return _version(check, _CHECK_CODE, settings)
+
+
+def _version(name: str, code: tuple[str, ...], settings: dict[str, object]) -> str:
+    digest = hashlib.sha256(name.encode())
+    digest.update(_code_digest(code).encode())
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
 
 
-@lru_cache(maxsize=1)
-def _code_digest() -> str:
-    """The files of _SEMANTICS_CODE, read once per process."""
+@lru_cache(maxsize=4)
+def _code_digest(code: tuple[str, ...]) -> str:
+    """The files named, read once per process."""
     digest = hashlib.sha256()
-    for name in _SEMANTICS_CODE:
+    for name in code:
         path = _PACKAGE / name
         if path.exists():
             digest.update(path.read_bytes())

@@ -18,10 +18,12 @@ from dagster import (
     asset_check,
 )
 
+from stedi_assets.assets.incremental import reads_of_step, since_last_pass
 from stedi_assets.check_rules import RULES, CheckOutcome, CheckRule, consent_outcome
 from stedi_assets.engines.base import Engine
+from stedi_assets.increments import check_version, secret_fingerprint
 from stedi_assets.io.check_verdicts import record_verdict
-from stedi_assets.io.iceberg_io import IcebergIOManager, step_reads
+from stedi_assets.io.iceberg_io import IcebergIOManager
 from stedi_assets.resources import PrivacySettings
 
 
@@ -48,18 +50,21 @@ def check_result(outcome: CheckOutcome) -> AssetCheckResult:
 
 
 def record_blocking_outcome(context, store: IcebergIOManager, outcome: CheckOutcome,
-                            snapshot_id: int | None = None) -> None:
+                            snapshot_id: int | None = None,
+                            passed_on: dict[str, object] | None = None) -> None:
     """A blocking check's verdict on the snapshot it judged (the one its step loaded, unless
     given), kept with the table: a failure blocks that snapshot for every later reader
-    (io/check_verdicts.py), a pass lifts the block."""
+    (io/check_verdicts.py), a pass lifts the block and records `passed_on`."""
     if not outcome.rule.blocking:
         return
-    step = context.op_execution_context.get_step_execution_context()
     if snapshot_id is None:
-        snapshot_id = step_reads((context.run.run_id, step.step.key)).get(outcome.asset)
+        snapshot_id = reads_of_step(context).get(outcome.asset)
     if snapshot_id is not None:
         record_verdict(store.tables, outcome.asset, snapshot_id, outcome.name,
-                       outcome.passed, context.run.run_id)
+                       outcome.passed, context.run.run_id, passed_on)
+
+
+_CUSTOMER_TABLES = ("customer_landing", "customer_landing_rejects")
 
 
 def consent_check(table_name: str) -> AssetChecksDefinition:
@@ -67,11 +72,21 @@ def consent_check(table_name: str) -> AssetChecksDefinition:
     def _check(context: AssetCheckExecutionContext, engine: Engine, privacy: PrivacySettings,
                io_manager: ResourceParam[IcebergIOManager], table, customer_landing,
                customer_landing_rejects) -> AssetCheckResult:
+        version = check_version(f"{table_name}.consent",
+                                consent_as_of_date=privacy.consent_as_of_date,
+                                shared_devices=privacy.shared_devices,
+                                secret=secret_fingerprint(privacy.pseudonym_secret))
+        since, full_reason = since_last_pass(context, io_manager, table_name, "consent",
+                                             version, _CUSTOMER_TABLES)
         outcome = consent_outcome(
             table_name, engine.ops, table, customer_landing, customer_landing_rejects,
             secret=privacy.pseudonym_secret, consent_as_of_date=privacy.consent_as_of_date,
-            shared_devices=privacy.shared_devices)
-        record_blocking_outcome(context, io_manager, outcome)
+            shared_devices=privacy.shared_devices, since=since)
+        reads = reads_of_step(context)
+        record_blocking_outcome(context, io_manager, outcome, passed_on={
+            "version": version, "upstream": {t: str(reads[t]) for t in _CUSTOMER_TABLES}})
+        if full_reason:
+            context.log.info(f"{table_name} consent: every row checked ({full_reason})")
         return check_result(outcome)
 
     return _check

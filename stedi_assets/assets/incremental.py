@@ -10,12 +10,25 @@ from typing import Any
 
 from dagster import AssetExecutionContext
 
-from stedi_assets.increments import FULL_REFRESH_TAG, Plan, plan
+from stedi_assets.check_rules import SincePassed
+from stedi_assets.increments import FULL_REFRESH_TAG, FULL_VERIFICATION_TAG, Plan, plan
+from stedi_assets.io.check_verdicts import last_pass
 from stedi_assets.io.iceberg_io import IcebergIOManager, TableNotMaterializedError, step_reads
+from stedi_assets.io.iceberg_maintenance import IcebergTableError
+
+
+def _tagged(context, tag: str) -> bool:
+    return context.run.tags.get(tag, "").strip().lower() in ("1", "true", "yes")
 
 
 def full_refresh_asked(context: AssetExecutionContext) -> bool:
-    return context.run.tags.get(FULL_REFRESH_TAG, "").strip().lower() in ("1", "true", "yes")
+    return _tagged(context, FULL_REFRESH_TAG)
+
+
+def reads_of_step(context) -> dict[str, int]:
+    """{table: snapshot id} the current step (an asset's or a check's) has loaded."""
+    step = context.op_execution_context.get_step_execution_context()
+    return step_reads((context.run.run_id, step.step.key))
 
 
 def plan_update(context: AssetExecutionContext, store: IcebergIOManager, table: str,
@@ -24,8 +37,7 @@ def plan_update(context: AssetExecutionContext, store: IcebergIOManager, table: 
         base = store.snapshot(table)
     except TableNotMaterializedError:
         base = None
-    step = context.op_execution_context.get_step_execution_context()
-    loaded = step_reads((context.run.run_id, step.step.key))
+    loaded = reads_of_step(context)
     return plan(table, version, full_refresh=full_refresh_asked(context), base=base,
                 loaded=loaded, changes=store.tables.changes, landing=landing)
 
@@ -48,3 +60,30 @@ def rows_changed(store: IcebergIOManager, upstream_plan: Plan, table: str
 
     return (rows_of(change.removed, upstream_plan.consumed[table]),
             rows_of(change.added, upstream_plan.loaded[table]))
+
+
+def since_last_pass(context, store: IcebergIOManager, table: str, check: str, version: str,
+                    upstream: tuple[str, ...]) -> tuple[SincePassed | None, str | None]:
+    """(what changed since `check` last passed on `table`, None) for an incremental
+    evaluation, or (None, why every row is checked)."""
+    if full_refresh_asked(context) or _tagged(context, FULL_VERIFICATION_TAG):
+        return None, "a full verification was asked for (run tag)"
+    reads = reads_of_step(context)
+    record = last_pass(store.tables.load(table).properties, check)
+    if record is None:
+        return None, "no earlier pass recorded"
+    if record.get("version") != version:
+        return None, "the check's code or settings changed since its last pass"
+    try:
+        then = store.snapshot(table, int(record["snapshot"]))
+        now = store.snapshot(table, reads[table])
+        landing = [store.scan_snapshot(store.snapshot(t, int(record["upstream"][t])))
+                   for t in upstream]
+    except (IcebergTableError, KeyError, TypeError, ValueError):
+        return None, "a snapshot of its last pass was expired"
+    old = set(then.files)
+    added = tuple(f for f in now.files if f not in old)
+    kept = tuple(f for f in now.files if f in old)
+    return SincePassed(store.scan_snapshot(replace(now, files=added)),
+                       store.scan_snapshot(replace(now, files=kept)), *landing,
+                       rows_in_table=now.rows), None

@@ -83,6 +83,13 @@ class EngineOps(Protocol):
                            consenting_key: str, time_column: str | None = None,
                            excluded: Frame | None = None) -> dict[str, Any]: ...
 
+    def changed_consent(self, before: Frame, now: Frame, consenting_key: str, *,
+                        with_date: bool = False, excluded_before: Frame | None = None,
+                        excluded_now: Frame | None = None) -> Frame: ...
+
+    def rows_to_verify(self, added: Frame, kept: Frame, changed: Frame, key: str,
+                       consenting_key: str) -> Frame: ...
+
     def exact_duplicates(self, frame: Frame) -> int: ...
 
     def join_coverage(self, step_trainer_trusted: Frame, accelerometer_trusted: Frame,

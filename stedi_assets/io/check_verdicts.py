@@ -15,6 +15,11 @@ metadata-only commit:
 - the check passing on that same snapshot later (its inputs fixed, the table unchanged)
   lifts the block. A new snapshot of the table is never blocked by the record of an older
   one; its own checks decide.
+
+A pass may record what it passed on (`stedi.passed.<check>`: the table's snapshot, the
+upstream snapshots, the check's version), from which the next evaluation checks only what
+changed (the consent checks, check_rules.SincePassed). A failure leaves that record as it
+was, so the next evaluation looks again at everything since the last pass.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from stedi_assets.io.iceberg_catalog import COMMIT_ATTEMPTS, backoff, is_retryab
 from stedi_assets.io.iceberg_maintenance import IcebergTableError
 
 BLOCKED_PROPERTY = "stedi.blocked"
+PASSED_PROPERTY = "stedi.passed.{check}"
 
 
 class BlockedSnapshotError(IcebergTableError):
@@ -45,22 +51,40 @@ def failed_checks(properties: Mapping[str, str], snapshot_id: int) -> tuple[str,
     return checks if recorded == str(snapshot_id) else ()
 
 
+def last_pass(properties: Mapping[str, str], check: str) -> dict | None:
+    """What `check` last passed on (None: no usable record)."""
+    try:
+        record = json.loads(properties.get(PASSED_PROPERTY.format(check=check), ""))
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def record_verdict(tables, table: str, snapshot_id: int, check: str, passed: bool,
-                   run_id: str = "") -> None:
+                   run_id: str = "", passed_on: Mapping[str, object] | None = None) -> None:
     """Record a blocking check's outcome on the snapshot it evaluated: a failure blocks the
-    snapshot, a pass lifts that check's block. A commit only when the record changes."""
+    snapshot, a pass lifts that check's block (and records `passed_on`, when given, with the
+    snapshot). One metadata commit, only when the record changes."""
     for attempt in range(COMMIT_ATTEMPTS):
         try:
             iceberg = tables.load(table)
             before = failed_checks(iceberg.properties, snapshot_id)
             after = tuple(sorted({*before, check} if not passed else set(before) - {check}))
-            if after == before:
+            updates: dict[str, str] = {}
+            if after != before and after:
+                updates[BLOCKED_PROPERTY] = json.dumps(
+                    {"snapshot": str(snapshot_id), "checks": list(after), "run": run_id})
+            if passed and passed_on is not None:
+                record = {"snapshot": str(snapshot_id), **passed_on}
+                if last_pass(iceberg.properties, check) != record:
+                    updates[PASSED_PROPERTY.format(check=check)] = json.dumps(
+                        record, sort_keys=True)
+            if not updates and after == before:
                 return
             with iceberg.transaction() as tx:
-                if after:
-                    tx.set_properties(**{BLOCKED_PROPERTY: json.dumps(
-                        {"snapshot": str(snapshot_id), "checks": list(after), "run": run_id})})
-                else:
+                if updates:
+                    tx.set_properties(**updates)
+                if not after and before:
                     tx.remove_properties(BLOCKED_PROPERTY)
             return
         except Exception as exc:  # noqa: BLE001 - only commit races are retried

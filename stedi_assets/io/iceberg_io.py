@@ -30,8 +30,8 @@ from dagster import (
 from pydantic import PrivateAttr
 
 from stedi_assets import schemas
-from stedi_assets.io.check_verdicts import refuse_blocked
 from stedi_assets.increments import INCREMENTAL_PROPERTY, VERSION_PROPERTY, TableUpdate
+from stedi_assets.io.check_verdicts import refuse_blocked
 from stedi_assets.io.iceberg_catalog import CatalogConfig
 from stedi_assets.io.iceberg_tables import (
     IcebergTableError,

@@ -34,7 +34,9 @@ class LocalGlueJobs(GlueJobs):
         env = {"PYTHONPATH": str(REPO_ROOT), "SPARK_LOCAL_IP": "127.0.0.1",
                "PYSPARK_PYTHON": sys.executable,
                # small local Spark, as the test session uses (Glue sets its own)
-               "PYSPARK_SUBMIT_ARGS": "--master local[2] --conf spark.sql.shuffle.partitions=4 "
+               "PYSPARK_SUBMIT_ARGS": "--master local[2] --conf spark.sql.shuffle.partitions=1 "
+                                      "--conf spark.default.parallelism=1 "
+                                      "--conf spark.sql.adaptive.enabled=false "
                                       "--conf spark.ui.enabled=false pyspark-shell"}
         invocation = PipesSubprocessClient(env={**os.environ, **env}).run(
             context=context, command=command, extras={"pseudonym_secret": self.pseudonym_secret})

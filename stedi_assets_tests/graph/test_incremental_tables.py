@@ -26,7 +26,8 @@ from polars.testing import assert_frame_equal
 from stedi_assets import schemas
 from stedi_assets.deployments import build_resources
 from stedi_assets.engines.polars_engine import PolarsEngine
-from stedi_assets.increments import FULL_REFRESH_TAG
+from stedi_assets.automation import stedi_daily
+from stedi_assets.increments import FULL_REFRESH_TAG, FULL_VERIFICATION_TAG
 from stedi_assets.resources import LandingSource
 from stedi_assets.transforms import polars as ops
 from stedi_assets_tests.support.graph import graph_settings, run_graph
@@ -222,9 +223,14 @@ def test_runs_after_the_first_update_only_the_slices_a_change_touches(tmp_path):
                                    exclude_shared_devices=False)
         for table in TABLES:
             assert_same_rows(run.table(table), expected[table], table)
+        assert all(e.passed for e in run.checks().values())
         return run
 
+    def verification(run) -> set[str]:  # of the five consent checks
+        return {run.checks()[(t, "consent")].metadata["verification"].value for t in TABLES}
+
     first = run_and_compare()
+    assert verification(first) == {"full"}
     assert all(_metadata(first, t)["incremental"] is False for t in incremental)
     assert "no snapshot" in _metadata(first, "accelerometer_trusted")["incremental/full_reason"]
 
@@ -234,6 +240,10 @@ def test_runs_after_the_first_update_only_the_slices_a_change_touches(tmp_path):
         json.dumps({"user": "ann@example.com", "timestamp": 1000, "x": 1.0, "y": 0.0,
                     "z": 0.0}) + "\n")  # a copy of a reading landed before
     second = run_and_compare()
+    assert verification(second) == {"incremental"}
+    # no step reading and no consent changed: none of step_trainer_trusted's rows is read
+    consent = second.checks()[("step_trainer_trusted", "consent")].metadata
+    assert (consent["rows_checked"].value, consent["rows_in_table"].value) == (0, 3)
     for table in incremental:
         assert _metadata(second, table)["incremental"] is True, table
     readings = _metadata(second, "accelerometer_trusted")
@@ -248,6 +258,7 @@ def test_runs_after_the_first_update_only_the_slices_a_change_touches(tmp_path):
         "birthDay": "1970-01-01", "serialNumber": "serial-b", "registrationDate": 1000.0,
         "lastUpdateDate": 2000, "shareWithResearchAsOfDate": None}) + "\n")
     third = run_and_compare()
+    assert verification(third) == {"incremental"}
     assert all(_metadata(third, t)["incremental"] is True for t in incremental)
     assert not third.table("accelerometer_trusted").filter(
         pl.col("user") == "bob@example.com").height
@@ -255,6 +266,13 @@ def test_runs_after_the_first_update_only_the_slices_a_change_touches(tmp_path):
         pl.col("serialNumber") == "serial-b").height
 
     fourth = run_and_compare(tags={FULL_REFRESH_TAG: "true"})
+    assert verification(fourth) == {"full"}
     assert all(_metadata(fourth, t)["incremental"] is False for t in incremental)
     assert FULL_REFRESH_TAG in _metadata(fourth, "machine_learning_curated")[
         "incremental/full_reason"]
+
+    # the daily schedule's tag: every row checked, the tables still updated incrementally
+    assert stedi_daily.tags == {FULL_VERIFICATION_TAG: "true"}
+    fifth = run_and_compare(tags=stedi_daily.tags)
+    assert verification(fifth) == {"full"}
+    assert all(_metadata(fifth, t)["incremental"] is True for t in incremental)

@@ -16,11 +16,14 @@ from pyspark.sql import SparkSession
 
 from stedi_assets.engines.spark_engine import use_this_python
 
-#: Small and quick: two cores, few shuffle partitions, no UI.
+#: Small and quick: two cores, one shuffle partition and no adaptive re-planning (the test data
+#: is tiny: each extra partition or AQE stage costs a task or a plan per job, about half of a
+#: Spark test's time here), no UI. Data files still arrive in several partitions.
 SPARK_TEST_CONF = {
     "spark.master": "local[2]",
-    "spark.sql.shuffle.partitions": "4",
-    "spark.default.parallelism": "4",
+    "spark.sql.shuffle.partitions": "1",
+    "spark.default.parallelism": "1",
+    "spark.sql.adaptive.enabled": "false",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.session.timeZone": "UTC",

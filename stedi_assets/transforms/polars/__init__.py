@@ -21,6 +21,7 @@ from stedi_assets.transforms.polars.columns import (
     typed_columns,
 )
 from stedi_assets.transforms.polars.figures import (
+    changed_consent,
     consent_violations,
     consenting_customers,
     exact_duplicates,
@@ -28,6 +29,7 @@ from stedi_assets.transforms.polars.figures import (
     head_rows,
     join_coverage,
     row_count,
+    rows_to_verify,
     shared_device_rows,
 )
 from stedi_assets.transforms.polars.increments import (
@@ -51,13 +53,13 @@ from stedi_assets.transforms.polars.tables import (
 )
 
 __all__ = [
-    "POLARS_TYPES", "REJECT_COLUMNS", "accelerometer_trusted", "accelerometer_trusted_affected",
-    "consent_violations", "consented_devices", "inside", "machine_learning_curated_affected",
-    "step_trainer_trusted_affected",
-    "consenting_customers", "customer_curated", "customer_trusted", "empty_rejects",
-    "empty_rows", "exact_duplicates", "frame_logical_schema", "head_rows", "join_coverage",
-    "latest_customer_records", "logical_schema", "machine_learning_curated",
-    "non_consenting_devices", "parse_landing", "polars_schema", "quarantined_withdrawals",
-    "row_count", "shared_device_rows", "step_trainer_trusted", "typed_columns",
-    "without_exact_duplicates",
+    "POLARS_TYPES", "REJECT_COLUMNS", "accelerometer_trusted",
+    "accelerometer_trusted_affected", "changed_consent", "consent_violations",
+    "consented_devices", "consenting_customers", "customer_curated", "customer_trusted",
+    "empty_rejects", "empty_rows", "exact_duplicates", "frame_logical_schema", "head_rows",
+    "inside", "join_coverage", "latest_customer_records", "logical_schema",
+    "machine_learning_curated", "machine_learning_curated_affected", "non_consenting_devices",
+    "parse_landing", "polars_schema", "quarantined_withdrawals", "row_count", "rows_to_verify",
+    "shared_device_rows", "step_trainer_trusted", "step_trainer_trusted_affected",
+    "typed_columns", "without_exact_duplicates",
 ]

@@ -66,6 +66,46 @@ def consent_violations(
     return {"rows_checked": int(rows), "violations": int(violations), "sample": sample}
 
 
+def changed_consent(before: pl.LazyFrame, now: pl.LazyFrame, consenting_key: str, *,
+                    with_date: bool = False, excluded_before: pl.LazyFrame | None = None,
+                    excluded_now: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """The `consenting_key` values (column `_match`) whose consent record differs between two
+    consenting sets (`consenting_customers`): a customer who joined or left, with `with_date`
+    one whose consent date moved, with the excluded sets one whose device entered or left
+    them. Only rows with these keys can change their consent verdict."""
+    def records(consenting: pl.LazyFrame, excluded: pl.LazyFrame | None) -> pl.LazyFrame:
+        consent = pl.col(_CONSENT).cast(pl.Int64) if with_date else pl.lit(0, pl.Int64)
+        frame = consenting.select(pl.col(consenting_key).alias("_match"),
+                                  consent.alias("_consent"), pl.lit(False).alias("_excluded"))
+        if excluded is not None:
+            frame = pl.concat([frame, excluded.select(
+                pl.col(consenting_key).alias("_match"), pl.lit(None, pl.Int64).alias("_consent"),
+                pl.lit(True).alias("_excluded"))])
+        return frame.unique()
+
+    old, new = records(before, excluded_before), records(now, excluded_now)
+    columns = ["_match", "_consent", "_excluded"]
+    return pl.concat([
+        old.join(new, on=columns, how="anti", nulls_equal=True),
+        new.join(old, on=columns, how="anti", nulls_equal=True),
+    ]).select("_match").unique()
+
+
+def rows_to_verify(added: pl.LazyFrame, kept: pl.LazyFrame, changed: pl.LazyFrame, key: str,
+                   consenting_key: str) -> pl.LazyFrame:
+    """What an incremental consent check looks at for one consent key: every row of the data
+    files added since the snapshot it last passed on, and the rows of the files kept from that
+    snapshot whose `key` is a `changed` one (`changed_consent`): every other kept row passed
+    then and its customer's consent record is the same now."""
+    changed = changed.collect()  # customer-sized at most; usually empty
+    if changed.is_empty():
+        return added
+    match = _identity(key) if consenting_key == "email" else pl.col(key)
+    touched = kept.with_columns(match.alias("_match")).join(
+        changed.lazy(), on="_match", how="semi").drop("_match")
+    return pl.concat([added, touched], how="vertical_relaxed")
+
+
 def exact_duplicates(frame: pl.LazyFrame) -> int:
     """How many rows are exact copies of an earlier row."""
     return without_exact_duplicates(frame)[1]

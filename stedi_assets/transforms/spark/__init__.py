@@ -22,6 +22,7 @@ from stedi_assets.transforms.spark.columns import (
     spark_schema,
 )
 from stedi_assets.transforms.spark.figures import (
+    changed_consent,
     consent_violations,
     consenting_customers,
     exact_duplicates,
@@ -29,6 +30,7 @@ from stedi_assets.transforms.spark.figures import (
     head_rows,
     join_coverage,
     row_count,
+    rows_to_verify,
     shared_device_rows,
     without_exact_duplicates,
 )
@@ -53,11 +55,11 @@ from stedi_assets.transforms.spark.tables import (
 
 __all__ = [
     "REJECT_SCHEMA", "SPARK_TYPES", "accelerometer_trusted", "accelerometer_trusted_affected",
-    "consent_violations", "consented_devices", "inside", "machine_learning_curated_affected",
-    "step_trainer_trusted_affected",
-    "consenting_customers", "customer_curated", "customer_trusted", "empty_rejects",
-    "empty_rows", "exact_duplicates", "frame_logical_schema", "head_rows", "join_coverage",
-    "latest_customer_records", "logical_schema", "machine_learning_curated",
+    "changed_consent", "consent_violations", "consented_devices", "consenting_customers",
+    "customer_curated", "customer_trusted", "empty_rejects", "empty_rows", "exact_duplicates",
+    "frame_logical_schema", "head_rows", "inside", "join_coverage", "latest_customer_records",
+    "logical_schema", "machine_learning_curated", "machine_learning_curated_affected",
     "non_consenting_devices", "parse_landing", "quarantined_withdrawals", "row_count",
-    "shared_device_rows", "spark_schema", "step_trainer_trusted", "without_exact_duplicates",
+    "rows_to_verify", "shared_device_rows", "spark_schema", "step_trainer_trusted",
+    "step_trainer_trusted_affected", "without_exact_duplicates",
 ]

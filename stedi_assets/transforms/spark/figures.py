@@ -59,6 +59,38 @@ def consent_violations(
             "sample": sample}
 
 
+def changed_consent(before: DataFrame, now: DataFrame, consenting_key: str, *,
+                    with_date: bool = False, excluded_before: DataFrame | None = None,
+                    excluded_now: DataFrame | None = None) -> DataFrame:
+    """The `consenting_key` values (column `_match`) whose consent record differs between two
+    consenting sets, as transforms/polars/figures.py finds them."""
+    def records(consenting: DataFrame, excluded: DataFrame | None) -> DataFrame:
+        consent = F.col(_CONSENT).cast("long") if with_date else F.lit(0).cast("long")
+        frame = consenting.select(F.col(consenting_key).alias("_match"),
+                                  consent.alias("_consent"), F.lit(False).alias("_excluded"))
+        if excluded is not None:
+            frame = frame.unionByName(excluded.select(
+                F.col(consenting_key).alias("_match"), F.lit(None).cast("long").alias("_consent"),
+                F.lit(True).alias("_excluded")))
+        return frame
+
+    old, new = records(before, excluded_before), records(now, excluded_now)
+    # EXCEPT (subtract) compares rows as sets, nulls equal
+    return old.subtract(new).unionByName(new.subtract(old)).select("_match").distinct()
+
+
+def rows_to_verify(added: DataFrame, kept: DataFrame, changed: DataFrame, key: str,
+                   consenting_key: str) -> DataFrame:
+    """The rows an incremental consent check looks at for one consent key (as
+    transforms/polars/figures.py): the added files' rows and the kept rows of changed keys."""
+    if changed.isEmpty():  # usually: no customer's consent changed
+        return added
+    match = _identity(key) if consenting_key == "email" else F.col(key)
+    touched = kept.withColumn("_match", match).join(changed, on="_match", how="left_semi"
+                                                    ).drop("_match")
+    return added.unionByName(touched)
+
+
 def without_exact_duplicates(frame: DataFrame) -> tuple[DataFrame, int]:
     """`frame` without the rows that are exact copies of an earlier row, and how many rows
     that removes."""
