@@ -33,6 +33,12 @@ from stedi_assets import schemas
 from stedi_assets.increments import INCREMENTAL_PROPERTY, VERSION_PROPERTY, TableUpdate
 from stedi_assets.io.check_verdicts import refuse_blocked
 from stedi_assets.io.iceberg_catalog import CatalogConfig
+from stedi_assets.io.iceberg_partitions import (
+    DAY_MS,
+    PARTITION_KEY,
+    files_to_compact,
+    partition_column,
+)
 from stedi_assets.io.iceberg_tables import (
     IcebergTableError,
     IcebergTables,
@@ -117,6 +123,28 @@ class IcebergIOManager(ConfigurableIOManager):
         """Write the rows as new data files of the table; their paths, in order."""
         raise NotImplementedError
 
+    def _write_frame(self, frame: pl.LazyFrame | pl.DataFrame, table_name: str,
+                     target: str) -> list[str]:
+        """The rows as data files: one file at `target`, or, for a table partitioned by day
+        (io/iceberg_partitions.py), one folder per day next to it."""
+        options = self._storage_options
+        column = partition_column(table_name)
+        if column is not None:
+            written: list[str] = []
+            frame.lazy().sink_parquet(
+                pl.PartitionBy(target.removesuffix("-00000.parquet"), include_key=False,
+                               key={PARTITION_KEY: pl.col(column) // DAY_MS}),
+                storage_options=options, mkdir="://" not in target,
+                sinked_paths_callback=lambda sunk: written.extend(p.path for p in sunk.paths))
+            if written:
+                return written
+            # no row at all: one empty file still carries the schema
+        if isinstance(frame, pl.LazyFrame):
+            frame.sink_parquet(target, storage_options=options)
+        else:
+            frame.write_parquet(target, storage_options=options)
+        return [target]
+
     def _schemas(self, frame, files: list[str], base: TableSnapshot | None = None
                  ) -> tuple[pa.Schema, dict[str, str]]:
         """The written rows' Arrow schema (for the catalog) and logical column types."""
@@ -188,8 +216,9 @@ class IcebergIOManager(ConfigurableIOManager):
 
     def _apply_update(self, update: TableUpdate, table_name: str
                       ) -> tuple[list[str], list[str], int]:
-        """(base files kept as they are, files rewritten without the affected slices' rows,
-        how many base files held only such rows and were dropped)."""
+        """(base files kept as they are, files written again — without the affected slices'
+        rows, or a day's many files compacted into one —, how many base files held only
+        affected rows and were dropped)."""
         from stedi_assets.transforms.polars import increments
 
         frames = {path: pl.scan_parquet(path, storage_options=self._storage_options,
@@ -199,6 +228,9 @@ class IcebergIOManager(ConfigurableIOManager):
             for path, frame in frames.items()})
         rewritten = [written for path in rewrite for written in self._write_files(
             increments.outside(frames[path], update.affected), table_name)]
+        if compact := files_to_compact(kept):  # days with many files become one file each
+            kept = [path for path in kept if path not in compact]
+            rewritten += self._write_files(pl.concat([frames[p] for p in compact]), table_name)
         return kept, rewritten, dropped
 
     def _written_rows(self, files: list[str]) -> list[str]:
@@ -292,11 +324,7 @@ class LocalIcebergIOManager(IcebergIOManager):
             return paths
         if isinstance(frame, ParquetParts):
             frame = frame.scan()
-        if isinstance(frame, pl.LazyFrame):
-            frame.sink_parquet(first)
-        else:
-            frame.write_parquet(first)
-        return [str(first)]
+        return self._write_frame(frame, table_name, str(first))
 
 
 class S3IcebergIOManager(IcebergIOManager):
@@ -327,17 +355,13 @@ class S3IcebergIOManager(IcebergIOManager):
                 return paths
             if isinstance(frame, ParquetParts):
                 frame = frame.scan()
-            if isinstance(frame, pl.LazyFrame):
-                frame.sink_parquet(target, storage_options=self._storage_options)
-            else:
-                frame.write_parquet(target, storage_options=self._storage_options)
+            return self._write_frame(frame, table_name, target)
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise self.store.explain(exc, target, "writing") from None
         except Exception as exc:  # boto3 upload errors
             if type(exc).__module__.startswith(("boto", "s3transfer")):
                 raise self.store.explain(exc, target, "writing") from None
             raise
-        return [target]
 
 
 def scan_local_table(root: str, table_name: str) -> pl.LazyFrame:

@@ -30,6 +30,7 @@ from stedi_assets.io.iceberg_maintenance import (
     iso,
     refuse_old_layout,
 )
+from stedi_assets.io.iceberg_partitions import align_partitions
 
 
 def table_properties(string_columns: Sequence[str]) -> dict[str, str]:
@@ -204,7 +205,8 @@ class IcebergTables:
         described: dict[str, object] = {}  # new files' DataFile, computed once
         for attempt in range(COMMIT_ATTEMPTS):
             try:
-                iceberg = align_schema(self._load_or_create(table, schema), schema)
+                iceberg = align_partitions(
+                    align_schema(self._load_or_create(table, schema), schema), table)
                 current = iceberg.current_snapshot()
                 if base is not None and (current is None or current.snapshot_id != base):
                     raise TableMovedError(f"table {table} changed since snapshot {base}, from "

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
+from stedi_assets.io.iceberg_partitions import DAY_MS, PARTITION_KEY, partition_column
 from stedi_assets.io.iceberg_tables import IcebergTables, TableSnapshot
 
 
@@ -23,17 +24,38 @@ def write_data_files(spark: Any, frame: Any, tables: IcebergTables, table: str) 
 
         spark = SparkSession.getActiveSession()
     folder = tables.new_data_path(table, tables.new_write_id()).removesuffix("-00000.parquet")
-    frame.write.mode("errorifexists").parquet(_spark_path(folder))
-    written = spark.read.parquet(_spark_path(folder)).inputFiles()
+    column = partition_column(table)
+    if column is None:
+        frame.write.mode("errorifexists").parquet(_spark_path(folder))
+    else:  # one folder per day, each day written by one task: one file per day
+        from pyspark.sql import functions as F
+
+        day = F.expr(f"({column} - pmod({column}, {DAY_MS})) div {DAY_MS}")
+        frame.withColumn(PARTITION_KEY, day).repartition(PARTITION_KEY).write.mode(
+            "errorifexists").partitionBy(PARTITION_KEY).parquet(_spark_path(folder))
+    written = _files_in(spark, folder)
+    if not written:  # no row at all: one empty file still carries the schema
+        folder += "-empty"
+        frame.write.mode("errorifexists").parquet(_spark_path(folder))
+        written = _files_in(spark, folder)
     local = "://" not in folder
     paths = sorted(urlparse(p).path if local else p for p in written)
     if local:  # Spark's _SUCCESS and .crc files are not table files
         from pathlib import Path
 
-        for extra in Path(folder).iterdir():
-            if not extra.name.endswith(".parquet"):
+        for extra in Path(folder).rglob("*"):
+            if extra.is_file() and not extra.name.endswith(".parquet"):
                 extra.unlink()
     return paths
+
+
+def _files_in(spark: Any, folder: str) -> list[str]:
+    from pyspark.errors import AnalysisException
+
+    try:
+        return spark.read.parquet(_spark_path(folder)).inputFiles()
+    except AnalysisException:  # nothing written (Spark cannot infer a schema from no file)
+        return []
 
 
 def read_snapshot(spark: Any, snapshot: TableSnapshot) -> Any:

@@ -10,6 +10,7 @@ from pyspark.sql import DataFrame
 
 from stedi_assets.io import spark_files
 from stedi_assets.io.iceberg_io import _TABLE_ERRORS, LocalIcebergIOManager, split_base_files
+from stedi_assets.io.iceberg_partitions import files_to_compact
 from stedi_assets.io.local_paths import ensure_table_inside
 from stedi_assets.transforms.spark.columns import logical_schema
 
@@ -58,9 +59,11 @@ class SparkIcebergIOManager(LocalIcebergIOManager):
             path = urlparse(r["_file"]).path if r["_file"].startswith("file:") else r["_file"]
             uris[path], counts[path] = r["_file"], (r["rows"], r["hits"])
         kept, rewrite, dropped = split_base_files(update.base.files, counts)
-        if not rewrite:
+        compact = files_to_compact(kept)  # days with many files become one file each
+        kept = [path for path in kept if path not in compact]
+        if not rewrite and not compact:
             return kept, [], dropped
-        rest = flagged.where(F.col("_file").isin([uris[p] for p in rewrite])
+        rest = flagged.where(F.col("_file").isin([uris[p] for p in [*rewrite, *compact]])
                              & ~F.col("_affected")).drop("_file", "_affected")
         return kept, self._write_files(rest, table_name), dropped
 

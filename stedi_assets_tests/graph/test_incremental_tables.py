@@ -39,7 +39,9 @@ TABLES = ("customer_trusted", "accelerometer_trusted", "customer_curated",
 TABLES_ONLY = AssetSelection.all() - AssetSelection.checks_for_assets(*TABLES)
 NAMES = ("ann", "bob", "cy", "dee")
 SERIALS = ("s-1", "s-2", "s-3")
-TIMES = st.integers(1000, 1004)
+#: instants on the first day (shared, around the consent dates) and on two later days: the
+#: reading tables are partitioned by day (io/iceberg_partitions.py)
+TIMES = st.sampled_from([1000, 1001, 1002, 1003, 1004, 86_401_000, 172_801_002])
 
 
 def spelled(name: str) -> st.SearchStrategy[str]:

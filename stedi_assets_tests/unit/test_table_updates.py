@@ -87,3 +87,54 @@ def test_an_update_whose_base_moved_becomes_a_full_rebuild_and_leaves_no_file(tm
     data = {str(p) for p in (tmp_path / "trusted" / TABLE / "data").rglob("*.parquet")}
     assert data == {p.removeprefix("file://") for p in referenced_files(
         iceberg.io, iceberg.snapshots()) if p.endswith(".parquet")}  # the update's files gone
+
+
+DAY = 86_400_000
+
+
+def _partitions(io: LocalIcebergIOManager) -> dict[str, object]:
+    """data file -> its Iceberg partition value (the day's first instant)."""
+    from stedi_assets.io.iceberg_content import live_files
+
+    iceberg = io.tables.load(TABLE)
+    return {f.file_path: f.partition[0]
+            for f in live_files(iceberg.io, iceberg.current_snapshot())[0]}
+
+
+def test_reading_tables_are_partitioned_by_day_one_day_per_data_file(tmp_path):
+    io = LocalIcebergIOManager(root=str(tmp_path))
+    write(io, readings(["a@x", "b@x", "c@x", "d@x"], [5, DAY + 1, DAY + 2, 3 * DAY - 1]))
+    field = io.tables.load(TABLE).spec().fields[0]
+    assert (field.name, str(field.transform)) == ("timestamp_day", "truncate[86400000]")
+    days = _partitions(io)
+    assert sorted(days.values()) == [0, DAY, 2 * DAY]
+    for path, day in days.items():  # every row of a file on the file's day
+        times = pl.read_parquet(path)["timestamp"]
+        assert times.min() >= day and times.max() < day + DAY
+    # an update touching one day rewrites that day's file only
+    metadata = write(io, TableUpdate(
+        "v", base=io.snapshot(TABLE),
+        affected=Affected(TABLE, pairs=pl.DataFrame({"_group": ["b@x"], "_time": [DAY + 1]})),
+        slice=readings(["b@x"], [DAY + 7])))
+    assert (metadata["incremental/data_files_kept"],
+            metadata["incremental/data_files_rewritten"]) == (2, 1)
+    assert sorted(io.scan_table(TABLE).collect()["timestamp"].to_list()) == [
+        5, DAY + 2, DAY + 7, 3 * DAY - 1]
+
+
+def test_a_day_that_gathered_many_files_is_compacted_by_the_next_update(tmp_path):
+    from stedi_assets.io.iceberg_partitions import COMPACT_AT
+
+    io = LocalIcebergIOManager(root=str(tmp_path))
+    write(io, readings(["a@x", "z@x"], [0, DAY]))
+    for n in range(1, COMPACT_AT):  # appends to day 0, one data file each
+        write(io, TableUpdate("v", base=io.snapshot(TABLE), affected=Affected(TABLE),
+                              slice=readings([f"u{n}@x"], [n])))
+    assert list(_partitions(io).values()).count(0) == COMPACT_AT
+    write(io, TableUpdate("v", base=io.snapshot(TABLE), affected=Affected(TABLE),
+                          slice=readings(["late@x"], [DAY + 5])))
+    days = list(_partitions(io).values())
+    assert days.count(0) == 1 and days.count(DAY) == 2  # day 0 compacted; day 1 untouched
+    users = io.scan_table(TABLE).collect()["user"].to_list()
+    assert sorted(users) == sorted(["a@x", "z@x", "late@x",
+                                    *(f"u{n}@x" for n in range(1, COMPACT_AT))])
