@@ -35,7 +35,7 @@ class LocalGlueJobs(GlueJobs):
                "PYSPARK_PYTHON": sys.executable,
                # small local Spark, as the test session uses (Glue sets its own)
                "PYSPARK_SUBMIT_ARGS": "--master local[2] --conf spark.sql.shuffle.partitions=1 "
-                                      "--conf spark.default.parallelism=1 "
+                                      "--conf spark.default.parallelism=4 "
                                       "--conf spark.sql.adaptive.enabled=false "
                                       "--conf spark.ui.enabled=false pyspark-shell"}
         invocation = PipesSubprocessClient(env={**os.environ, **env}).run(
