@@ -29,7 +29,8 @@ from typing import Any
 Frame = Any
 
 #: Run tag asking every table of the run to be rebuilt in full (the UI's launchpad sets tags;
-#: the CLI: `dagster asset materialize ... --tags '{"stedi/full_refresh": "true"}'`).
+#: the CLI: `dagster job execute -m stedi_assets.definitions -j stedi_full_graph --tags
+#: '{"stedi/full_refresh": "true"}'`; `dagster asset materialize` takes no tags).
 FULL_REFRESH_TAG = "stedi/full_refresh"
 #: Run tag asking the consent checks to verify every row (the daily schedule sets it; a full
 #: refresh implies it); otherwise they check what changed since their last pass.

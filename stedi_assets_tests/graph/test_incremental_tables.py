@@ -278,3 +278,36 @@ def test_runs_after_the_first_update_only_the_slices_a_change_touches(tmp_path):
     fifth = run_and_compare(tags=stedi_daily.tags)
     assert verification(fifth) == {"full"}
     assert all(_metadata(fifth, t)["incremental"] is True for t in incremental)
+
+
+@pytest.mark.slow
+def test_the_documented_full_refresh_command_rebuilds_the_reading_tables(tmp_path):
+    """The command docs/incremental.md gives for a full refresh, run as written."""
+    import os
+    import re
+    import shlex
+    import subprocess
+    import sys
+
+    from stedi_assets_tests.support.paths import REPO_ROOT
+
+    landing, lake = write_tiny_landing(tmp_path / "landing"), tmp_path / "lake"
+    run_graph(landing, lake)
+    (landing / "accelerometer" / "later.json").write_text(json.dumps(
+        {"user": "ann@example.com", "timestamp": 9000, "x": 1.0, "y": 0.0, "z": 0.0}) + "\n")
+    docs = (REPO_ROOT / "docs" / "incremental.md").read_text()
+    command = re.search(r"`(dagster job execute [^`]*full_refresh[^`]*)`", docs).group(1)
+    argv = shlex.split(command)
+    argv[0] = os.path.join(os.path.dirname(sys.executable), "dagster")
+    env = {**os.environ, "STEDI_LANDING_ROOT": str(landing), "STEDI_LAKEHOUSE_ROOT": str(lake),
+           "STEDI_AUTOMATION": "off", "DAGSTER_HOME": str(tmp_path / "home")}
+    (tmp_path / "home").mkdir()
+    proc = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from stedi_assets.io.iceberg_io import LocalIcebergIOManager
+
+    store = LocalIcebergIOManager(root=str(lake))
+    for table in ("accelerometer_trusted", "step_trainer_trusted", "machine_learning_curated"):
+        assert store.snapshot(table).properties["stedi.incremental"] == "false", table
+    assert 9000 in store.scan_table("accelerometer_trusted").collect()["timestamp"].to_list()
