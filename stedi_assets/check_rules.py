@@ -42,6 +42,11 @@ class CheckFigures(Protocol):
                         with_date: bool = False, excluded_before: Any = None,
                         excluded_now: Any = None) -> Any: ...
 
+    def customer_identities(self, customer_landing: Any,
+                            customer_landing_rejects: Any) -> Any: ...
+
+    def restrict_customers(self, customer_landing: Any, identities: Any) -> Any: ...
+
     def rows_to_verify(self, added: Any, kept: Any, changed: Any, key: str,
                        consenting_key: str) -> Any: ...
 
@@ -188,14 +193,18 @@ def quarantine_rate_outcome(table: schemas.Table, rows_landed: int, lines_reject
 class SincePassed:
     """What an incremental consent check compares: the table's rows split into the data files
     added since the snapshot the check last passed on (`added`) and the files kept from it
-    (`kept`), and the customer landing tables as that pass read them. A kept row passed then;
-    its verdict can only change with its customer's consent record, so only the added rows
-    and the kept rows of customers whose record changed are checked (docs/incremental.md)."""
+    (`kept`); the customer landing tables as that pass read them; the customer records of the
+    landing files added or removed since (`changed_records`, `changed_rejects`). A kept row
+    passed then; its verdict can only change with its customer's consent record, and a
+    customer's record can only change with a record of theirs added or removed — so only the
+    added rows and the kept rows of those customers are checked (docs/incremental.md)."""
 
     added: Any
     kept: Any
     customer_landing: Any
     customer_landing_rejects: Any
+    changed_records: Any
+    changed_rejects: Any
     rows_in_table: int
 
 
@@ -212,10 +221,18 @@ def consent_outcome(table_name: str, ops: CheckFigures, table: Any, customer_lan
                 if shared_devices == "exclude" else None)
 
     excluded = excluded_devices(customer_landing, customer_landing_rejects)
-    if since is not None:
-        consenting_then = ops.consenting_customers(since.customer_landing, secret,
-                                                   since.customer_landing_rejects)
-        excluded_then = excluded_devices(since.customer_landing, since.customer_landing_rejects)
+    if since is not None:  # the consent records, then and now, of the customers who changed
+        changed_customers = ops.customer_identities(since.changed_records,
+                                                    since.changed_rejects)
+
+        def of_changed(landing: Any, rejects: Any) -> tuple[Any, Any]:
+            records = ops.restrict_customers(landing, changed_customers)
+            return (ops.consenting_customers(records, secret, rejects),
+                    excluded_devices(records, rejects))
+
+        consenting_then, excluded_then = of_changed(since.customer_landing,
+                                                    since.customer_landing_rejects)
+        consenting_now, excluded_now = of_changed(customer_landing, customer_landing_rejects)
     keys = schemas.CONSENT_KEYS[table_name]
     results = []
     for key, consenting_key, time_column in keys:
@@ -223,10 +240,10 @@ def consent_outcome(table_name: str, ops: CheckFigures, table: Any, customer_lan
         rows = table
         if since is not None:
             changed = ops.changed_consent(
-                consenting_then, consenting, consenting_key,
+                consenting_then, consenting_now, consenting_key,
                 with_date=bool(time_column and consent_as_of_date),
                 excluded_before=excluded_then if devices else None,
-                excluded_now=excluded if devices else None)
+                excluded_now=excluded_now if devices else None)
             rows = ops.rows_to_verify(since.added, since.kept, changed, key, consenting_key)
         results.append(plain(ops.consent_violations(
             rows, consenting, key, consenting_key,

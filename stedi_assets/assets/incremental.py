@@ -63,9 +63,10 @@ def rows_changed(store: IcebergIOManager, upstream_plan: Plan, table: str
 
 
 def since_last_pass(context, store: IcebergIOManager, table: str, check: str, version: str,
-                    upstream: tuple[str, ...]) -> tuple[SincePassed | None, str | None]:
+                    customers: tuple[str, str]) -> tuple[SincePassed | None, str | None]:
     """(what changed since `check` last passed on `table`, None) for an incremental
-    evaluation, or (None, why every row is checked)."""
+    evaluation, or (None, why every row is checked). `customers`: the customer landing table
+    and its rejects table."""
     if full_refresh_asked(context) or _tagged(context, FULL_VERIFICATION_TAG):
         return None, "a full verification was asked for (run tag)"
     reads = reads_of_step(context)
@@ -77,13 +78,21 @@ def since_last_pass(context, store: IcebergIOManager, table: str, check: str, ve
     try:
         then = store.snapshot(table, int(record["snapshot"]))
         now = store.snapshot(table, reads[table])
-        landing = [store.scan_snapshot(store.snapshot(t, int(record["upstream"][t])))
-                   for t in upstream]
+        landing, changed = [], []
+        for name in customers:
+            before = store.snapshot(name, int(record["upstream"][name]))
+            change = store.tables.changes(name, before.snapshot_id, reads[name])
+            if change is None:
+                raise IcebergTableError(f"{name}: no record of what changed")
+            landing.append(store.scan_snapshot(before))
+            # the records of the files added since and of the files removed since
+            changed.append(store.scan_snapshot(replace(
+                before, files=(*change.added, *change.removed))))
     except (IcebergTableError, KeyError, TypeError, ValueError):
         return None, "a snapshot of its last pass was expired"
     old = set(then.files)
     added = tuple(f for f in now.files if f not in old)
     kept = tuple(f for f in now.files if f in old)
     return SincePassed(store.scan_snapshot(replace(now, files=added)),
-                       store.scan_snapshot(replace(now, files=kept)), *landing,
+                       store.scan_snapshot(replace(now, files=kept)), *landing, *changed,
                        rows_in_table=now.rows), None

@@ -20,6 +20,7 @@ from stedi_assets import schemas
 from stedi_assets.check_rules import SincePassed, consent_outcome
 from stedi_assets.transforms import polars as pe
 from stedi_assets_tests.graph.test_incremental_tables import (
+    NAMES,
     accelerometer_reading,
     customer_record,
     step_reading,
@@ -61,20 +62,26 @@ def leaked_tables(customers, readings, steps) -> dict[str, pl.DataFrame]:
     return passing_tables(everyone, readings, steps, as_of=False, exclude=False)
 
 
-def outcomes(table: str, kept, added, before, after, *, as_of: bool, exclude: bool):
-    (l0, r0), (l1, r1) = before, after
+def outcomes(table: str, kept, added, before, after, changed, *, as_of: bool,
+             exclude: bool):
+    (l0, r0), (l1, r1), (lc, rc) = before, after, changed
     rules = dict(secret=SECRET, consent_as_of_date=as_of,
                  shared_devices="exclude" if exclude else "include")
     full = consent_outcome(table, pe, pl.concat([kept, added]).lazy(), l1.lazy(), r1.lazy(),
                            **rules)
-    since = SincePassed(added.lazy(), kept.lazy(), l0.lazy(), r0.lazy(),
-                        kept.height + added.height)
+    since = SincePassed(added.lazy(), kept.lazy(), l0.lazy(), r0.lazy(), lc.lazy(),
+                        rc.lazy(), kept.height + added.height)
     return full, consent_outcome(table, pe, None, l1.lazy(), r1.lazy(), since=since, **rules)
+
+
+#: a line quarantined for its consent value: a record without consent, so it withdraws
+quarantined_withdrawal = st.sampled_from(NAMES).map(lambda name: {
+    "email": f"{name}@example.com", "lastUpdateDate": 50, "shareWithResearchAsOfDate": "oops"})
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(customers=st.lists(customer_record, min_size=1, max_size=5),
-       changes=st.lists(customer_record, max_size=4),
+       changes=st.lists(st.one_of(customer_record, quarantined_withdrawal), max_size=4),
        readings=st.lists(accelerometer_reading, max_size=10),
        steps=st.lists(step_reading, max_size=10),
        as_of=st.booleans(), exclude=st.booleans(), data=st.data())
@@ -84,6 +91,7 @@ def test_an_incremental_consent_check_finds_exactly_what_a_full_one_finds(
     leaked = leaked_tables(customers + changes, readings, steps)
     before = landing(customers, "customer_landing")
     after = landing(customers + changes, "customer_landing")
+    changed = landing(changes, "customer_landing")  # the records of the file added since
     for table in TABLES:
         then = passed[table]
         assert consent_outcome(table, pe, then.lazy(), before[0].lazy(), before[1].lazy(),
@@ -94,7 +102,7 @@ def test_an_incremental_consent_check_finds_exactly_what_a_full_one_finds(
                                   max_size=leaked[table].height))
         kept = then.filter(pl.Series(keep, dtype=pl.Boolean))
         added = leaked[table].select(then.columns).filter(pl.Series(pick, dtype=pl.Boolean))
-        full, incremental = outcomes(table, kept, added, before, after, as_of=as_of,
+        full, incremental = outcomes(table, kept, added, before, after, changed, as_of=as_of,
                                      exclude=exclude)
         assert incremental.metadata["verification"] == "incremental"
         assert (incremental.passed, incremental.metadata["violations"]) == (
@@ -123,21 +131,22 @@ RULES = ((False, False), (True, True))  # (consent as of date, exclude shared de
 
 
 def scenario(as_of: bool, exclude: bool):
-    """(table -> (rows kept, rows added), landing before, landing after): all rows kept."""
+    """(table -> (rows kept, rows added), landing before, after, the records changed)."""
     passed = passing_tables(CUSTOMERS, READINGS, STEPS, as_of=as_of, exclude=exclude)
     leaked = leaked_tables(CUSTOMERS + CHANGES, READINGS, STEPS)
     return ({t: (passed[t], leaked[t].select(passed[t].columns).head(2)) for t in TABLES},
             landing(CUSTOMERS, "customer_landing"),
-            landing(CUSTOMERS + CHANGES, "customer_landing"))
+            landing(CUSTOMERS + CHANGES, "customer_landing"),
+            landing(CHANGES, "customer_landing"))
 
 
 @pytest.mark.parametrize(("as_of", "exclude"), RULES)
 def test_every_kind_of_consent_change_is_found_among_kept_rows(as_of, exclude):
-    tables, before, after = scenario(as_of, exclude)
+    tables, before, after, changed = scenario(as_of, exclude)
     for table, (kept, _) in tables.items():
         none_added = kept.clear()
-        full, incremental = outcomes(table, kept, none_added, before, after, as_of=as_of,
-                                     exclude=exclude)
+        full, incremental = outcomes(table, kept, none_added, before, after, changed,
+                                     as_of=as_of, exclude=exclude)
         assert not full.passed, table  # bob's rows stayed, at least
         assert incremental.metadata["violations"] == full.metadata["violations"], table
         assert incremental.metadata["rows_checked"] < full.metadata["rows_checked"], table
@@ -154,16 +163,18 @@ def test_spark_checks_the_same_rows_incrementally(spark):
         return spark.createDataFrame(frame.rows(), spark_schema(schemas.TABLES[table]))
 
     for as_of, exclude in RULES[1:]:
-        tables, before, after = scenario(as_of, exclude)
+        tables, before, after, changed = scenario(as_of, exclude)
         rules = dict(secret=SECRET, consent_as_of_date=as_of,
                      shared_devices="exclude" if exclude else "include")
         for table in ("accelerometer_trusted", "machine_learning_curated"):
             kept, added = tables[table]
-            full, polars_incremental = outcomes(table, kept, added, before, after,
+            full, polars_incremental = outcomes(table, kept, added, before, after, changed,
                                                 as_of=as_of, exclude=exclude)
             since = SincePassed(to_spark(added, table), to_spark(kept, table),
                                 to_spark(before[0], "customer_landing"),
                                 to_spark(before[1], "customer_landing_rejects"),
+                                to_spark(changed[0], "customer_landing"),
+                                to_spark(changed[1], "customer_landing_rejects"),
                                 kept.height + added.height)
             spark_incremental = consent_outcome(
                 table, se, None, to_spark(after[0], "customer_landing"),

@@ -24,9 +24,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from polars.testing import assert_frame_equal
 
 from stedi_assets import schemas
+from stedi_assets.automation import stedi_daily
 from stedi_assets.deployments import build_resources
 from stedi_assets.engines.polars_engine import PolarsEngine
-from stedi_assets.automation import stedi_daily
 from stedi_assets.increments import FULL_REFRESH_TAG, FULL_VERIFICATION_TAG
 from stedi_assets.resources import LandingSource
 from stedi_assets.transforms import polars as ops

@@ -15,6 +15,7 @@ from stedi_assets.transforms.polars.tables import (
     _with_customer_key,
     latest_customer_records,
     non_consenting_devices,
+    quarantined_withdrawals,
     without_exact_duplicates,
 )
 
@@ -89,6 +90,23 @@ def changed_consent(before: pl.LazyFrame, now: pl.LazyFrame, consenting_key: str
         old.join(new, on=columns, how="anti", nulls_equal=True),
         new.join(old, on=columns, how="anti", nulls_equal=True),
     ]).select("_match").unique()
+
+
+def customer_identities(customer_landing: pl.LazyFrame,
+                        customer_landing_rejects: pl.LazyFrame) -> pl.LazyFrame:
+    """The identities (column `_match`) of the customer records given: landed rows and every
+    readable email of quarantined lines."""
+    withdrawn = quarantined_withdrawals(customer_landing_rejects)
+    return pl.concat([customer_landing.select(_identity("email").alias("_match")),
+                      withdrawn.select(_identity("email").alias("_match"))]).unique()
+
+
+def restrict_customers(customer_landing: pl.LazyFrame, identities: pl.LazyFrame
+                       ) -> pl.LazyFrame:
+    """The customer records of these identities (`customer_identities`): a customer's latest
+    record depends on that customer's records alone."""
+    return customer_landing.with_columns(_identity("email").alias("_match")).join(
+        identities, on="_match", how="semi").drop("_match")
 
 
 def rows_to_verify(added: pl.LazyFrame, kept: pl.LazyFrame, changed: pl.LazyFrame, key: str,

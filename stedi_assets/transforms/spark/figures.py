@@ -16,6 +16,7 @@ from stedi_assets.transforms.spark.tables import (
     _with_customer_key,
     latest_customer_records,
     non_consenting_devices,
+    quarantined_withdrawals,
 )
 
 
@@ -77,6 +78,21 @@ def changed_consent(before: DataFrame, now: DataFrame, consenting_key: str, *,
     old, new = records(before, excluded_before), records(now, excluded_now)
     # EXCEPT (subtract) compares rows as sets, nulls equal
     return old.subtract(new).unionByName(new.subtract(old)).select("_match").distinct()
+
+
+def customer_identities(customer_landing: DataFrame,
+                        customer_landing_rejects: DataFrame) -> DataFrame:
+    """The identities (column `_match`) of the customer records given, as
+    transforms/polars/figures.py finds them."""
+    withdrawn = quarantined_withdrawals(customer_landing_rejects)
+    return customer_landing.select(_identity("email").alias("_match")).unionByName(
+        withdrawn.select(_identity("email").alias("_match"))).distinct()
+
+
+def restrict_customers(customer_landing: DataFrame, identities: DataFrame) -> DataFrame:
+    """The customer records of these identities."""
+    return customer_landing.withColumn("_match", _identity("email")).join(
+        identities, on="_match", how="left_semi").drop("_match")
 
 
 def rows_to_verify(added: DataFrame, kept: DataFrame, changed: DataFrame, key: str,
