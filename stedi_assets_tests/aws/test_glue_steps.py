@@ -17,7 +17,7 @@ from stedi_assets.aws.glue_deploy import job_definition, package_zip
 from stedi_assets.definitions import Settings, all_asset_checks, all_assets, build_definitions
 from stedi_assets.deployments import build_glue_jobs
 from stedi_assets.io.iceberg_catalog import CatalogConfig
-from stedi_assets.io.iceberg_io import scan_local_table
+from stedi_assets.io.iceberg_io import LocalIcebergIOManager, scan_local_table
 from stedi_assets.io.iceberg_tables import IcebergTables, TableSnapshot
 from stedi_assets.io.landing_files import count_lines, list_landing_files
 from stedi_assets.io.landing_reader import read_landing_lines
@@ -35,6 +35,7 @@ class PolarsTableIO:
 
     def __init__(self, root: Path):
         self.tables = IcebergTables(CatalogConfig(root=str(root)))
+        self._writer = LocalIcebergIOManager(root=str(root))  # one file, or one per day
         self._reads: dict[str, TableSnapshot] = {}
         self._commits: dict[str, dict] = {}
 
@@ -51,12 +52,10 @@ class PolarsTableIO:
         return self._scan(self._reads[table])
 
     def write(self, table: str, frame) -> pl.LazyFrame:
-        path = Path(self.tables.new_data_path(table, self.tables.new_write_id()))
-        path.parent.mkdir(parents=True, exist_ok=True)
         rows = frame.lazy().collect()
-        rows.write_parquet(path)
+        files = self._writer._write_files(rows, table)
         published, self._commits[table] = self.tables.publish_and_expire(
-            table, [str(path)], rows.to_arrow().schema,
+            table, files, rows.to_arrow().schema,
             {t: s.snapshot_id for t, s in self._reads.items()}, "test-run", 3600)
         return self._scan(self.tables.snapshot(table, published.snapshot_id))
 
