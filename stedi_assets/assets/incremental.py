@@ -13,7 +13,12 @@ from dagster import AssetExecutionContext
 from stedi_assets.check_rules import SincePassed
 from stedi_assets.increments import FULL_REFRESH_TAG, FULL_VERIFICATION_TAG, Plan, plan
 from stedi_assets.io.check_verdicts import last_pass
-from stedi_assets.io.iceberg_io import IcebergIOManager, TableNotMaterializedError, step_reads
+from stedi_assets.io.iceberg_io import (
+    IcebergIOManager,
+    TableNotMaterializedError,
+    step_reads,
+    step_writes,
+)
 from stedi_assets.io.iceberg_maintenance import IcebergTableError
 
 
@@ -25,10 +30,20 @@ def full_refresh_asked(context: AssetExecutionContext) -> bool:
     return _tagged(context, FULL_REFRESH_TAG)
 
 
+def _this_step(context) -> tuple[str, str]:
+    """(run id, step key) of the step running (an asset's or a check's)."""
+    return (context.run.run_id,
+            context.op_execution_context.get_step_execution_context().step.key)
+
+
 def reads_of_step(context) -> dict[str, int]:
-    """{table: snapshot id} the current step (an asset's or a check's) has loaded."""
-    step = context.op_execution_context.get_step_execution_context()
-    return step_reads((context.run.run_id, step.step.key))
+    """{table: snapshot id} the current step has loaded."""
+    return step_reads(_this_step(context))
+
+
+def writes_of_step(context) -> dict[str, int]:
+    """{table: snapshot id} the current step has stored (what its in-step checks judge)."""
+    return step_writes(_this_step(context))
 
 
 def plan_update(context: AssetExecutionContext, store: IcebergIOManager, table: str,

@@ -20,6 +20,7 @@ from dagster import (
 from stedi_assets import schemas
 from stedi_assets.assets.checks import check_result, check_spec, record_blocking_outcome
 from stedi_assets.assets.common import asset_out
+from stedi_assets.assets.incremental import writes_of_step
 from stedi_assets.automation import LANDING_FINGERPRINT
 from stedi_assets.check_rules import (
     conservation_outcome,
@@ -30,7 +31,7 @@ from stedi_assets.check_rules import (
 from stedi_assets.engines.base import Engine, LandingBatch
 from stedi_assets.figures import plain
 from stedi_assets.io.catalog import CatalogError, TableCatalog
-from stedi_assets.io.iceberg_io import IcebergIOManager, step_writes
+from stedi_assets.io.iceberg_io import IcebergIOManager
 from stedi_assets.io.landing_files import count_lines
 from stedi_assets.io.landing_reader import LandingError
 from stedi_assets.io.local_paths import OutsideRootError
@@ -74,8 +75,7 @@ def _landing_asset(table: schemas.Table) -> AssetsDefinition:
                                         output_name=table.name)
             yield from _outputs(context, engine, landing, table, batch, catalog_table)
             # the outputs are stored by now; the checks look at what was stored
-            stored = step_writes((context.run.run_id, context.op_execution_context
-                                  .get_step_execution_context().step.key))
+            stored = writes_of_step(context)
             for outcome in _check_outcomes(engine, landing, checks, table, batch):
                 record_blocking_outcome(context, io_manager, outcome, stored.get(table.name))
                 yield check_result(outcome)
