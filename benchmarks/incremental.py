@@ -53,14 +53,25 @@ def table(lake: Path, name: str) -> pl.DataFrame:
     return frame.sort(frame.columns, nulls_last=True)
 
 
-def _later_copies(path: Path, share: float, time_key: str, shift_ms: int) -> list[str]:
-    lines = []
-    with path.open() as handle:
-        for line in handle:
-            lines.append(line)
-            if len(lines) >= 2_000_000:
-                break
-    wanted = max(1, int(len(lines) * share))
+def _later_copies(files: list[Path], share: float, time_key: str, shift_ms: int) -> list[str]:
+    """`share` of all the lines of `files` (sized from the bytes of the first lines read),
+    copies of the first lines, `shift_ms` later."""
+    total_bytes = sum(f.stat().st_size for f in files)
+    lines: list[str] = []
+    read_bytes, wanted = 0, None
+    for path in files:
+        with path.open() as handle:
+            for line in handle:
+                lines.append(line)
+                read_bytes += len(line)
+                if wanted is None and len(lines) == 10_000:
+                    wanted = max(1, int(share * total_bytes / (read_bytes / len(lines))))
+                if wanted is not None and len(lines) >= wanted:
+                    break
+        if wanted is not None and len(lines) >= wanted:
+            break
+    if wanted is None:  # fewer than 10,000 lines in all
+        wanted = max(1, int(share * len(lines)))
     out = []
     for line in lines[:wanted]:
         record = json.loads(line.strip().rstrip(","))
@@ -76,9 +87,7 @@ def drop_new_readings(landing: Path) -> int:
     added = 0
     for source, key in (("accelerometer", "timestamp"), ("step_trainer", "sensorReadingTime")):
         files = sorted((landing / source).glob("*.json"))
-        total_bytes = sum(f.stat().st_size for f in files)
-        share = 0.01 * total_bytes / files[0].stat().st_size  # 1% of all lines
-        new = _later_copies(files[0], min(share, 1.0), key, 31_536_000_000)
+        new = _later_copies(files, 0.01, key, 31_536_000_000)
         (landing / source / f"{source}-incremental.json").write_text("\n".join(new) + "\n")
         added += len(new)
     return added

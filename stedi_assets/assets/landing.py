@@ -115,9 +115,11 @@ def _outputs(context: AssetExecutionContext, engine: Engine, landing: LandingSou
 
 def _line_accounting(engine: Engine, landing: LandingSource,
                      batch: LandingBatch) -> dict[str, int]:
-    """Lines counted from the raw bytes of the files; rows and rejects from the stored batch."""
+    """Lines counted from the raw bytes of the files (a file reused from the landing cache
+    was counted when it was parsed); rows and rejects from the stored batch."""
     try:
-        lines = sum(count_lines(f, landing.store) for f in batch.files)  # the files landed
+        lines = sum(batch.line_counts[f] if f in batch.line_counts
+                    else count_lines(f, landing.store) for f in batch.files)
     except LandingError as exc:
         raise Failure(description=str(exc)) from None
     return plain({"lines_in_files": lines,

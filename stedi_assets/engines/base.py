@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dagster import ConfigurableResource
@@ -32,6 +32,10 @@ class LandingBatch:
     files_reused: int = 0
     #: landing entries not read, each "path: reason" (e.g. a link leading outside the root)
     skipped: tuple[str, ...] = ()
+    #: {file: lines counted from its raw bytes} for files counted when they were parsed (the
+    #: landing cache keeps the count with the file's entry); the conservation check counts the
+    #: others
+    line_counts: dict[str, int] = field(default_factory=dict)
 
     def close(self) -> None:
         if self.cleanup is not None:

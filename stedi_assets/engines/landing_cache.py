@@ -30,6 +30,7 @@ from typing import Protocol
 import polars as pl
 
 from stedi_assets.engines.base import LandingBatch
+from stedi_assets.io.landing_files import count_lines
 from stedi_assets.io.local_paths import OutsideRootError, ensure_inside
 from stedi_assets.io.parquet_parts import ParquetParts
 from stedi_assets.io.s3 import S3Store
@@ -117,8 +118,12 @@ class LandingCache:
             if not any(work.glob("part-*.parquet")):  # an empty file: no batch, no part
                 batch.row_frame().sink_parquet(work / "part-000000.parquet")
             batch.rejects.write_parquet(work / "rejects.parquet")
+            # the conservation check's count of the file's lines, from its raw bytes and
+            # independently of the parser: kept so that a run reusing the entry counts only
+            # the files it parses (the entry's key changes whenever the file does)
+            lines_counted = count_lines(path, landing.store)
             (work / "accounting.json").write_text(json.dumps(
-                {"file": path, "lines_read": batch.lines_read,
+                {"file": path, "lines_read": batch.lines_read, "lines_counted": lines_counted,
                  "unknown_keys": batch.unknown_keys}))
             if entry.exists() and not (entry / "accounting.json").is_file():
                 shutil.rmtree(entry, ignore_errors=True)  # an incomplete entry: replace it
@@ -140,12 +145,15 @@ class LandingCache:
         rejects = [pl.read_parquet(e / "rejects.parquet") for e in entries]
         rejects = [r for r in rejects if r.height]
         unknown: Counter = Counter()
-        lines = 0
-        for entry in entries:
+        lines, counted = 0, {}
+        for path, entry in zip(files, entries, strict=True):
             accounting = json.loads((entry / "accounting.json").read_text())
             lines += accounting["lines_read"]
             unknown.update(accounting["unknown_keys"])
+            if isinstance(accounting.get("lines_counted"), int):
+                counted[path] = accounting["lines_counted"]
         return LandingBatch(
             rows=rows,
             rejects=pl.concat(rejects) if rejects else empty_rejects(),
-            files=files, lines_read=lines, unknown_keys=dict(sorted(unknown.items())))
+            files=files, lines_read=lines, unknown_keys=dict(sorted(unknown.items())),
+            line_counts=counted)

@@ -18,6 +18,7 @@ from stedi_assets_tests.support.graph import GraphRun, run_graph
 pytest_plugins = ["stedi_assets_tests.support.s3_server"]
 
 ZONE_TABLES = sorted(schemas.TABLES)
+LANDING = "group:landing"
 
 
 def _parsed(run: GraphRun) -> dict[str, int]:
@@ -154,3 +155,35 @@ def test_s3_landing_files_are_stamped_by_etag(s3_endpoint, s3_client, sample_lan
     third = run("lake")
     assert _parsed(third) == {"customer": 1, "accelerometer": 0, "step_trainer": 0}
     _assert_same_tables(third, run("full", cache="off"))
+
+
+def test_conservation_counts_a_cached_file_once_and_still_finds_a_lost_row(sample_landing,
+                                                                            tmp_path):
+    """A file is counted from its raw bytes when it is parsed; a run reusing its cache entry
+    takes that count (no second read of the file) and still compares it with the rows
+    stored: a row lost from an entry fails conservation."""
+    landing, lake = _copy(sample_landing, tmp_path), tmp_path / "lake"
+    run_graph(landing, lake, selection=LANDING)
+    raw = {str(f): f.read_bytes().count(b"\n") for f in (landing / "accelerometer").iterdir()}
+    entries = sorted((lake / "_landing_cache" / "accelerometer_landing").iterdir())
+    accounting = {e: json.loads((e / "accounting.json").read_text()) for e in entries}
+    assert {a["file"]: a["lines_counted"] for a in accounting.values()} == raw
+
+    entry = entries[0]
+    part = sorted(entry.glob("part-*.parquet"))[0]
+    rows = pl.read_parquet(part)
+    part.unlink()  # a new file: the table's hard link to the old one stays as it was
+    rows.head(rows.height - 1).write_parquet(part)
+    second = run_graph(landing, lake, selection=LANDING, raise_on_error=False)
+    assert second.metadata("accelerometer_landing")["files_parsed"].value == 0
+    conservation = second.checks()[("accelerometer_landing", "conservation")]
+    assert not conservation.passed
+    assert conservation.metadata["lines_in_files"].value == sum(raw.values())
+    assert conservation.metadata["unaccounted"].value == 1
+
+    # the count is the entry's: one more line recorded is one more line unaccounted
+    accounting[entry]["lines_counted"] += 1
+    (entry / "accounting.json").write_text(json.dumps(accounting[entry]))
+    third = run_graph(landing, lake, selection=LANDING, raise_on_error=False)
+    assert third.checks()[("accelerometer_landing", "conservation")].metadata[
+        "unaccounted"].value == 2
