@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from stedi_assets import schemas
 from stedi_assets.figures import plain
+from stedi_assets.transforms.figures import join_coverage_figures
 from stedi_assets.transforms.pseudonyms import reported_keys
 
 #: Severities by the names of Dagster's AssetCheckSeverity values (Pipes sends these strings).
@@ -55,6 +56,15 @@ class CheckFigures(Protocol):
 
     def join_coverage(self, step_trainer_trusted: Any, accelerometer_trusted: Any,
                       customer_landing: Any) -> dict[str, Any]: ...
+
+    def same_owners(self, before: Any, now: Any) -> bool: ...
+
+    def machine_learning_curated_affected(self, step_removed: Any, step_added: Any,
+                                          accelerometer_removed: Any,
+                                          accelerometer_added: Any) -> Any: ...
+
+    def inside(self, frame: Any, affected: Any, group_column: str | None = None,
+               time_column: str | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -278,14 +288,59 @@ def shared_devices_outcome(table_name: str, ops: CheckFigures, table: Any,
         {**figures, "shared_devices_setting": shared_devices})
 
 
+#: The counts the join-coverage figures derive from (transforms/figures.py), in its order.
+JOIN_COUNTS = ("step_readings", "matched_step_readings", "joined_rows", "foreign_pairs")
+
+
+@dataclass(frozen=True)
+class CoverageSince:
+    """What an incremental join-coverage evaluation adds up: the counts (`JOIN_COUNTS`) of the
+    last evaluation, both reading tables as it read them (`steps_then`, `accel_then`), and
+    the rows of the data files removed from and added to each since. A step reading pairs
+    only with the accelerometer readings at its own instant, so every count is a sum over
+    instants: the counts now are the counts then, minus the instants where a row was added
+    or removed as they were then, plus the same instants now. Valid while every customer
+    keeps the devices they had (`same_owners`): that decides which pairs are foreign."""
+
+    counts: dict[str, int]
+    steps_then: Any
+    accel_then: Any
+    steps_removed: Any
+    steps_added: Any
+    accel_removed: Any
+    accel_added: Any
+
+
+def join_figures(ops: CheckFigures, step_trainer_trusted: Any, accelerometer_trusted: Any,
+                 customer_landing: Any, since: CoverageSince | None = None) -> dict[str, Any]:
+    """The join-coverage figures, computed over every instant or (`since`) over the
+    instants that changed."""
+    if since is None:
+        return plain(ops.join_coverage(step_trainer_trusted, accelerometer_trusted,
+                                       customer_landing))
+    changed = ops.machine_learning_curated_affected(since.steps_removed, since.steps_added,
+                                                    since.accel_removed, since.accel_added)
+
+    def at_changed_instants(steps: Any, readings: Any) -> dict[str, Any]:
+        return plain(ops.join_coverage(ops.inside(steps, changed),
+                                       ops.inside(readings, changed, time_column="timestamp"),
+                                       customer_landing))
+
+    then = at_changed_instants(since.steps_then, since.accel_then)
+    now = at_changed_instants(step_trainer_trusted, accelerometer_trusted)
+    return plain(join_coverage_figures(
+        *(int(since.counts[k]) - then[k] + now[k] for k in JOIN_COUNTS)))
+
+
 def join_coverage_outcome(table_name: str, ops: CheckFigures, step_trainer_trusted: Any,
                           accelerometer_trusted: Any, customer_landing: Any, *,
-                          min_join_coverage: float,
-                          rows_in_table: int | None = None) -> CheckOutcome:
-    """The step/accelerometer join recomputed from its inputs; with `rows_in_table` (the
-    joined table's row count) also that the table holds exactly the joined rows."""
-    figures = plain(ops.join_coverage(step_trainer_trusted, accelerometer_trusted,
-                                      customer_landing))
+                          min_join_coverage: float, rows_in_table: int | None = None,
+                          since: CoverageSince | None = None) -> CheckOutcome:
+    """The step/accelerometer join recomputed from its inputs (with `since`, from what
+    changed since the last evaluation); with `rows_in_table` (the joined table's row count)
+    also that the table holds exactly the joined rows."""
+    figures = join_figures(ops, step_trainer_trusted, accelerometer_trusted, customer_landing,
+                           since)
     rows_in_table = plain(rows_in_table)
     consistent = rows_in_table is None or rows_in_table == figures["joined_rows"]
     return _outcome(
@@ -298,4 +353,5 @@ def join_coverage_outcome(table_name: str, ops: CheckFigures, step_trainer_trust
          "rows_per_matched_reading": float(round(figures["rows_per_matched_reading"], 6)),
          "foreign_share": float(round(figures["foreign_share"], 6)),
          "warn_below": min_join_coverage,
+         "verification": "full" if since is None else "incremental",
          **({} if rows_in_table is None else {"rows_in_table": rows_in_table})})

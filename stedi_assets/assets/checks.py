@@ -18,13 +18,24 @@ from dagster import (
     asset_check,
 )
 
-from stedi_assets.assets.incremental import reads_of_step, since_last_pass
-from stedi_assets.check_rules import RULES, CheckOutcome, CheckRule, consent_outcome
+from stedi_assets.assets.incremental import (
+    coverage_record,
+    coverage_since,
+    reads_of_step,
+    since_last_pass,
+)
+from stedi_assets.check_rules import (
+    RULES,
+    CheckOutcome,
+    CheckRule,
+    consent_outcome,
+    join_coverage_outcome,
+)
 from stedi_assets.engines.base import Engine
 from stedi_assets.increments import check_version, secret_fingerprint
-from stedi_assets.io.check_verdicts import record_verdict
+from stedi_assets.io.check_verdicts import record_figures, record_verdict
 from stedi_assets.io.iceberg_io import IcebergIOManager
-from stedi_assets.resources import PrivacySettings
+from stedi_assets.resources import CheckSettings, PrivacySettings
 
 
 def check_spec(rule: CheckRule) -> AssetCheckSpec:
@@ -90,3 +101,23 @@ def consent_check(table_name: str) -> AssetChecksDefinition:
         return check_result(outcome)
 
     return _check
+
+
+def join_coverage_result(context: AssetCheckExecutionContext, engine: Engine,
+                         checks: CheckSettings, store: IcebergIOManager, table_name: str,
+                         step_trainer_trusted, accelerometer_trusted, customer_landing,
+                         rows_in_table: int | None = None) -> AssetCheckResult:
+    """A join-coverage check of `table_name`: from what changed since its last evaluation
+    when it can (check_rules.CoverageSince), else over every instant; its counts are kept
+    with the table for the next evaluation."""
+    version = check_version(f"{table_name}.join_coverage")
+    since, full_reason = coverage_since(context, store, engine.ops, table_name, version,
+                                        customer_landing)
+    outcome = join_coverage_outcome(
+        table_name, engine.ops, step_trainer_trusted, accelerometer_trusted, customer_landing,
+        min_join_coverage=checks.min_join_coverage, rows_in_table=rows_in_table, since=since)
+    record_figures(store.tables, table_name, "join_coverage",
+                   coverage_record(context, version, outcome.metadata))
+    if full_reason:
+        context.log.info(f"{table_name} join coverage: every instant evaluated ({full_reason})")
+    return check_result(outcome)

@@ -1,12 +1,18 @@
 """Curated zone: what the data scientists get to train the step-detection model."""
 
 
-from dagster import AssetCheckResult, AssetExecutionContext, Output, ResourceParam, asset
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetExecutionContext,
+    Output,
+    ResourceParam,
+    asset,
+)
 
-from stedi_assets.assets.checks import check_result, consent_check, rule_check
+from stedi_assets.assets.checks import consent_check, join_coverage_result, rule_check
 from stedi_assets.assets.common import asset_kwargs
 from stedi_assets.assets.incremental import plan_update, rows_changed
-from stedi_assets.check_rules import join_coverage_outcome
 from stedi_assets.engines.base import Engine
 from stedi_assets.increments import TableUpdate, secret_fingerprint, table_version
 from stedi_assets.io.iceberg_io import IcebergIOManager
@@ -49,13 +55,13 @@ def machine_learning_curated(context: AssetExecutionContext, engine: Engine,
 @rule_check("machine_learning_curated", "join_coverage",
             ["step_trainer_trusted", "accelerometer_trusted", "customer_landing"])
 def machine_learning_curated_join_coverage(
-    engine: Engine, checks: CheckSettings, machine_learning_curated, step_trainer_trusted,
-    accelerometer_trusted, customer_landing,
+    context: AssetCheckExecutionContext, engine: Engine, checks: CheckSettings,
+    io_manager: ResourceParam[IcebergIOManager], machine_learning_curated,
+    step_trainer_trusted, accelerometer_trusted, customer_landing,
 ) -> AssetCheckResult:
-    return check_result(join_coverage_outcome(
-        "machine_learning_curated", engine.ops, step_trainer_trusted, accelerometer_trusted,
-        customer_landing, min_join_coverage=checks.min_join_coverage,
-        rows_in_table=engine.ops.row_count(machine_learning_curated)))
+    return join_coverage_result(context, engine, checks, io_manager, "machine_learning_curated",
+                                step_trainer_trusted, accelerometer_trusted, customer_landing,
+                                rows_in_table=engine.ops.row_count(machine_learning_curated))
 
 
 curated_assets = [customer_curated, machine_learning_curated]

@@ -10,9 +10,9 @@ from typing import Any
 
 from dagster import AssetExecutionContext
 
-from stedi_assets.check_rules import SincePassed
+from stedi_assets.check_rules import JOIN_COUNTS, CoverageSince, SincePassed
 from stedi_assets.increments import FULL_REFRESH_TAG, FULL_VERIFICATION_TAG, Plan, plan
-from stedi_assets.io.check_verdicts import last_pass
+from stedi_assets.io.check_verdicts import last_figures, last_pass
 from stedi_assets.io.iceberg_io import (
     IcebergIOManager,
     TableNotMaterializedError,
@@ -66,15 +66,24 @@ def rows_changed(store: IcebergIOManager, upstream_plan: Plan, table: str
                  ) -> tuple[Any | None, Any | None]:
     """(rows of the upstream data files removed since, rows of those added since); None where
     no file was removed or added."""
-    change = upstream_plan.changes[table]
+    return changed_rows(store, table, upstream_plan.consumed[table],
+                        upstream_plan.loaded[table], upstream_plan.changes[table])
+
+
+def changed_rows(store: IcebergIOManager, table: str, before: int, after: int,
+                 change=None) -> tuple[Any | None, Any | None]:
+    """(rows of the data files of `table` removed between two snapshots, rows of those
+    added); None where no file was. IcebergTableError when the change is not known."""
+    change = change or store.tables.changes(table, before, after)
+    if change is None:
+        raise IcebergTableError(f"{table}: no record of what changed")
 
     def rows_of(files: tuple[str, ...], snapshot_id: int) -> Any | None:
         if not files:
             return None
         return store.scan_snapshot(replace(store.snapshot(table, snapshot_id), files=files))
 
-    return (rows_of(change.removed, upstream_plan.consumed[table]),
-            rows_of(change.added, upstream_plan.loaded[table]))
+    return rows_of(change.removed, before), rows_of(change.added, after)
 
 
 def since_last_pass(context, store: IcebergIOManager, table: str, check: str, version: str,
@@ -111,3 +120,49 @@ def since_last_pass(context, store: IcebergIOManager, table: str, check: str, ve
     return SincePassed(store.scan_snapshot(replace(now, files=added)),
                        store.scan_snapshot(replace(now, files=kept)), *landing, *changed,
                        rows_in_table=now.rows), None
+
+
+#: what the join-coverage checks read, and record having read
+COVERAGE_INPUTS = ("step_trainer_trusted", "accelerometer_trusted", "customer_landing")
+
+
+def coverage_since(context, store: IcebergIOManager, ops, table: str, version: str,
+                   customer_landing: Any) -> tuple[CoverageSince | None, str | None]:
+    """(what changed since the join-coverage check of `table` was last evaluated, None) for
+    an incremental evaluation, or (None, why every instant is evaluated)."""
+    if full_refresh_asked(context) or _tagged(context, FULL_VERIFICATION_TAG):
+        return None, "a full verification was asked for (run tag)"
+    record = last_figures(store.tables.load(table).properties, "join_coverage")
+    if record is None:
+        return None, "no earlier evaluation recorded"
+    if record.get("version") != version:
+        return None, "the check's code or settings changed since its last evaluation"
+    reads = reads_of_step(context)
+    try:
+        then = {t: int(record["upstream"][t]) for t in COVERAGE_INPUTS}
+        counts = {k: int(record["counts"][k]) for k in JOIN_COUNTS}
+        if then["customer_landing"] != reads["customer_landing"] and not ops.same_owners(
+                store.scan_snapshot(store.snapshot("customer_landing",
+                                                   then["customer_landing"])),
+                customer_landing):
+            return None, "a customer's devices changed since its last evaluation"
+        steps = changed_rows(store, "step_trainer_trusted", then["step_trainer_trusted"],
+                             reads["step_trainer_trusted"])
+        readings = changed_rows(store, "accelerometer_trusted", then["accelerometer_trusted"],
+                                reads["accelerometer_trusted"])
+        return CoverageSince(
+            counts,
+            store.scan_snapshot(store.snapshot("step_trainer_trusted",
+                                               then["step_trainer_trusted"])),
+            store.scan_snapshot(store.snapshot("accelerometer_trusted",
+                                               then["accelerometer_trusted"])),
+            *steps, *readings), None
+    except (IcebergTableError, KeyError, TypeError, ValueError):
+        return None, "a snapshot of its last evaluation was expired"
+
+
+def coverage_record(context, version: str, figures: dict[str, Any]) -> dict[str, Any]:
+    """What a join-coverage evaluation keeps for the next one (`coverage_since`)."""
+    reads = reads_of_step(context)
+    return {"version": version, "upstream": {t: str(reads[t]) for t in COVERAGE_INPUTS},
+            "counts": {k: int(figures[k]) for k in JOIN_COUNTS}}

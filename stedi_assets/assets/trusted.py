@@ -1,11 +1,23 @@
 """Trusted zone: only data of customers whose latest record agrees to share with research."""
 
-from dagster import AssetCheckResult, AssetExecutionContext, Output, ResourceParam, asset
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetExecutionContext,
+    Output,
+    ResourceParam,
+    asset,
+)
 
-from stedi_assets.assets.checks import check_result, consent_check, rule_check
+from stedi_assets.assets.checks import (
+    check_result,
+    consent_check,
+    join_coverage_result,
+    rule_check,
+)
 from stedi_assets.assets.common import asset_kwargs
 from stedi_assets.assets.incremental import plan_update, rows_before, rows_changed
-from stedi_assets.check_rules import join_coverage_outcome, shared_devices_outcome
+from stedi_assets.check_rules import shared_devices_outcome
 from stedi_assets.engines.base import Engine
 from stedi_assets.figures import plain
 from stedi_assets.increments import TableUpdate, table_version
@@ -97,12 +109,12 @@ def step_trainer_trusted_shared_devices(engine: Engine, privacy: PrivacySettings
 @rule_check("step_trainer_trusted", "join_coverage",
             ["accelerometer_trusted", "customer_landing"])
 def step_trainer_trusted_join_coverage(
-    engine: Engine, checks: CheckSettings, step_trainer_trusted, accelerometer_trusted,
+    context: AssetCheckExecutionContext, engine: Engine, checks: CheckSettings,
+    io_manager: ResourceParam[IcebergIOManager], step_trainer_trusted, accelerometer_trusted,
     customer_landing,
 ) -> AssetCheckResult:
-    return check_result(join_coverage_outcome(
-        "step_trainer_trusted", engine.ops, step_trainer_trusted, accelerometer_trusted,
-        customer_landing, min_join_coverage=checks.min_join_coverage))
+    return join_coverage_result(context, engine, checks, io_manager, "step_trainer_trusted",
+                                step_trainer_trusted, accelerometer_trusted, customer_landing)
 
 
 trusted_assets = [customer_trusted, accelerometer_trusted, step_trainer_trusted]

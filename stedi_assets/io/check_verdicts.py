@@ -19,7 +19,8 @@ metadata-only commit:
 A pass may record what it passed on (`stedi.passed.<check>`: the table's snapshot, the
 upstream snapshots, the check's version), from which the next evaluation checks only what
 changed (the consent checks, check_rules.SincePassed). A failure leaves that record as it
-was, so the next evaluation looks again at everything since the last pass.
+was, so the next evaluation looks again at everything since the last pass. A non-blocking
+check may keep its figures likewise (`stedi.figures.<check>`, the join-coverage checks).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from stedi_assets.io.iceberg_maintenance import IcebergTableError
 
 BLOCKED_PROPERTY = "stedi.blocked"
 PASSED_PROPERTY = "stedi.passed.{check}"
+FIGURES_PROPERTY = "stedi.figures.{check}"
 
 
 class BlockedSnapshotError(IcebergTableError):
@@ -51,13 +53,46 @@ def failed_checks(properties: Mapping[str, str], snapshot_id: int) -> tuple[str,
     return checks if recorded == str(snapshot_id) else ()
 
 
-def last_pass(properties: Mapping[str, str], check: str) -> dict | None:
-    """What `check` last passed on (None: no usable record)."""
+def _record(properties: Mapping[str, str], name: str) -> dict | None:
     try:
-        record = json.loads(properties.get(PASSED_PROPERTY.format(check=check), ""))
+        record = json.loads(properties.get(name, ""))
     except ValueError:
         return None
     return record if isinstance(record, dict) else None
+
+
+def last_pass(properties: Mapping[str, str], check: str) -> dict | None:
+    """What `check` last passed on (None: no usable record)."""
+    return _record(properties, PASSED_PROPERTY.format(check=check))
+
+
+def last_figures(properties: Mapping[str, str], check: str) -> dict | None:
+    """The figures of `check`'s last evaluation and what it read (None: no usable record)."""
+    return _record(properties, FIGURES_PROPERTY.format(check=check))
+
+
+def record_figures(tables, table: str, check: str, record: Mapping[str, object]) -> None:
+    """Keep a non-blocking check's figures with the table, with what they were computed from
+    (the next evaluation adds the change to them: check_rules.CoverageSince). A metadata
+    commit, retried on a commit race like a data commit."""
+    def commit() -> None:
+        iceberg = tables.load(table)
+        if last_figures(iceberg.properties, check) != record:
+            with iceberg.transaction() as tx:
+                tx.set_properties(**{FIGURES_PROPERTY.format(check=check):
+                                     json.dumps(record, sort_keys=True)})
+
+    _retried(commit)
+
+
+def _retried(commit) -> None:
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            return commit()
+        except Exception as exc:  # noqa: BLE001 - only commit races are retried
+            if not is_retryable(exc) or attempt == COMMIT_ATTEMPTS - 1:
+                raise
+            backoff(attempt)
 
 
 def record_verdict(tables, table: str, snapshot_id: int, check: str, passed: bool,
@@ -65,32 +100,28 @@ def record_verdict(tables, table: str, snapshot_id: int, check: str, passed: boo
     """Record a blocking check's outcome on the snapshot it evaluated: a failure blocks the
     snapshot, a pass lifts that check's block (and records `passed_on`, when given, with the
     snapshot). One metadata commit, only when the record changes."""
-    for attempt in range(COMMIT_ATTEMPTS):
-        try:
-            iceberg = tables.load(table)
-            before = failed_checks(iceberg.properties, snapshot_id)
-            after = tuple(sorted({*before, check} if not passed else set(before) - {check}))
-            updates: dict[str, str] = {}
-            if after != before and after:
-                updates[BLOCKED_PROPERTY] = json.dumps(
-                    {"snapshot": str(snapshot_id), "checks": list(after), "run": run_id})
-            if passed and passed_on is not None:
-                record = {"snapshot": str(snapshot_id), **passed_on}
-                if last_pass(iceberg.properties, check) != record:
-                    updates[PASSED_PROPERTY.format(check=check)] = json.dumps(
-                        record, sort_keys=True)
-            if not updates and after == before:
-                return
-            with iceberg.transaction() as tx:
-                if updates:
-                    tx.set_properties(**updates)
-                if not after and before:
-                    tx.remove_properties(BLOCKED_PROPERTY)
+    def commit() -> None:
+        iceberg = tables.load(table)
+        before = failed_checks(iceberg.properties, snapshot_id)
+        after = tuple(sorted({*before, check} if not passed else set(before) - {check}))
+        updates: dict[str, str] = {}
+        if after != before and after:
+            updates[BLOCKED_PROPERTY] = json.dumps(
+                {"snapshot": str(snapshot_id), "checks": list(after), "run": run_id})
+        if passed and passed_on is not None:
+            record = {"snapshot": str(snapshot_id), **passed_on}
+            if last_pass(iceberg.properties, check) != record:
+                updates[PASSED_PROPERTY.format(check=check)] = json.dumps(
+                    record, sort_keys=True)
+        if not updates and after == before:
             return
-        except Exception as exc:  # noqa: BLE001 - only commit races are retried
-            if not is_retryable(exc) or attempt == COMMIT_ATTEMPTS - 1:
-                raise
-            backoff(attempt)
+        with iceberg.transaction() as tx:
+            if updates:
+                tx.set_properties(**updates)
+            if not after and before:
+                tx.remove_properties(BLOCKED_PROPERTY)
+
+    _retried(commit)
 
 
 def refuse_blocked(tables, reads: Mapping[str, int], writing: str) -> None:

@@ -32,6 +32,7 @@ from stedi_assets.transforms.polars.figures import (
     restrict_customers,
     row_count,
     rows_to_verify,
+    same_owners,
     shared_device_rows,
 )
 from stedi_assets.transforms.polars.increments import (
@@ -62,7 +63,7 @@ __all__ = [
     "frame_logical_schema", "head_rows", "inside", "join_coverage", "latest_customer_records",
     "logical_schema", "machine_learning_curated", "machine_learning_curated_affected",
     "non_consenting_devices", "parse_landing", "polars_schema", "quarantined_withdrawals",
-    "restrict_customers", "row_count", "rows_to_verify", "shared_device_rows",
+    "restrict_customers", "row_count", "rows_to_verify", "same_owners", "shared_device_rows",
     "step_trainer_trusted", "step_trainer_trusted_affected", "typed_columns",
     "without_exact_duplicates",
 ]

@@ -141,9 +141,7 @@ def join_coverage(
         pl.col("timestamp").alias("sensorReadingTime"), _identity("user").alias("user")
     )
     steps = step_trainer_trusted.select("sensorReadingTime", "serialNumber")
-    owners = customer_landing.select(  # owner and phone matched on the identity
-        _identity("email").alias("user"), "serialNumber", pl.lit(True).alias("_owner")
-    ).unique(["user", "serialNumber"])
+    owners = _owners(customer_landing).with_columns(pl.lit(True).alias("_owner"))
     # owners hold each (user, serialNumber) pair once: the left join never adds rows
     pairs = steps.join(accel, on="sensorReadingTime", how="inner", build_side="force_left"
                        ).join(owners, on=["serialNumber", "user"], how="left")
@@ -153,6 +151,22 @@ def join_coverage(
     matched = row_count(steps.join(accel.select("sensorReadingTime"), on="sensorReadingTime",
                                    how="semi"))
     return join_coverage_figures(step_readings, matched, int(joined_rows), int(foreign))
+
+
+def _owners(customer_landing: pl.LazyFrame) -> pl.LazyFrame:
+    """(user, serialNumber) of every customer record once: owner and phone matched on the
+    identity."""
+    return customer_landing.select(_identity("email").alias("user"), "serialNumber").unique()
+
+
+def same_owners(before: pl.LazyFrame, now: pl.LazyFrame) -> bool:
+    """Whether two customer landing tables pair the same identities with the same devices
+    (then a pair of readings is foreign in both or in neither)."""
+    old, new = _owners(before), _owners(now)
+    on = ["user", "serialNumber"]
+    differ = pl.concat([old.join(new, on=on, how="anti", nulls_equal=True),
+                        new.join(old, on=on, how="anti", nulls_equal=True)])
+    return differ.select(pl.len()).collect().item() == 0
 
 
 def shared_device_rows(step_trainer_trusted: pl.LazyFrame, customer_landing: pl.LazyFrame,

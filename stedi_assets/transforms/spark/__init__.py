@@ -33,6 +33,7 @@ from stedi_assets.transforms.spark.figures import (
     restrict_customers,
     row_count,
     rows_to_verify,
+    same_owners,
     shared_device_rows,
     without_exact_duplicates,
 )
@@ -63,6 +64,6 @@ __all__ = [
     "join_coverage", "latest_customer_records", "logical_schema", "machine_learning_curated",
     "machine_learning_curated_affected", "non_consenting_devices", "parse_landing",
     "quarantined_withdrawals", "restrict_customers", "row_count", "rows_to_verify",
-    "shared_device_rows", "spark_schema", "step_trainer_trusted",
+    "same_owners", "shared_device_rows", "spark_schema", "step_trainer_trusted",
     "step_trainer_trusted_affected", "without_exact_duplicates",
 ]

@@ -130,13 +130,23 @@ def join_coverage(
     joined = step_trainer_trusted.select("sensorReadingTime", "serialNumber").join(
         accel, on="sensorReadingTime", how="inner"
     )
-    owners = customer_landing.select(_identity("email").alias("user"),  # matched on identity
-                                     "serialNumber").distinct()
+    owners = _owners(customer_landing)
     step_readings = step_trainer_trusted.count()
     matched = step_trainer_trusted.join(accel, on="sensorReadingTime", how="left_semi").count()
     joined_rows = joined.count()
     foreign = joined.join(owners, on=["serialNumber", "user"], how="left_anti").count()
     return join_coverage_figures(step_readings, matched, joined_rows, foreign)
+
+
+def _owners(customer_landing: DataFrame) -> DataFrame:
+    """(user, serialNumber) of every customer record once, matched on the identity."""
+    return customer_landing.select(_identity("email").alias("user"), "serialNumber").distinct()
+
+
+def same_owners(before: DataFrame, now: DataFrame) -> bool:
+    """Whether two customer landing tables pair the same identities with the same devices."""
+    old, new = _owners(before), _owners(now)
+    return old.exceptAll(new).isEmpty() and new.exceptAll(old).isEmpty()
 
 
 def shared_device_rows(step_trainer_trusted: DataFrame, customer_landing: DataFrame,
