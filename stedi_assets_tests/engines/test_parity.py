@@ -156,7 +156,7 @@ def write_landing(root: Path, sources: dict[str, list[dict]], aliases: bool) -> 
             (folder / f"{source}-{n}.json").write_text("\n".join(lines) + ("\n" if n else ""))
 
 
-@settings(max_examples=4, deadline=None, phases=[Phase.explicit, Phase.generate],
+@settings(max_examples=3, deadline=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(customer_records=customers, accelerometer_records=readings, step_records=steps,
        aliases=st.booleans())

@@ -299,7 +299,7 @@ def _same(polars_frame: pl.LazyFrame, spark_frame) -> pl.DataFrame:
     return expected
 
 
-@settings(max_examples=4, deadline=None,
+@settings(max_examples=3, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(rows=customer_rows, rejects=reject_lines, accel=readings, steps=step_rows)
 def test_generated_inputs_same_results_on_both_engines(spark, rows, rejects, accel, steps):
