@@ -59,10 +59,6 @@ class CheckFigures(Protocol):
 
     def same_owners(self, before: Any, now: Any) -> bool: ...
 
-    def machine_learning_curated_affected(self, step_removed: Any, step_added: Any,
-                                          accelerometer_removed: Any,
-                                          accelerometer_added: Any) -> Any: ...
-
     def inside(self, frame: Any, affected: Any, group_column: str | None = None,
                time_column: str | None = None) -> Any: ...
 
@@ -296,19 +292,17 @@ JOIN_COUNTS = ("step_readings", "matched_step_readings", "joined_rows", "foreign
 class CoverageSince:
     """What an incremental join-coverage evaluation adds up: the counts (`JOIN_COUNTS`) of the
     last evaluation, both reading tables as it read them (`steps_then`, `accel_then`), and
-    the rows of the data files removed from and added to each since. A step reading pairs
-    only with the accelerometer readings at its own instant, so every count is a sum over
-    instants: the counts now are the counts then, minus the instants where a row was added
-    or removed as they were then, plus the same instants now. Valid while every customer
-    keeps the devices they had (`same_owners`): that decides which pairs are foreign."""
+    `changed`, the instants (an `increments.Affected` of machine_learning_curated) where
+    either table gained or lost a row since. A step reading pairs only with the
+    accelerometer readings at its own instant, so every count is a sum over instants: the
+    counts now are the counts then, minus the changed instants as they were, plus the same
+    instants now. Valid while every customer keeps the devices they had (`same_owners`):
+    that decides which pairs are foreign."""
 
     counts: dict[str, int]
     steps_then: Any
     accel_then: Any
-    steps_removed: Any
-    steps_added: Any
-    accel_removed: Any
-    accel_added: Any
+    changed: Any
 
 
 def join_figures(ops: CheckFigures, step_trainer_trusted: Any, accelerometer_trusted: Any,
@@ -318,8 +312,7 @@ def join_figures(ops: CheckFigures, step_trainer_trusted: Any, accelerometer_tru
     if since is None:
         return plain(ops.join_coverage(step_trainer_trusted, accelerometer_trusted,
                                        customer_landing))
-    changed = ops.machine_learning_curated_affected(since.steps_removed, since.steps_added,
-                                                    since.accel_removed, since.accel_added)
+    changed = since.changed
 
     def at_changed_instants(steps: Any, readings: Any) -> dict[str, Any]:
         return plain(ops.join_coverage(ops.inside(steps, changed),

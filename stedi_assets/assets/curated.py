@@ -12,7 +12,7 @@ from dagster import (
 
 from stedi_assets.assets.checks import consent_check, join_coverage_result, rule_check
 from stedi_assets.assets.common import asset_kwargs
-from stedi_assets.assets.incremental import plan_update, rows_changed
+from stedi_assets.assets.incremental import changed_readings, plan_update
 from stedi_assets.engines.base import Engine
 from stedi_assets.increments import TableUpdate, secret_fingerprint, table_version
 from stedi_assets.io.iceberg_io import IcebergIOManager
@@ -42,9 +42,7 @@ def machine_learning_curated(context: AssetExecutionContext, engine: Engine,
         return Output(TableUpdate(version, rows=rows(step_trainer_trusted,
                                                      accelerometer_trusted)),
                       metadata=plan.metadata)
-    changed = [rows for t in ("step_trainer_trusted", "accelerometer_trusted")
-               for rows in rows_changed(io_manager, plan, t)]  # (removed, added) each
-    affected = ops.machine_learning_curated_affected(*changed)
+    affected = changed_readings(io_manager, ops, plan.consumed, plan.loaded, plan.changes)
     pairs = rows(ops.inside(step_trainer_trusted, affected),
                  ops.inside(accelerometer_trusted, affected, time_column="timestamp"))
     return Output(TableUpdate(version, base=plan.base, affected=affected, slice=pairs,

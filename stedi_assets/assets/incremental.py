@@ -8,10 +8,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pyarrow as pa
 from dagster import AssetExecutionContext
 
 from stedi_assets.check_rules import JOIN_COUNTS, CoverageSince, SincePassed
-from stedi_assets.increments import FULL_REFRESH_TAG, FULL_VERIFICATION_TAG, Plan, plan
+from stedi_assets.increments import (
+    FULL_REFRESH_TAG,
+    FULL_VERIFICATION_TAG,
+    Affected,
+    Plan,
+    plan,
+)
 from stedi_assets.io.check_verdicts import last_figures, last_pass
 from stedi_assets.io.iceberg_io import (
     IcebergIOManager,
@@ -122,6 +129,26 @@ def since_last_pass(context, store: IcebergIOManager, table: str, check: str, ve
                        rows_in_table=now.rows), None
 
 
+#: the tables machine_learning_curated joins, in the order of `machine_learning_curated_affected`
+READING_TABLES = ("step_trainer_trusted", "accelerometer_trusted")
+
+
+def changed_readings(store: IcebergIOManager, ops, before: dict[str, int],
+                     after: dict[str, int], changes: dict | None = None) -> Affected:
+    """The instants where step_trainer_trusted or accelerometer_trusted gained or lost a row
+    between the snapshots `before` and `after` ({table: snapshot id}): from the change logs
+    their incremental updates keep (iceberg_changes.changed_instants), else — a snapshot in
+    between has none, e.g. a full rebuild — from the rows of the data files removed and
+    added (`changes`: the plan's, when known). IcebergTableError when neither is known."""
+    logged = [store.tables.changed_instants(t, before[t], after[t]) for t in READING_TABLES]
+    if all(log is not None for log in logged):
+        return Affected("machine_learning_curated",
+                        times=store.instants_frame(pa.concat_arrays(logged)))
+    changed = [rows for t in READING_TABLES for rows in changed_rows(
+        store, t, before[t], after[t], (changes or {}).get(t))]
+    return ops.machine_learning_curated_affected(*changed)
+
+
 #: what the join-coverage checks read, and record having read
 COVERAGE_INPUTS = ("step_trainer_trusted", "accelerometer_trusted", "customer_landing")
 
@@ -146,17 +173,13 @@ def coverage_since(context, store: IcebergIOManager, ops, table: str, version: s
                                                    then["customer_landing"])),
                 customer_landing):
             return None, "a customer's devices changed since its last evaluation"
-        steps = changed_rows(store, "step_trainer_trusted", then["step_trainer_trusted"],
-                             reads["step_trainer_trusted"])
-        readings = changed_rows(store, "accelerometer_trusted", then["accelerometer_trusted"],
-                                reads["accelerometer_trusted"])
         return CoverageSince(
             counts,
             store.scan_snapshot(store.snapshot("step_trainer_trusted",
                                                then["step_trainer_trusted"])),
             store.scan_snapshot(store.snapshot("accelerometer_trusted",
                                                then["accelerometer_trusted"])),
-            *steps, *readings), None
+            changed_readings(store, ops, then, reads)), None
     except (IcebergTableError, KeyError, TypeError, ValueError):
         return None, "a snapshot of its last evaluation was expired"
 

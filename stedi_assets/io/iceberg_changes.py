@@ -7,7 +7,11 @@ files; the caller then rebuilds in full. Dagster-free."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from dataclasses import dataclass
+
+import pyarrow as pa
 
 from stedi_assets.io.iceberg_content import live_files
 
@@ -46,3 +50,91 @@ def changes_since(iceberg, table: str, since: int, until: int | None = None
     new_paths = {f.file_path for f in now if f.record_count}
     return TableChanges(table, since, current.snapshot_id,
                         tuple(sorted(new_paths - old_paths)), tuple(sorted(old_paths - new_paths)))
+
+
+#: Snapshot summary property of an incremental update: the path of its change log, a Parquet
+#: file of the instants (column `_time`) at which the update may have added or removed a row
+#: (a superset: an instant recomputed to the same rows is harmless). Readers of the table take
+#: the instants that changed between two snapshots from these logs instead of comparing the
+#: rows of every data file an update rewrote — a withdrawal rewrites a file per day.
+CHANGED_INSTANTS_PROPERTY = "stedi.changed-instants"
+CHANGES_FOLDER = "data/_changes"
+
+
+#: Table property: what a run that recomputed a table to the same rows read (no snapshot is
+#: committed for it, so no summary can say so): {"snapshot": id, "properties": {...}}, read
+#: as part of that snapshot's properties. Without it the table would keep pointing at the
+#: upstream snapshots (and the version) of the run that last changed it, and every later run
+#: would see the same "removed landing files" again and rebuild in full.
+SNAPSHOT_NOTE_PROPERTY = "stedi.snapshot-note"
+#: properties that belong to the commit that made a snapshot, never noted
+_NOT_NOTED = ("stedi.run-id", "stedi.changed-instants")
+
+
+def summary_properties(snapshot) -> dict[str, str]:
+    return dict(snapshot.summary.additional_properties) if snapshot.summary else {}
+
+
+def snapshot_properties(iceberg, snapshot) -> dict[str, str]:
+    """A snapshot's summary properties, with what a later run that changed nothing noted."""
+    properties = summary_properties(snapshot)
+    try:
+        note = json.loads(iceberg.properties.get(SNAPSHOT_NOTE_PROPERTY, ""))
+        if str(note["snapshot"]) == str(snapshot.snapshot_id):
+            properties.update({str(k): str(v) for k, v in note["properties"].items()
+                               if k not in _NOT_NOTED})
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass  # no note, or not for this snapshot
+    return properties
+
+
+def note_unchanged(tx, iceberg, snapshot, properties: dict[str, str]) -> bool:
+    """In transaction `tx`, note `properties` for `snapshot` (a run recomputed the table to the
+    rows it holds); False when they are what it says already."""
+    noted = {k: v for k, v in properties.items() if k not in _NOT_NOTED}
+    current = snapshot_properties(iceberg, snapshot)
+    if all(current.get(k) == v for k, v in noted.items()):
+        return False
+    tx.set_properties(**{SNAPSHOT_NOTE_PROPERTY: json.dumps(
+        {"snapshot": str(snapshot.snapshot_id), "properties": noted}, sort_keys=True)})
+    return True
+
+
+def write_changed_instants(iceberg, instants: pa.Array) -> str:
+    """Write a change log (the instants given, once each) beside the table's data files;
+    its path, for the snapshot's summary. Files of snapshots that are expired are deleted
+    with them (iceberg_maintenance.referenced_files)."""
+    import pyarrow.parquet as pq
+
+    path = f"{iceberg.metadata.location.rstrip('/')}/{CHANGES_FOLDER}/{uuid.uuid4().hex}.parquet"
+    values = pa.table({"_time": instants.cast(pa.int64())}).group_by("_time").aggregate([])
+    with iceberg.io.new_output(path).create(overwrite=True) as stream:
+        pq.write_table(values, stream)
+    return path
+
+
+def changed_instants(iceberg, since: int, until: int) -> pa.Array | None:
+    """The instants at which the table may have gained or lost a row between snapshot `since`
+    and `until`, from the change logs of the snapshots in between; None when one of them has
+    none (a full rebuild, another writer) or the history between them is not known."""
+    import pyarrow.parquet as pq
+
+    if since == until:
+        return pa.array([], pa.int64())
+    paths, snapshot = [], iceberg.snapshot_by_id(until)
+    while snapshot is not None and snapshot.snapshot_id != since:
+        path = summary_properties(snapshot).get(CHANGED_INSTANTS_PROPERTY)
+        if not path or snapshot.parent_snapshot_id is None:
+            return None
+        paths.append(path)
+        snapshot = iceberg.snapshot_by_id(snapshot.parent_snapshot_id)
+    if snapshot is None:
+        return None
+    try:
+        parts = []
+        for path in paths:
+            with iceberg.io.new_input(path).open() as stream:
+                parts.append(pq.read_table(stream).column("_time").combine_chunks())
+    except (FileNotFoundError, OSError, KeyError):
+        return None
+    return pa.concat_arrays(parts) if parts else pa.array([], pa.int64())

@@ -33,6 +33,7 @@ from stedi_assets import schemas
 from stedi_assets.increments import INCREMENTAL_PROPERTY, VERSION_PROPERTY, TableUpdate
 from stedi_assets.io.check_verdicts import refuse_blocked
 from stedi_assets.io.iceberg_catalog import CatalogConfig
+from stedi_assets.io.iceberg_changes import CHANGED_INSTANTS_PROPERTY
 from stedi_assets.io.iceberg_partitions import (
     DAY_MS,
     PARTITION_KEY,
@@ -113,6 +114,10 @@ class IcebergIOManager(ConfigurableIOManager):
         return pl.scan_parquet(list(snapshot.files), storage_options=self._storage_options,
                                hive_partitioning=False)
 
+    def instants_frame(self, instants: pa.Array) -> pl.DataFrame:
+        """Instants (a change log's) as the engine's frame of `_time`, once each."""
+        return pl.DataFrame({"_time": pl.Series(instants, dtype=pl.Int64)}).unique()
+
     # -- hooks the storage flavours implement ------------------------------------------------
     @property
     def _storage_options(self) -> dict[str, str] | None:
@@ -170,7 +175,9 @@ class IcebergIOManager(ConfigurableIOManager):
             refuse_blocked(self.tables, reads, table_name)
             self.tables.before_write(table_name)
             try:
-                files, base, extra = self._files_of(obj, table_name)
+                files, base, extra, change_log = self._files_of(obj, table_name)
+                if change_log:
+                    properties[CHANGED_INSTANTS_PROPERTY] = change_log
                 rows = obj if update is None else (
                     update.slice if update.incremental else update.rows)
                 arrow_schema, types = self._schemas(rows, files, base)
@@ -178,11 +185,16 @@ class IcebergIOManager(ConfigurableIOManager):
                     table_name, files, arrow_schema, reads, context.run_id,
                     self.snapshot_retention_seconds, properties,
                     base=base.snapshot_id if base else None)
+                if change_log and not published.committed:  # no snapshot carries it
+                    self.tables.delete_files([change_log])
             except TableMovedError as moved:  # another run wrote it meanwhile: rebuild
                 context.log.warning(f"{moved} Rebuilding {table_name} in full.")
-                self.tables.delete_files([f for f in files if f not in base.files])
+                unpublished = [f for f in files if f not in base.files]
+                if change_log:  # an update's log; a rebuild has none
+                    unpublished.append(properties.pop(CHANGED_INSTANTS_PROPERTY))
+                self.tables.delete_files(unpublished)
                 properties[INCREMENTAL_PROPERTY] = "false"
-                files, _, _ = self._files_of(update.full(), table_name)
+                files, _, _, _ = self._files_of(update.full(), table_name)
                 arrow_schema, types = self._schemas(None, files, None)
                 published, commit = self.tables.publish_and_expire(
                     table_name, files, arrow_schema, reads, context.run_id,
@@ -202,36 +214,52 @@ class IcebergIOManager(ConfigurableIOManager):
 
     def _files_of(self, obj, table_name: str):
         """(the data files of the table's new content, the snapshot an update applies to,
-        figures): new files for rows, kept and rewritten ones for an update."""
+        figures, the update's change log or None): new files for rows, kept and rewritten
+        ones for an update."""
         if not isinstance(obj, TableUpdate):
-            return self._write_files(obj, table_name), None, {}
+            return self._write_files(obj, table_name), None, {}, None
         if not obj.incremental:
-            return self._write_files(obj.rows, table_name), None, {}
-        kept, rewritten, dropped = self._apply_update(obj, table_name)
+            return self._write_files(obj.rows, table_name), None, {}, None
+        kept, rewritten, dropped, removed = self._apply_update(obj, table_name)
         added = self._written_rows(self._write_files(obj.slice, table_name))
+        # the instants of the rows removed and of the rows added: where the table changed
+        log = self.tables.write_changed_instants(table_name, pa.concat_arrays([
+            removed, self._instants(added, obj.affected.time_column)]))
         return [*kept, *rewritten, *added], obj.base, {
             "incremental/data_files_kept": len(kept),
             "incremental/data_files_rewritten": len(rewritten) + dropped,
-            "incremental/data_files_added": len(added)}
+            "incremental/data_files_added": len(added)}, log
+
+    def _instants(self, files: list[str], column: str) -> pa.Array:
+        if not files:
+            return pa.array([], pa.int64())
+        return pl.scan_parquet(files, storage_options=self._storage_options,
+                               hive_partitioning=False).select(
+            pl.col(column).cast(pl.Int64)).unique().collect()[column].to_arrow()
 
     def _apply_update(self, update: TableUpdate, table_name: str
-                      ) -> tuple[list[str], list[str], int]:
+                      ) -> tuple[list[str], list[str], int, pa.Array]:
         """(base files kept as they are, files written again — without the affected slices'
         rows, or a day's many files compacted into one —, how many base files held only
-        affected rows and were dropped)."""
+        affected rows and were dropped, the instants of the rows removed)."""
         from stedi_assets.transforms.polars import increments
 
         frames = {path: pl.scan_parquet(path, storage_options=self._storage_options,
                                         hive_partitioning=False) for path in update.base.files}
-        kept, rewrite, dropped = split_base_files(update.base.files, {
-            path: increments.affected_count(frame, update.affected)
-            for path, frame in frames.items()})
+        counts = {path: increments.affected_count(frame, update.affected)
+                  for path, frame in frames.items()}
+        kept, rewrite, dropped = split_base_files(update.base.files, counts)
+        time = update.affected.time_column
+        removed = [increments.inside(frames[path], update.affected).select(
+            pl.col(time).cast(pl.Int64)).unique().collect()[time].to_arrow()
+            for path, (_, hits) in counts.items() if hits]
         rewritten = [written for path in rewrite for written in self._write_files(
             increments.outside(frames[path], update.affected), table_name)]
         if compact := files_to_compact(kept):  # days with many files become one file each
             kept = [path for path in kept if path not in compact]
             rewritten += self._write_files(pl.concat([frames[p] for p in compact]), table_name)
-        return kept, rewritten, dropped
+        return (kept, rewritten, dropped,
+                pa.concat_arrays(removed) if removed else pa.array([], pa.int64()))
 
     def _written_rows(self, files: list[str]) -> list[str]:
         """The files that hold rows (an empty slice writes an empty file: deleted)."""

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stedi_assets.io.iceberg_catalog import CatalogConfig, is_local
+from stedi_assets.io.iceberg_changes import CHANGED_INSTANTS_PROPERTY, summary_properties
 
 #: A data file no snapshot references is a killed or losing writer's once it is this old
 #: (younger ones may belong to a write that is still running).
@@ -82,10 +83,13 @@ def expire(iceberg, older_than_ms: int) -> ExpiryResult:
 
 
 def referenced_files(io, snapshots) -> set[str]:
-    """Every file the snapshots reference: manifest lists, manifests, live data files."""
+    """Every file the snapshots reference: manifest lists, manifests, live data files, the
+    change logs of incremental updates."""
     files: set[str] = set()
     for snapshot in snapshots:
         files.add(snapshot.manifest_list)
+        if log := summary_properties(snapshot).get(CHANGED_INSTANTS_PROPERTY):
+            files.add(log)
         for manifest in snapshot.manifests(io):
             files.add(manifest.manifest_path)
             files.update(entry.data_file.file_path

@@ -20,7 +20,14 @@ import pyarrow as pa
 
 from stedi_assets.io.check_verdicts import failed_checks
 from stedi_assets.io.iceberg_catalog import COMMIT_ATTEMPTS, CatalogConfig, backoff, is_retryable
-from stedi_assets.io.iceberg_changes import TableChanges, changes_since
+from stedi_assets.io.iceberg_changes import (
+    TableChanges,
+    changed_instants,
+    changes_since,
+    note_unchanged,
+    snapshot_properties,
+    write_changed_instants,
+)
 from stedi_assets.io.iceberg_content import align_schema, keep_identical, live_files, replacement
 from stedi_assets.io.iceberg_maintenance import (
     ExpiryResult,
@@ -179,14 +186,22 @@ class IcebergTables:
                              tuple(f.file_path for f in files if f.record_count),
                              schema.as_arrow(), snapshot.timestamp_ms,
                              sum(f.record_count for f in files),
-                             dict(snapshot.summary.additional_properties
-                                  if snapshot.summary else {}),
+                             snapshot_properties(iceberg, snapshot),
                              failed_checks(iceberg.properties, snapshot.snapshot_id))
 
     def changes(self, table: str, since: int, until: int | None = None
                 ) -> TableChanges | None:
         """Data files added and removed between two snapshots (None: cannot be known)."""
         return changes_since(self.load(table), table, since, until)
+
+    def changed_instants(self, table: str, since: int, until: int) -> pa.Array | None:
+        """Instants at which the table may have gained or lost a row between two snapshots,
+        from its updates' change logs (None: not known; iceberg_changes.changed_instants)."""
+        return changed_instants(self.load(table), since, until)
+
+    def write_changed_instants(self, table: str, instants: pa.Array) -> str:
+        """Write an update's change log; its path, for the snapshot summary."""
+        return write_changed_instants(self.load(table), instants)
 
     # -- writing ----------------------------------------------------------------------------
     def publish(self, table: str, files: Sequence[str], schema: pa.Schema,
@@ -223,6 +238,8 @@ class IcebergTables:
                 rows = sum(f.record_count for f in data_files)
                 if current is not None and not added and len(kept) == len(live) \
                         and not deletes:
+                    with iceberg.transaction() as tx:  # what this run read, for the next
+                        note_unchanged(tx, iceberg, current, properties)
                     self._delete(iceberg.io, [p for p in files if p not in live_paths])
                     return Published(current.snapshot_id, False, rows, len(files))
                 kept_paths = {f.file_path for f in kept}

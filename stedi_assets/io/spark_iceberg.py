@@ -40,19 +40,24 @@ class SparkIcebergIOManager(LocalIcebergIOManager):
             frame = self.scan_snapshot(_files_only(files))
         return to_arrow_schema(frame.schema), logical_schema(frame.schema)
 
-    def _apply_update(self, update, table_name: str) -> tuple[list[str], list[str], int]:
-        """(base files kept, files rewritten without the affected slices' rows, files dropped):
-        one Spark pass flags every base row, a second writes the rewritten files' other rows."""
+    def _apply_update(self, update, table_name: str):
+        """(base files kept, files rewritten without the affected slices' rows, files dropped,
+        the instants of the rows removed): Spark passes flag every base row, collect the
+        removed rows' instants, write the rewritten files' other rows."""
         from urllib.parse import urlparse
 
+        import pyarrow as pa
         from pyspark.sql import functions as F
 
         from stedi_assets.transforms.spark import increments
 
         if not update.base.files:
-            return [], [], 0
+            return [], [], 0, pa.array([], pa.int64())
         base = self.scan_snapshot(update.base).withColumn("_file", F.input_file_name())
         flagged = increments.flagged(base, update.affected)  # keeps `_file`
+        time = update.affected.time_column
+        removed = pa.array([r[0] for r in flagged.where("_affected").select(
+            F.col(time).cast("long")).distinct().collect()], pa.int64())
         uris, counts = {}, {}
         for r in flagged.groupBy("_file").agg(F.count(F.lit(1)).alias("rows"), F.sum(
                 F.col("_affected").cast("long")).alias("hits")).collect():
@@ -62,10 +67,17 @@ class SparkIcebergIOManager(LocalIcebergIOManager):
         compact = files_to_compact(kept)  # days with many files become one file each
         kept = [path for path in kept if path not in compact]
         if not rewrite and not compact:
-            return kept, [], dropped
+            return kept, [], dropped, removed
         rest = flagged.where(F.col("_file").isin([uris[p] for p in [*rewrite, *compact]])
                              & ~F.col("_affected")).drop("_file", "_affected")
-        return kept, self._write_files(rest, table_name), dropped
+        return kept, self._write_files(rest, table_name), dropped, removed
+
+    def instants_frame(self, instants) -> DataFrame:
+        from pyspark.sql import SparkSession
+
+        spark = self.pyspark.spark_session or SparkSession.getActiveSession()
+        return spark.createDataFrame([(v,) for v in set(instants.to_pylist())],
+                                     "_time bigint").cache()
 
     def scan_snapshot(self, snapshot) -> DataFrame:
         from pyspark.sql import SparkSession

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stedi_assets.check_rules import CoverageSince, join_figures
-from stedi_assets.increments import FULL_VERIFICATION_TAG
+from stedi_assets.increments import FULL_VERIFICATION_TAG, Affected
 from stedi_assets.transforms import polars as pe
 from stedi_assets_tests.graph.test_incremental_checks import customer_record, landing
 from stedi_assets_tests.support.graph import run_graph
@@ -76,10 +76,17 @@ def test_incremental_join_coverage_equals_a_full_evaluation(customers, steps0, r
     s1, s_removed, s_added = drawn_update(data, s0, steps_frame(steps1))
     a1, a_removed, a_added = drawn_update(data, a0, readings_frame(readings1))
     then = join_figures(pe, s0.lazy(), a0.lazy(), owners)
-    since = CoverageSince(then, s0.lazy(), a0.lazy(), s_removed.lazy(), s_added.lazy(),
-                          a_removed.lazy(), a_added.lazy())
-    assert join_figures(pe, s1.lazy(), a1.lazy(), owners, since) == join_figures(
-        pe, s1.lazy(), a1.lazy(), owners)
+    full = join_figures(pe, s1.lazy(), a1.lazy(), owners)
+    # the instants from the rows of the files removed and added (a full rebuild in between)
+    compared = pe.machine_learning_curated_affected(s_removed.lazy(), s_added.lazy(),
+                                                    a_removed.lazy(), a_added.lazy())
+    # the instants of every row removed or added, as the change logs keep them (a superset)
+    logged = Affected("machine_learning_curated", times=pl.concat([
+        s_removed["sensorReadingTime"], s_added["sensorReadingTime"],
+        a_removed["timestamp"], a_added["timestamp"]]).alias("_time").unique().to_frame())
+    for changed in (compared, logged):
+        since = CoverageSince(then, s0.lazy(), a0.lazy(), changed)
+        assert join_figures(pe, s1.lazy(), a1.lazy(), owners, since) == full
 
 
 def test_spark_adds_up_the_same_figures(spark):
@@ -105,8 +112,9 @@ def test_spark_adds_up_the_same_figures(spark):
 
     def figures(ops, convert):
         then = join_figures(ops, convert(s0), convert(a0), convert(owners))
-        since = CoverageSince(then, convert(s0), convert(a0), convert(s_removed),
-                              convert(s_added), convert(a_removed), convert(a_added))
+        changed = ops.machine_learning_curated_affected(
+            convert(s_removed), convert(s_added), convert(a_removed), convert(a_added))
+        since = CoverageSince(then, convert(s0), convert(a0), changed)
         return join_figures(ops, convert(s1), convert(a1), convert(owners), since)
 
     polars = figures(pe, pl.DataFrame.lazy)

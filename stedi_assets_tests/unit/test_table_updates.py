@@ -138,3 +138,48 @@ def test_a_day_that_gathered_many_files_is_compacted_by_the_next_update(tmp_path
     users = io.scan_table(TABLE).collect()["user"].to_list()
     assert sorted(users) == sorted(["a@x", "z@x", "late@x",
                                     *(f"u{n}@x" for n in range(1, COMPACT_AT))])
+
+
+def test_an_update_keeps_a_change_log_of_the_instants_it_touched(tmp_path):
+    """Readers take the instants an update changed from its log, not from comparing every
+    row of the files it rewrote; the log goes with its snapshot when that expires."""
+    import time
+
+    io = LocalIcebergIOManager(root=str(tmp_path))
+    write(io, readings(["a@x", "b@x", "b@x", "c@x"], [1, 2, 3, DAY + 3]))
+    base = io.snapshot(TABLE)
+    write(io, TableUpdate(  # b withdraws; a reading of c arrives
+        "v", base=base, affected=Affected(TABLE, groups=pl.DataFrame({"_group": ["b@x"]}),
+                                          pairs=pl.DataFrame({"_group": ["c@x"],
+                                                              "_time": [DAY + 9]})),
+        slice=readings(["c@x"], [DAY + 9])))
+    update = io.snapshot(TABLE)
+    log = update.properties["stedi.changed-instants"]
+    assert sorted(io.tables.changed_instants(TABLE, base.snapshot_id,
+                                             update.snapshot_id).to_pylist()) == [2, 3, DAY + 9]
+    write(io, readings(["a@x"], [1]))  # a full rebuild keeps no log: readers compare files
+    rebuilt = io.snapshot(TABLE)
+    assert "stedi.changed-instants" not in rebuilt.properties
+    assert io.tables.changed_instants(TABLE, update.snapshot_id, rebuilt.snapshot_id) is None
+    assert io.tables.changed_instants(TABLE, base.snapshot_id, rebuilt.snapshot_id) is None
+    assert Path(log).is_file()
+    io.tables.expire(TABLE, int(time.time() * 1000) + 1)
+    assert not Path(log).exists()
+
+
+def test_a_run_that_changes_nothing_still_records_what_it_read(tmp_path):
+    """Recomputing a table to the rows it holds commits no snapshot; what the run read (its
+    upstream snapshots, the table's version) is noted for the current one, so the next run
+    plans from it (else a rewritten landing file that changed nothing here would make every
+    later run rebuild the table in full)."""
+    io = LocalIcebergIOManager(root=str(tmp_path))
+    write(io, TableUpdate("v1", rows=readings(["a@x"], [1])))
+    first = io.snapshot(TABLE)
+    write(io, TableUpdate("v2", rows=readings(["a@x"], [1])))
+    again = io.snapshot(TABLE)
+    assert again.snapshot_id == first.snapshot_id
+    assert again.properties["stedi.table-version"] == "v2"
+    assert again.properties["stedi.run-id"] == first.properties["stedi.run-id"]
+    write(io, TableUpdate("v2", rows=readings(["b@x"], [1])))  # a new snapshot: its own
+    assert io.snapshot(TABLE).properties["stedi.table-version"] == "v2"
+    assert io.snapshot(TABLE, first.snapshot_id).properties["stedi.table-version"] == "v2"

@@ -150,9 +150,11 @@ def customer_curated(
     """Consenting customers with at least one trusted accelerometer reading, identified only by
     their pseudonymous key."""
     table = schemas.TABLES["customer_curated"]
+    # each spelling once before the identity: a customer has millions of readings, not spellings
+    readers = accelerometer_trusted.select(pl.col("user").unique()).select(
+        _identity("user").alias("_identity"))
     with_readings = customer_trusted.with_columns(_identity("email").alias("_identity")).join(
-        accelerometer_trusted.select(_identity("user").alias("_identity")), on="_identity",
-        how="semi", maintain_order="left",
+        readers, on="_identity", how="semi", maintain_order="left",
     ).drop("_identity")
     return _with_customer_key(with_readings, "email", secret).select(
         table.column_names).unique(maintain_order=True)

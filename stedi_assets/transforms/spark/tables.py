@@ -166,7 +166,9 @@ def customer_curated(
     table = schemas.TABLES["customer_curated"]
     with_readings = _semi_join(
         customer_trusted.withColumn("_identity", _identity("email")),
-        accelerometer_trusted.select(_identity("user").alias("_identity")), "_identity"
+        # each spelling once before the identity (as on Polars)
+        accelerometer_trusted.select("user").distinct().select(
+            _identity("user").alias("_identity")), "_identity"
     ).select(*customer_trusted.columns)
     return _with_customer_key(with_readings, "email", secret).select(
         table.column_names).distinct()
