@@ -259,5 +259,8 @@ def test_time_travel_then_erasure_on_s3(s3_endpoint, s3_client, tmp_path):
         for name in (t.name for t in schemas.TABLES.values() if t.zone == zone):
             data = {f"s3://{bucket}/{key}"
                     for key in _data_keys(s3_client, bucket, f"lake/{zone}/{name}/data/")}
-            assert data == set(io_manager.snapshot(name).files) or not io_manager.snapshot(
-                name).rows, name  # only the current snapshot's files are left
+            current = io_manager.snapshot(name)
+            logs = {path for path in data if "/data/_changes/" in path}
+            assert logs <= {current.properties.get("stedi.changed-instants")}, name
+            assert data - logs == set(current.files) or not current.rows, name
+            # only the current snapshot's files (and its change log) are left
