@@ -51,6 +51,8 @@ class CheckFigures(Protocol):
     def rows_to_verify(self, added: Any, kept: Any, changed: Any, key: str,
                        consenting_key: str) -> Any: ...
 
+    def row_count(self, frame: Any) -> int: ...
+
     def shared_device_rows(self, step_trainer_trusted: Any, customer_landing: Any,
                            customer_landing_rejects: Any = None) -> dict[str, int]: ...
 
@@ -251,6 +253,9 @@ def consent_outcome(table_name: str, ops: CheckFigures, table: Any, customer_lan
                 excluded_before=excluded_then if devices else None,
                 excluded_now=excluded_now if devices else None)
             rows = ops.rows_to_verify(since.added, since.kept, changed, key, consenting_key)
+            if ops.row_count(rows) == 0:  # nothing added, no customer changed: nothing to do
+                results.append({"rows_checked": 0, "violations": 0, "sample": []})
+                continue
         results.append(plain(ops.consent_violations(
             rows, consenting, key, consenting_key,
             time_column=time_column if consent_as_of_date else None,
