@@ -134,16 +134,20 @@ READING_TABLES = ("step_trainer_trusted", "accelerometer_trusted")
 
 
 def changed_readings(store: IcebergIOManager, ops, before: dict[str, int],
-                     after: dict[str, int], changes: dict | None = None) -> Affected:
+                     after: dict[str, int], changes: dict | None = None, *,
+                     compare_files: bool = True) -> Affected | None:
     """The instants where step_trainer_trusted or accelerometer_trusted gained or lost a row
     between the snapshots `before` and `after` ({table: snapshot id}): from the change logs
     their incremental updates keep (iceberg_changes.changed_instants), else — a snapshot in
     between has none, e.g. a full rebuild — from the rows of the data files removed and
-    added (`changes`: the plan's, when known). IcebergTableError when neither is known."""
+    added (`changes`: the plan's, when known), or None with `compare_files` False.
+    IcebergTableError when neither is known."""
     logged = [store.tables.changed_instants(t, before[t], after[t]) for t in READING_TABLES]
     if all(log is not None for log in logged):
         return Affected("machine_learning_curated",
                         times=store.instants_frame(pa.concat_arrays(logged)))
+    if not compare_files:
+        return None
     changed = [rows for t in READING_TABLES for rows in changed_rows(
         store, t, before[t], after[t], (changes or {}).get(t))]
     return ops.machine_learning_curated_affected(*changed)
@@ -173,13 +177,19 @@ def coverage_since(context, store: IcebergIOManager, ops, table: str, version: s
                                                    then["customer_landing"])),
                 customer_landing):
             return None, "a customer's devices changed since its last evaluation"
+        # without change logs (a reading table rebuilt in full, a Glue job) the changed
+        # instants would come from comparing whole tables row by row: slower than evaluating
+        # every instant, and far more memory (9 GB against 2 at SF1000)
+        changed = changed_readings(store, ops, then, reads, compare_files=False)
+        if changed is None:
+            return None, "a reading table was rebuilt without a change log since"
         return CoverageSince(
             counts,
             store.scan_snapshot(store.snapshot("step_trainer_trusted",
                                                then["step_trainer_trusted"])),
             store.scan_snapshot(store.snapshot("accelerometer_trusted",
                                                then["accelerometer_trusted"])),
-            changed_readings(store, ops, then, reads)), None
+            changed), None
     except (IcebergTableError, KeyError, TypeError, ValueError):
         return None, "a snapshot of its last evaluation was expired"
 

@@ -244,17 +244,21 @@ class IcebergIOManager(ConfigurableIOManager):
         affected rows and were dropped, the instants of the rows removed)."""
         from stedi_assets.transforms.polars import increments
 
+        affected = update.affected
         frames = {path: pl.scan_parquet(path, storage_options=self._storage_options,
                                         hive_partitioning=False) for path in update.base.files}
-        counts = {path: increments.affected_count(frame, update.affected)
-                  for path, frame in frames.items()}
+        spellings = (increments.group_spellings(pl.concat(list(frames.values())), affected)
+                     if frames and not increments.no_rows(affected.groups) else None)
+        counts = dict(zip(frames, increments.affected_counts(
+            list(frames.values()), affected, spellings), strict=True))
         kept, rewrite, dropped = split_base_files(update.base.files, counts)
-        time = update.affected.time_column
-        removed = [increments.inside(frames[path], update.affected).select(
-            pl.col(time).cast(pl.Int64)).unique().collect()[time].to_arrow()
-            for path, (_, hits) in counts.items() if hits]
-        rewritten = [written for path in rewrite for written in self._write_files(
-            increments.outside(frames[path], update.affected), table_name)]
+        removed, rewritten = [], []
+        for path in update.base.files:  # a file with affected rows is read once more, in full
+            if counts[path][1]:
+                kept_rows, instants = increments.split_file(frames[path], affected, spellings)
+                removed.append(instants.to_arrow())
+                if path in rewrite:
+                    rewritten += self._write_files(kept_rows, table_name)
         if compact := files_to_compact(kept):  # days with many files become one file each
             kept = [path for path in kept if path not in compact]
             rewritten += self._write_files(pl.concat([frames[p] for p in compact]), table_name)

@@ -3,10 +3,12 @@ under test)."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import polars as pl
 
+from stedi_assets.increments import secret_fingerprint
 from stedi_assets.transforms.figures import join_coverage_figures
 from stedi_assets.transforms.polars.columns import logical_schema
 from stedi_assets.transforms.polars.tables import (
@@ -16,6 +18,7 @@ from stedi_assets.transforms.polars.tables import (
     latest_customer_records,
     non_consenting_devices,
     quarantined_withdrawals,
+    with_identity,
     without_exact_duplicates,
 )
 
@@ -24,11 +27,44 @@ def consenting_customers(customer_landing: pl.LazyFrame, secret: str,
                          customer_landing_rejects: pl.LazyFrame | None = None
                          ) -> pl.LazyFrame:
     """email (the identity: trimmed, lower-cased), serialNumber, customerKey and consent date
-    of every customer whose latest record (quarantined lines included) has research consent."""
-    latest = latest_customer_records(customer_landing, customer_landing_rejects).filter(
-        pl.col(_CONSENT).is_not_null())
-    return _with_customer_key(latest.select(_identity("email").alias("email"), "serialNumber",
-                                            _CONSENT), "email", secret)
+    of every customer whose latest record (quarantined lines included) has research consent.
+    Computed once per process for the same inputs (see `_remembered`)."""
+    def compute() -> pl.DataFrame:
+        latest = latest_customer_records(customer_landing, customer_landing_rejects).filter(
+            pl.col(_CONSENT).is_not_null())
+        return _with_customer_key(latest.select(_identity("email").alias("email"),
+                                                "serialNumber", _CONSENT),
+                                  "email", secret).collect()
+
+    return _remembered((customer_landing, customer_landing_rejects), secret, compute).lazy()
+
+
+#: the last consenting set computed: {digest of its inputs' plans and the secret: rows}
+_CONSENTING: dict[str, pl.DataFrame] = {}
+_PLAN_LIMIT = 1 << 20  # plans holding in-memory rows beyond this are not remembered
+
+
+def _remembered(inputs: tuple[pl.LazyFrame | None, ...], secret: str, compute
+                ) -> pl.DataFrame:
+    """`compute()`, or its result for the same inputs earlier in this process: the five
+    consent checks of a run (and machine_learning_curated's two keys) read the same customer
+    snapshots, and the set's pseudonymous keys are HMACs computed in Python — once is
+    enough. Inputs are identified by their serialized query plans: a lakehouse table's plan
+    names its snapshot's data files, which are never rewritten in place."""
+    digest = hashlib.sha256(secret_fingerprint(secret).encode())
+    for frame in inputs:
+        try:
+            plan = b"" if frame is None else frame.serialize()
+        except Exception:  # noqa: BLE001 - a plan holding a Python function: not remembered
+            return compute()
+        if len(plan) > _PLAN_LIMIT:
+            return compute()
+        digest.update(hashlib.sha256(plan).digest())
+    key = digest.hexdigest()
+    if key not in _CONSENTING:
+        _CONSENTING.clear()  # one set at a time: it is customer-sized
+        _CONSENTING[key] = compute()
+    return _CONSENTING[key]
 
 
 def consent_violations(
@@ -42,12 +78,13 @@ def consent_violations(
     The sample holds at most 5 violating keys (emails as identities: the checks turn them
     into pseudonymous keys before reporting). One streaming pass over `table` (a second,
     over the violating rows only, when there are any)."""
-    match = _identity(key) if consenting_key == "email" else pl.col(key)
     customers = consenting.select(pl.col(consenting_key).alias("_match"),
                                   pl.col(_CONSENT).alias("_consent")).unique("_match")
     table_columns = table.collect_schema().names()
+    marked = (with_identity(table, key, "_match") if consenting_key == "email"
+              else table.with_columns(pl.col(key).alias("_match")))
     # customers hold each key once, so every row of `table` appears exactly once here
-    marked = table.with_columns(match.alias("_match")).join(
+    marked = marked.join(
         customers, on="_match", how="left", nulls_equal=False)
     bad = pl.col("_consent").is_null()
     if excluded is not None:
@@ -118,9 +155,13 @@ def rows_to_verify(added: pl.LazyFrame, kept: pl.LazyFrame, changed: pl.LazyFram
     changed = changed.collect()  # customer-sized at most; usually empty
     if changed.is_empty():
         return added
-    match = _identity(key) if consenting_key == "email" else pl.col(key)
-    touched = kept.with_columns(match.alias("_match")).join(
-        changed.lazy(), on="_match", how="semi").drop("_match")
+    if consenting_key == "email":  # the spellings of the changed identities, then their rows
+        spellings = kept.select(pl.col(key).unique()).filter(
+            _identity(key).is_in(changed["_match"].implode()))
+        touched = kept.join(spellings, on=key, how="semi")
+    else:
+        touched = kept.join(changed.lazy().select(pl.col("_match").alias(key)), on=key,
+                            how="semi")
     return pl.concat([added, touched], how="vertical_relaxed")
 
 
@@ -137,9 +178,9 @@ def join_coverage(
     """How well step readings pair with accelerometer readings taken at the same time.
     Streaming passes; the step readings (or the accelerometer instants) are the in-memory side
     of each join, never the joined pairs."""
-    accel = accelerometer_trusted.select(
-        pl.col("timestamp").alias("sensorReadingTime"), _identity("user").alias("user")
-    )
+    accel = with_identity(accelerometer_trusted.select("timestamp", "user"), "user",
+                          "_user").select(pl.col("timestamp").alias("sensorReadingTime"),
+                                          pl.col("_user").alias("user"))
     steps = step_trainer_trusted.select("sensorReadingTime", "serialNumber")
     owners = _owners(customer_landing).with_columns(pl.lit(True).alias("_owner"))
     # owners hold each (user, serialNumber) pair once: the left join never adds rows

@@ -7,7 +7,7 @@ from __future__ import annotations
 import polars as pl
 
 from stedi_assets.increments import Affected
-from stedi_assets.transforms.polars.tables import _CONSENT, _identity
+from stedi_assets.transforms.polars.tables import _CONSENT, _identity, with_identity
 
 
 def _group_key(column: str) -> pl.Expr:
@@ -15,37 +15,58 @@ def _group_key(column: str) -> pl.Expr:
     return _identity(column) if column == "user" else pl.col(column)
 
 
-def _empty(frame: pl.DataFrame | None) -> bool:
+def no_rows(frame: pl.DataFrame | None) -> bool:
     return frame is None or frame.is_empty()
 
 
 def _keyed(frame: pl.LazyFrame, affected: Affected, group_column: str | None,
-           time_column: str | None) -> tuple[pl.LazyFrame, pl.Expr, list[str], str]:
+           time_column: str | None, spellings: pl.Series | None = None
+           ) -> tuple[pl.LazyFrame, pl.Expr, list[str], str]:
     """(`frame` with the keys the affected slices are matched on, an expression true for a row
-    of an affected slice, the frame's own columns, its time column)."""
+    of an affected slice, the frame's own columns, its time column). `spellings`: those of
+    `group_spellings` for these slices, when the caller matches many frames against them."""
     group = group_column or affected.group_column
     time = time_column or affected.time_column
     columns = frame.collect_schema().names()
     keyed, flag = frame, pl.lit(False)
-    if group is not None:
-        keyed = keyed.with_columns(_group_key(group).alias("_group"))
-    if not _empty(affected.groups):
-        flag = flag | pl.col("_group").is_in(affected.groups["_group"].implode())
-    if not _empty(affected.times):
+    if not no_rows(affected.groups):
+        if spellings is None:
+            spellings = group_spellings(frame, affected, group)
+        flag = flag | pl.col(group).is_in(spellings.implode())
+    if not no_rows(affected.times):
         flag = flag | pl.col(time).is_in(affected.times["_time"].implode(), nulls_equal=True)
-    if not _empty(affected.pairs):
-        keyed = keyed.with_columns(pl.col(time).alias("_time")).join(
+    if not no_rows(affected.pairs):
+        keyed = _with_group(keyed, group).with_columns(pl.col(time).alias("_time")).join(
             affected.pairs.lazy().with_columns(pl.lit(True).alias("_pair")),
             on=["_group", "_time"], how="left", nulls_equal=True, maintain_order="left")
         flag = flag | pl.col("_pair").fill_null(False)
     return keyed, flag, columns, time
 
 
+def _with_group(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
+    """`frame` with `_group`: a device as landed, a customer's identity (per spelling)."""
+    if column != "user":
+        return frame.with_columns(pl.col(column).alias("_group"))
+    return with_identity(frame, column, "_group")
+
+
+def group_spellings(frame: pl.LazyFrame, affected: Affected,
+                    group_column: str | None = None) -> pl.Series:
+    """The values of the group column in `frame` whose group (identity) is one of the affected
+    groups: matching those raw values is the same test as matching every row's identity, and
+    costs a hash lookup per row instead of trimming and lower-casing each reading's email."""
+    column = group_column or affected.group_column
+    if column != "user":
+        return affected.groups["_group"]
+    return frame.select(pl.col(column).unique()).filter(
+        _group_key(column).is_in(affected.groups["_group"].implode())).collect()[column]
+
+
 def time_bounds(affected: Affected) -> tuple[int, int] | None:
     """The instants an update can touch, when it names no whole group (else None)."""
-    if not _empty(affected.groups):
+    if not no_rows(affected.groups):
         return None
-    times = [f["_time"] for f in (affected.pairs, affected.times) if not _empty(f)]
+    times = [f["_time"] for f in (affected.pairs, affected.times) if not no_rows(f)]
     values = pl.concat(times).drop_nulls() if times else pl.Series([], dtype=pl.Int64)
     if values.is_empty():
         return None
@@ -53,26 +74,42 @@ def time_bounds(affected: Affected) -> tuple[int, int] | None:
 
 
 def inside(frame: pl.LazyFrame, affected: Affected, group_column: str | None = None,
-           time_column: str | None = None) -> pl.LazyFrame:
+           time_column: str | None = None, spellings: pl.Series | None = None
+           ) -> pl.LazyFrame:
     """The rows of `frame` that belong to an affected slice."""
-    keyed, flag, columns, time = _keyed(frame, affected, group_column, time_column)
+    keyed, flag, columns, time = _keyed(frame, affected, group_column, time_column, spellings)
     bounds = time_bounds(affected)
     if bounds is not None:  # lets the Parquet reader skip row groups outside the change
         keyed = keyed.filter(pl.col(time).is_between(*bounds) | pl.col(time).is_null())
     return keyed.filter(flag).select(columns)
 
 
-def outside(frame: pl.LazyFrame, affected: Affected) -> pl.LazyFrame:
+def outside(frame: pl.LazyFrame, affected: Affected,
+            spellings: pl.Series | None = None) -> pl.LazyFrame:
     """The rows of `frame` outside every affected slice (kept as they are)."""
-    keyed, flag, columns, _ = _keyed(frame, affected, None, None)
+    keyed, flag, columns, _ = _keyed(frame, affected, None, None, spellings)
     return keyed.filter(~flag).select(columns)
 
 
-def affected_count(frame: pl.LazyFrame, affected: Affected) -> tuple[int, int]:
-    """(rows of the frame, rows of it in an affected slice): decides whether a data file is
-    kept, rewritten or dropped."""
-    rows = frame.select(pl.len()).collect().item()
-    return int(rows), int(inside(frame, affected).select(pl.len()).collect().item())
+def affected_counts(frames: list[pl.LazyFrame], affected: Affected,
+                    spellings: pl.Series | None = None) -> list[tuple[int, int]]:
+    """(rows, rows in an affected slice) of each frame (a table's data files): decides whether
+    a file is kept, rewritten or dropped. Reads only the key columns (and, for new instants,
+    only the row groups around them), all files in one parallel query."""
+    queries = [frame.select(pl.len().alias("rows")).join(
+        inside(frame, affected, spellings=spellings).select(pl.len().alias("hits")),
+        how="cross") for frame in frames]
+    return [(int(r["rows"].item()), int(r["hits"].item())) for r in pl.collect_all(queries)]
+
+
+def split_file(frame: pl.LazyFrame, affected: Affected, spellings: pl.Series | None
+               ) -> tuple[pl.DataFrame, pl.Series]:
+    """A data file holding rows of an affected slice, read once: (its rows outside every
+    affected slice — what its rewrite keeps —, the instants of the rows removed)."""
+    keyed, flag, columns, time = _keyed(frame, affected, None, None, spellings)
+    rows = keyed.with_columns(flag.alias("_inside")).select(*columns, "_inside").collect()
+    return (rows.filter(~pl.col("_inside")).drop("_inside"),
+            rows.filter(pl.col("_inside"))[time].cast(pl.Int64).unique())
 
 
 def changed_groups(old: pl.LazyFrame, new: pl.LazyFrame, column: str,

@@ -1,0 +1,109 @@
+"""Matching a customer by the raw spellings of their email (Polars): the same rows as
+trimming and lower-casing every row's email, and the consenting set computed once per
+process for the same customer snapshot — never reused for another one."""
+
+from __future__ import annotations
+
+import polars as pl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stedi_assets.increments import Affected
+from stedi_assets.transforms import polars as pe
+from stedi_assets.transforms.polars import figures, increments
+from stedi_assets.transforms.polars.tables import _identity, with_identity
+from stedi_assets_tests.unit.test_transforms_polars import customers
+
+SPELLINGS = st.sampled_from([None, "ann@x.io", " Ann@X.io", "ANN@x.io\t", "bob@x.io",
+                             "Bob@x.io ", "", " ", "ćy@x.io", "ĆY@X.IO"])
+READINGS = st.lists(st.tuples(SPELLINGS, st.one_of(st.none(), st.integers(0, 4))),
+                    max_size=30)
+
+
+def readings(rows) -> pl.LazyFrame:
+    return pl.DataFrame(rows, schema={"user": pl.String, "timestamp": pl.Int64},
+                        orient="row").with_row_index("n").lazy()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(rows=READINGS)
+def test_identity_by_spelling_equals_identity_row_by_row(rows):
+    frame = readings(rows)
+    assert with_identity(frame, "user", "_id").collect().equals(
+        frame.with_columns(_identity("user").alias("_id")).collect())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(rows=READINGS, groups=st.lists(SPELLINGS, max_size=3),
+       pairs=st.lists(st.tuples(SPELLINGS, st.one_of(st.none(), st.integers(0, 4))),
+                      max_size=3))
+def test_rows_of_affected_slices_match_each_rows_identity(rows, groups, pairs):
+    frame = readings(rows)
+    identities = [None if g is None else g.strip().lower() for g in groups]
+    affected = Affected(
+        "accelerometer_trusted",
+        groups=pl.DataFrame({"_group": identities}, schema={"_group": pl.String}).unique()
+        if groups else None,
+        pairs=pl.DataFrame([(None if u is None else u.strip().lower(), t) for u, t in pairs],
+                           schema={"_group": pl.String, "_time": pl.Int64},
+                           orient="row").unique() if pairs else None)
+    # the reference: every row's identity computed, then matched (what the slices mean)
+    keyed = frame.with_columns(_identity("user").alias("_group"))
+    hit = pl.lit(False)
+    if groups:
+        hit = hit | pl.col("_group").is_in(affected.groups["_group"].implode())
+    if pairs:
+        keyed = keyed.join(affected.pairs.lazy().with_columns(pl.lit(True).alias("_pair")),
+                           left_on=["_group", "timestamp"], right_on=["_group", "_time"],
+                           how="left", nulls_equal=True, maintain_order="left")
+        hit = hit | pl.col("_pair").fill_null(False)
+    expected_in = keyed.filter(hit).select("n").collect()["n"].sort().to_list()
+    expected_out = keyed.filter(~hit).select("n").collect()["n"].sort().to_list()
+
+    got_in = increments.inside(frame, affected).collect()["n"].sort().to_list()
+    assert got_in == expected_in
+    assert increments.outside(frame, affected).collect()["n"].sort().to_list() == expected_out
+    # the IO manager's way: counts from all files at once, then one file read in full
+    spellings = (increments.group_spellings(frame, affected)
+                 if not increments.no_rows(affected.groups) else None)
+    [(total, hits)] = increments.affected_counts([frame], affected, spellings)
+    assert (total, hits) == (len(rows), len(expected_in))
+    if hits:
+        kept, instants = increments.split_file(frame, affected, spellings)
+        assert kept["n"].sort().to_list() == expected_out
+        assert sorted(instants.to_list(), key=lambda v: (v is None, v)) == sorted(
+            {r[1] for i, r in enumerate(rows) if i in set(expected_in)},
+            key=lambda v: (v is None, v))
+
+
+LANDING = customers(
+    {"email": "Ann@x.io", "serialNumber": "s1", "lastUpdateDate": 1,
+     "shareWithResearchAsOfDate": 1},
+    {"email": "bob@x.io", "serialNumber": "s2", "lastUpdateDate": 1,
+     "shareWithResearchAsOfDate": 1},
+)
+
+
+def test_the_consenting_set_is_computed_once_for_the_same_customer_snapshot(tmp_path):
+    path = tmp_path / "customers.parquet"
+    LANDING.collect().write_parquet(path)
+    first = pe.consenting_customers(pl.scan_parquet(path), "secret-1")
+    again = pe.consenting_customers(pl.scan_parquet(path), "secret-1")
+    assert again.collect().equals(first.collect())
+    assert len(figures._CONSENTING) == 1  # the second call found the first one's rows
+    assert sorted(first.collect()["email"]) == ["ann@x.io", "bob@x.io"]
+
+
+def test_another_snapshot_or_secret_is_never_served_the_remembered_set(tmp_path):
+    old, new = tmp_path / "old.parquet", tmp_path / "new.parquet"
+    LANDING.collect().write_parquet(old)
+    withdrawn = customers({"email": "bob@x.io", "serialNumber": "s2", "lastUpdateDate": 2})
+    pl.concat([LANDING, withdrawn]).collect().write_parquet(new)
+    before = pe.consenting_customers(pl.scan_parquet(old), "secret-1").collect()
+    after = pe.consenting_customers(pl.scan_parquet(new), "secret-1").collect()
+    assert sorted(before["email"]) == ["ann@x.io", "bob@x.io"]
+    assert after["email"].to_list() == ["ann@x.io"]  # the withdrawal is seen at once
+    other_secret = pe.consenting_customers(pl.scan_parquet(new), "secret-2").collect()
+    assert other_secret["customerKey"].to_list() != after["customerKey"].to_list()
+    # in-memory frames (tests, callers without files) are identified by their rows
+    assert pe.consenting_customers(withdrawn, "secret-1").collect().is_empty()
