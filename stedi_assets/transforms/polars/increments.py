@@ -77,10 +77,12 @@ def inside(frame: pl.LazyFrame, affected: Affected, group_column: str | None = N
            time_column: str | None = None, spellings: pl.Series | None = None
            ) -> pl.LazyFrame:
     """The rows of `frame` that belong to an affected slice."""
-    keyed, flag, columns, time = _keyed(frame, affected, group_column, time_column, spellings)
     bounds = time_bounds(affected)
-    if bounds is not None:  # lets the Parquet reader skip row groups outside the change
-        keyed = keyed.filter(pl.col(time).is_between(*bounds) | pl.col(time).is_null())
+    if bounds is not None:  # lets the Parquet reader skip row groups outside the change, and
+        # the identities of spellings (pairs) are then taken from the rows around it only
+        time = time_column or affected.time_column
+        frame = frame.filter(pl.col(time).is_between(*bounds) | pl.col(time).is_null())
+    keyed, flag, columns, _ = _keyed(frame, affected, group_column, time_column, spellings)
     return keyed.filter(flag).select(columns)
 
 
