@@ -18,7 +18,6 @@ from stedi_assets.transforms.polars.tables import (
     latest_customer_records,
     non_consenting_devices,
     quarantined_withdrawals,
-    with_identity,
     without_exact_duplicates,
 )
 
@@ -78,13 +77,12 @@ def consent_violations(
     The sample holds at most 5 violating keys (emails as identities: the checks turn them
     into pseudonymous keys before reporting). One streaming pass over `table` (a second,
     over the violating rows only, when there are any)."""
+    match = _identity(key) if consenting_key == "email" else pl.col(key)
     customers = consenting.select(pl.col(consenting_key).alias("_match"),
                                   pl.col(_CONSENT).alias("_consent")).unique("_match")
     table_columns = table.collect_schema().names()
-    marked = (with_identity(table, key, "_match") if consenting_key == "email"
-              else table.with_columns(pl.col(key).alias("_match")))
     # customers hold each key once, so every row of `table` appears exactly once here
-    marked = marked.join(
+    marked = table.with_columns(match.alias("_match")).join(
         customers, on="_match", how="left", nulls_equal=False)
     bad = pl.col("_consent").is_null()
     if excluded is not None:
@@ -178,9 +176,9 @@ def join_coverage(
     """How well step readings pair with accelerometer readings taken at the same time.
     Streaming passes; the step readings (or the accelerometer instants) are the in-memory side
     of each join, never the joined pairs."""
-    accel = with_identity(accelerometer_trusted.select("timestamp", "user"), "user",
-                          "_user").select(pl.col("timestamp").alias("sensorReadingTime"),
-                                          pl.col("_user").alias("user"))
+    accel = accelerometer_trusted.select(
+        pl.col("timestamp").alias("sensorReadingTime"), _identity("user").alias("user")
+    )
     steps = step_trainer_trusted.select("sensorReadingTime", "serialNumber")
     owners = _owners(customer_landing).with_columns(pl.lit(True).alias("_owner"))
     # owners hold each (user, serialNumber) pair once: the left join never adds rows

@@ -7,7 +7,7 @@ from __future__ import annotations
 import polars as pl
 
 from stedi_assets.increments import Affected
-from stedi_assets.transforms.polars.tables import _CONSENT, _identity, with_identity
+from stedi_assets.transforms.polars.tables import _CONSENT, _identity
 
 
 def _group_key(column: str) -> pl.Expr:
@@ -36,18 +36,12 @@ def _keyed(frame: pl.LazyFrame, affected: Affected, group_column: str | None,
     if not no_rows(affected.times):
         flag = flag | pl.col(time).is_in(affected.times["_time"].implode(), nulls_equal=True)
     if not no_rows(affected.pairs):
-        keyed = _with_group(keyed, group).with_columns(pl.col(time).alias("_time")).join(
+        keyed = keyed.with_columns(_group_key(group).alias("_group"),
+                                   pl.col(time).alias("_time")).join(
             affected.pairs.lazy().with_columns(pl.lit(True).alias("_pair")),
             on=["_group", "_time"], how="left", nulls_equal=True, maintain_order="left")
         flag = flag | pl.col("_pair").fill_null(False)
     return keyed, flag, columns, time
-
-
-def _with_group(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
-    """`frame` with `_group`: a device as landed, a customer's identity (per spelling)."""
-    if column != "user":
-        return frame.with_columns(pl.col(column).alias("_group"))
-    return with_identity(frame, column, "_group")
 
 
 def group_spellings(frame: pl.LazyFrame, affected: Affected,
@@ -74,9 +68,19 @@ def time_bounds(affected: Affected) -> tuple[int, int] | None:
 
 
 def inside(frame: pl.LazyFrame, affected: Affected, group_column: str | None = None,
-           time_column: str | None = None, spellings: pl.Series | None = None
-           ) -> pl.LazyFrame:
-    """The rows of `frame` that belong to an affected slice."""
+           time_column: str | None = None) -> pl.LazyFrame:
+    """The rows of `frame` that belong to an affected slice, computed once (the engine op):
+    a slice grows with the change, while the frame it is taken from (a whole landing table)
+    does not, and the table functions read their input more than once (exact-duplicate
+    removal hashes it, then streams it)."""
+    return rows_inside(frame, affected, group_column, time_column).collect(
+        engine="streaming").lazy()
+
+
+def rows_inside(frame: pl.LazyFrame, affected: Affected, group_column: str | None = None,
+                time_column: str | None = None, spellings: pl.Series | None = None
+                ) -> pl.LazyFrame:
+    """The rows of `frame` that belong to an affected slice (lazily)."""
     bounds = time_bounds(affected)
     if bounds is not None:  # lets the Parquet reader skip row groups outside the change, and
         # the identities of spellings (pairs) are then taken from the rows around it only
@@ -99,7 +103,7 @@ def affected_counts(frames: list[pl.LazyFrame], affected: Affected,
     a file is kept, rewritten or dropped. Reads only the key columns (and, for new instants,
     only the row groups around them), all files in one parallel query."""
     queries = [frame.select(pl.len().alias("rows")).join(
-        inside(frame, affected, spellings=spellings).select(pl.len().alias("hits")),
+        rows_inside(frame, affected, spellings=spellings).select(pl.len().alias("hits")),
         how="cross") for frame in frames]
     return [(int(r["rows"].item()), int(r["hits"].item())) for r in pl.collect_all(queries)]
 

@@ -36,15 +36,6 @@ def _identity(column: str) -> pl.Expr:
     return pl.col(column).str.strip_chars(IDENTITY_WHITESPACE).str.to_lowercase()
 
 
-def with_identity(frame: pl.LazyFrame, column: str, alias: str) -> pl.LazyFrame:
-    """`frame` with `alias`, the identity of `column`, computed once per distinct spelling (a
-    few per customer) and joined back: the same values as `_identity` row by row, at half the
-    cost on reading tables (tens of millions of rows, a million spellings)."""
-    spellings = frame.select(pl.col(column).unique()).with_columns(_identity(column).alias(alias))
-    return frame.join(spellings, on=column, how="left", nulls_equal=True,
-                      maintain_order="left")
-
-
 def quarantined_withdrawals(customer_landing_rejects: pl.LazyFrame | None) -> pl.LazyFrame:
     """(email, lastUpdateDate) of every readable email of a quarantined customer line: each
     counts as a record without research consent (see identity.quarantined_identities)."""
