@@ -83,7 +83,7 @@ def rows_inside(frame: pl.LazyFrame, affected: Affected, group_column: str | Non
     """The rows of `frame` that belong to an affected slice (lazily)."""
     bounds = time_bounds(affected)
     if bounds is not None:  # lets the Parquet reader skip row groups outside the change, and
-        # the identities of spellings (pairs) are then taken from the rows around it only
+        # the pairs' identities are then computed for the rows around it only
         time = time_column or affected.time_column
         frame = frame.filter(pl.col(time).is_between(*bounds) | pl.col(time).is_null())
     keyed, flag, columns, _ = _keyed(frame, affected, group_column, time_column, spellings)
