@@ -248,7 +248,7 @@ class IcebergIOManager(ConfigurableIOManager):
         frames = {path: pl.scan_parquet(path, storage_options=self._storage_options,
                                         hive_partitioning=False) for path in update.base.files}
         spellings = (increments.group_spellings(pl.concat(list(frames.values())), affected)
-                     if frames and not increments.no_rows(affected.groups) else None)
+                     if frames else None)
         counts = dict(zip(frames, increments.affected_counts(
             list(frames.values()), affected, spellings), strict=True))
         kept, rewrite, dropped = split_base_files(update.base.files, counts)

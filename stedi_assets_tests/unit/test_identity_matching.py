@@ -56,8 +56,7 @@ def test_rows_of_affected_slices_match_each_rows_identity(rows, groups, pairs):
         assert rows_in.collect()["n"].sort().to_list() == expected_in
     assert increments.outside(frame, affected).collect()["n"].sort().to_list() == expected_out
     # the IO manager's way: counts from all files at once, then one file read in full
-    spellings = (increments.group_spellings(frame, affected)
-                 if not increments.no_rows(affected.groups) else None)
+    spellings = increments.group_spellings(frame, affected)
     [(total, hits)] = increments.affected_counts([frame], affected, spellings)
     assert (total, hits) == (len(rows), len(expected_in))
     if hits:
@@ -80,9 +79,12 @@ def test_the_consenting_set_is_computed_once_for_the_same_customer_snapshot(tmp_
     path = tmp_path / "customers.parquet"
     LANDING.collect().write_parquet(path)
     first = pe.consenting_customers(pl.scan_parquet(path), "secret-1")
+    remembered = dict(figures._CONSENTING)
     again = pe.consenting_customers(pl.scan_parquet(path), "secret-1")
     assert again.collect().equals(first.collect())
-    assert len(figures._CONSENTING) == 1  # the second call found the first one's rows
+    # the second call found the first one's rows: nothing computed, nothing added
+    assert list(figures._CONSENTING) == list(remembered)
+    assert all(figures._CONSENTING[k] is remembered[k] for k in remembered)
     assert sorted(first.collect()["email"]) == ["ann@x.io", "bob@x.io"]
 
 
@@ -99,3 +101,14 @@ def test_another_snapshot_or_secret_is_never_served_the_remembered_set(tmp_path)
     assert other_secret["customerKey"].to_list() != after["customerKey"].to_list()
     # in-memory frames (tests, callers without files) are identified by their rows
     assert pe.consenting_customers(withdrawn, "secret-1").collect().is_empty()
+
+
+def test_small_sets_of_changed_customers_never_evict_the_full_set(tmp_path):
+    path = tmp_path / "customers.parquet"
+    LANDING.collect().write_parquet(path)
+    full = pe.consenting_customers(pl.scan_parquet(path), "secret-1")
+    full_key = list(figures._CONSENTING)[-1]
+    for email in ("Ann@x.io", "bob@x.io"):  # an incremental check's sets then and now
+        pe.consenting_customers(pl.scan_parquet(path).filter(pl.col("email") == email),
+                                "secret-1")
+    assert figures._CONSENTING[full_key].equals(full.collect())

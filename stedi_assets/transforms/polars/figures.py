@@ -38,8 +38,11 @@ def consenting_customers(customer_landing: pl.LazyFrame, secret: str,
     return _remembered((customer_landing, customer_landing_rejects), secret, compute).lazy()
 
 
-#: the last consenting set computed: {digest of its inputs' plans and the secret: rows}
+#: the last consenting sets computed, oldest first: {digest of inputs' plans and secret: rows}
 _CONSENTING: dict[str, pl.DataFrame] = {}
+#: a few sets, so an incremental check's small before/after sets of the changed customers
+#: never evict the run's full set (one full set is customer-sized)
+_REMEMBERED_SETS = 3
 _PLAN_LIMIT = 1 << 20  # plans holding in-memory rows beyond this are not remembered
 
 
@@ -61,7 +64,8 @@ def _remembered(inputs: tuple[pl.LazyFrame | None, ...], secret: str, compute
         digest.update(hashlib.sha256(plan).digest())
     key = digest.hexdigest()
     if key not in _CONSENTING:
-        _CONSENTING.clear()  # one set at a time: it is customer-sized
+        while len(_CONSENTING) >= _REMEMBERED_SETS:
+            del _CONSENTING[next(iter(_CONSENTING))]
         _CONSENTING[key] = compute()
     return _CONSENTING[key]
 

@@ -15,7 +15,7 @@ def _group_key(column: str) -> pl.Expr:
     return _identity(column) if column == "user" else pl.col(column)
 
 
-def no_rows(frame: pl.DataFrame | None) -> bool:
+def _empty(frame: pl.DataFrame | None) -> bool:
     return frame is None or frame.is_empty()
 
 
@@ -29,13 +29,13 @@ def _keyed(frame: pl.LazyFrame, affected: Affected, group_column: str | None,
     time = time_column or affected.time_column
     columns = frame.collect_schema().names()
     keyed, flag = frame, pl.lit(False)
-    if not no_rows(affected.groups):
+    if not _empty(affected.groups):
         if spellings is None:
             spellings = group_spellings(frame, affected, group)
         flag = flag | pl.col(group).is_in(spellings.implode())
-    if not no_rows(affected.times):
+    if not _empty(affected.times):
         flag = flag | pl.col(time).is_in(affected.times["_time"].implode(), nulls_equal=True)
-    if not no_rows(affected.pairs):
+    if not _empty(affected.pairs):
         keyed = keyed.with_columns(_group_key(group).alias("_group"),
                                    pl.col(time).alias("_time")).join(
             affected.pairs.lazy().with_columns(pl.lit(True).alias("_pair")),
@@ -45,10 +45,13 @@ def _keyed(frame: pl.LazyFrame, affected: Affected, group_column: str | None,
 
 
 def group_spellings(frame: pl.LazyFrame, affected: Affected,
-                    group_column: str | None = None) -> pl.Series:
+                    group_column: str | None = None) -> pl.Series | None:
     """The values of the group column in `frame` whose group (identity) is one of the affected
-    groups: matching those raw values is the same test as matching every row's identity, and
-    costs a hash lookup per row instead of trimming and lower-casing each reading's email."""
+    groups (None when no whole group is affected): matching those raw values is the same test
+    as matching every row's identity, and costs a hash lookup per row instead of trimming and
+    lower-casing each reading's email."""
+    if _empty(affected.groups):
+        return None
     column = group_column or affected.group_column
     if column != "user":
         return affected.groups["_group"]
@@ -58,9 +61,9 @@ def group_spellings(frame: pl.LazyFrame, affected: Affected,
 
 def time_bounds(affected: Affected) -> tuple[int, int] | None:
     """The instants an update can touch, when it names no whole group (else None)."""
-    if not no_rows(affected.groups):
+    if not _empty(affected.groups):
         return None
-    times = [f["_time"] for f in (affected.pairs, affected.times) if not no_rows(f)]
+    times = [f["_time"] for f in (affected.pairs, affected.times) if not _empty(f)]
     values = pl.concat(times).drop_nulls() if times else pl.Series([], dtype=pl.Int64)
     if values.is_empty():
         return None
