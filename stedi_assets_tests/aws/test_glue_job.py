@@ -23,6 +23,7 @@ from stedi_assets.resources import LandingSource
 from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 from stedi_assets_tests.support.graph import run_graph
 from stedi_assets_tests.support.paths import REPO_ROOT
+from stedi_assets_tests.support.spark_session import QUICK_JVM_CONF
 
 
 class LocalGlueJobs(GlueJobs):
@@ -37,7 +38,10 @@ class LocalGlueJobs(GlueJobs):
                "PYSPARK_SUBMIT_ARGS": "--master local[2] --conf spark.sql.shuffle.partitions=1 "
                                       "--conf spark.default.parallelism=4 "
                                       "--conf spark.sql.adaptive.enabled=false "
-                                      "--conf spark.ui.enabled=false pyspark-shell"}
+                                      "--conf spark.ui.enabled=false "
+                                      + " ".join(f"--conf '{k}={v}'"
+                                                 for k, v in QUICK_JVM_CONF.items())
+                                      + " pyspark-shell"}
         invocation = PipesSubprocessClient(env={**os.environ, **env}).run(
             context=context, command=command, extras={"pseudonym_secret": self.pseudonym_secret})
         return list(invocation.get_results(implicit_materializations=False))

@@ -25,6 +25,7 @@ import pyspark
 import pytest
 
 from stedi_assets_tests.support.graph_runs import PUBLISHED_2023, read_table
+from stedi_assets_tests.support.spark_session import QUICK_JVM_CONF
 from stedi_assets_tests.support.tiny_landing import write_tiny_landing
 
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -117,7 +118,8 @@ def test_a_local_master_runs_its_python_workers_with_this_interpreter(tmp_path):
            "SPARK_LOCAL_IP": "127.0.0.1", "STEDI_ENGINE": "spark", "STEDI_SPARK_MASTER": "local[1]",
            "STEDI_LANDING_ROOT": str(landing), "STEDI_LAKEHOUSE_ROOT": str(tmp_path / "lake"),
            "STEDI_AUTOMATION": "off", "STEDI_SPARK_CONF": json.dumps(
-               {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"})}
+               {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2",
+                **QUICK_JVM_CONF})}
     env.pop("PYSPARK_PYTHON", None)
     env.pop("PYSPARK_DRIVER_PYTHON", None)
     run = subprocess.run([sys.executable, "-c", RUN_GRAPH, "land_customer"], env=env,
@@ -141,7 +143,7 @@ def test_real_2023_data_on_a_standalone_cluster_gives_the_published_counts(
         "STEDI_SPARK_CONF": json.dumps({
             "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
             "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "4",
-            "spark.executor.memory": "1g", "spark.cores.max": "2"}),
+            "spark.executor.memory": "1g", "spark.cores.max": "2", **QUICK_JVM_CONF}),
     })
     run = subprocess.run([sys.executable, "-c", RUN_GRAPH], env=env, capture_output=True,
                          text=True, timeout=600)

@@ -287,7 +287,14 @@ def _reference_consenting(rows: list[dict], rejects: list[str]) -> set[str]:
 def _frames(spark, table: str, rows: list[dict]):
     schema = pe.polars_schema(schemas.TABLES[table])
     frame = pl.DataFrame([{c: r.get(c) for c in schema} for r in rows], schema=schema)
-    return frame.lazy(), spark.createDataFrame(frame.rows(), se.spark_schema(schemas.TABLES[table]))
+    return frame.lazy(), _table(spark.createDataFrame(frame.rows(),
+                                                      se.spark_schema(schemas.TABLES[table])))
+
+
+def _table(frame):
+    """A Spark frame computed once, as the graph hands each step a stored table: every later
+    query starts from its rows instead of re-running (and re-planning) its whole lineage."""
+    return frame.localCheckpoint()
 
 
 def _same(polars_frame: pl.LazyFrame, spark_frame) -> pl.DataFrame:
@@ -313,11 +320,12 @@ def test_generated_inputs_same_results_on_both_engines(spark, rows, rejects, acc
                          [{"serialNumber": s, "sensorReadingTime": t} for s, t in steps])
     trusted = _same(pe.customer_trusted(p_cl, p_rj), se.customer_trusted(s_cl, s_rj))
     assert {identity(e) for e in trusted["email"]} == _reference_consenting(rows, rejects)
-    p_ct, s_ct = pe.customer_trusted(p_cl, p_rj), se.customer_trusted(s_cl, s_rj)
-    p_at, s_at = pe.accelerometer_trusted(p_ac, p_ct), se.accelerometer_trusted(s_ac, s_ct)
+    p_ct, s_ct = pe.customer_trusted(p_cl, p_rj), _table(se.customer_trusted(s_cl, s_rj))
+    p_at = pe.accelerometer_trusted(p_ac, p_ct)
+    s_at = _table(se.accelerometer_trusted(s_ac, s_ct))
     _same(p_at, s_at)
     p_cc = pe.customer_curated(p_ct, p_at, secret="k")
-    s_cc = se.customer_curated(s_ct, s_at, secret="k")
+    s_cc = _table(se.customer_curated(s_ct, s_at, secret="k"))
     _same(p_cc, s_cc)
     _same(pe.non_consenting_devices(p_cl, p_rj), se.non_consenting_devices(s_cl, s_rj))
     _same(pe.consenting_customers(p_cl, "k", p_rj), se.consenting_customers(s_cl, "k", s_rj))
@@ -325,14 +333,14 @@ def test_generated_inputs_same_results_on_both_engines(spark, rows, rejects, acc
         p_sx = pe.non_consenting_devices(p_cl, p_rj) if excluded else None
         s_sx = se.non_consenting_devices(s_cl, s_rj) if excluded else None
         p_s = pe.step_trainer_trusted(p_st, p_cc, excluded_devices=p_sx)
-        s_s = se.step_trainer_trusted(s_st, s_cc, excluded_devices=s_sx)
+        s_s = _table(se.step_trainer_trusted(s_st, s_cc, excluded_devices=s_sx))
         _same(p_s, s_s)
         _same(pe.machine_learning_curated(p_s, p_at, secret="k"),
               se.machine_learning_curated(s_s, s_at, secret="k"))
         assert pe.shared_device_rows(p_s, p_cl, p_rj) == se.shared_device_rows(s_s, s_cl, s_rj)
         assert pe.join_coverage(p_s, p_at, p_cl) == se.join_coverage(s_s, s_at, s_cl)
     p_cons = pe.consenting_customers(p_cl, "k", p_rj)
-    s_cons = se.consenting_customers(s_cl, "k", s_rj)
+    s_cons = _table(se.consenting_customers(s_cl, "k", s_rj))
     for (p_tab, s_tab, key, ckey) in ((p_ac, s_ac, "user", "email"),
                                       (p_cl, s_cl, "email", "email"),
                                       (p_st, s_st, "serialNumber", "serialNumber")):
