@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from stedi_assets.check_rules import CoverageSince, join_figures
 from stedi_assets.increments import FULL_VERIFICATION_TAG, Affected
 from stedi_assets.transforms import polars as pe
+from stedi_assets.transforms.polars import figures as pe_figures
 from stedi_assets_tests.graph.test_incremental_checks import customer_record, landing
 from stedi_assets_tests.support.graph import run_graph
 
@@ -185,3 +186,32 @@ def test_the_graph_evaluates_join_coverage_from_what_changed(sample_landing, tmp
     assert after_rewrite.metadata("accelerometer_trusted")["incremental"].value is False
     assert {t: f["verification"] for t, f in _coverage(after_rewrite).items()} == dict.fromkeys(
         COVERED, "full")
+
+
+def test_both_join_coverage_checks_of_a_run_compute_the_join_once(sample_landing, tmp_path,
+                                                                   monkeypatch):
+    computed = []
+
+    def counted(*frames):
+        computed.append(1)
+        return join_once(*frames)
+
+    join_once = pe_figures._join_coverage
+    monkeypatch.setattr(pe_figures, "_join_coverage", counted)
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    shutil.copytree(sample_landing, landing)
+    run = run_graph(landing, lake)
+    first = _coverage(run)
+    assert len(computed) == 1  # step_trainer_trusted's check computed it, the other reused it
+    assert {k: v for k, v in first["step_trainer_trusted"].items() if k != "rows_in_table"} == {
+        k: v for k, v in first["machine_learning_curated"].items() if k != "rows_in_table"}
+
+    # new readings: new snapshots, so the join is computed again (never a stale figure)
+    later = run.table("step_trainer_trusted").head(5).with_columns(
+        pl.col("sensorReadingTime") + 86_400_000)
+    (landing / "step_trainer" / "step_trainer-later.json").write_text(
+        "\n".join(json.dumps(r) for r in later.to_dicts()) + "\n")
+    second = run_graph(landing, lake, tags={FULL_VERIFICATION_TAG: "true"})
+    assert len(computed) == 2
+    assert _coverage(second)["step_trainer_trusted"]["step_readings"] == second.table(
+        "step_trainer_trusted").height > first["step_trainer_trusted"]["step_readings"]

@@ -35,25 +35,30 @@ def consenting_customers(customer_landing: pl.LazyFrame, secret: str,
                                                 "serialNumber", _CONSENT),
                                   "email", secret).collect()
 
-    return _remembered((customer_landing, customer_landing_rejects), secret, compute).lazy()
+    return _remembered((customer_landing, customer_landing_rejects), compute, _CONSENTING,
+                       secret).lazy()
 
 
 #: the last consenting sets computed, oldest first: {digest of inputs' plans and secret: rows}
 _CONSENTING: dict[str, pl.DataFrame] = {}
-#: a few sets, so an incremental check's small before/after sets of the changed customers
-#: never evict the run's full set (one full set is customer-sized)
+#: the last join-coverage figures computed, oldest first: {digest of inputs' plans: figures}
+_JOIN_FIGURES: dict[str, dict[str, Any]] = {}
+#: a few results each, so an incremental check's small before/after sets of the changed
+#: customers never evict the run's full set (one full set is customer-sized)
 _REMEMBERED_SETS = 3
 _PLAN_LIMIT = 1 << 20  # plans holding in-memory rows beyond this are not remembered
 
 
-def _remembered(inputs: tuple[pl.LazyFrame | None, ...], secret: str, compute
-                ) -> pl.DataFrame:
-    """`compute()`, or its result for the same inputs earlier in this process: the five
+def _remembered(inputs: tuple[pl.LazyFrame | None, ...], compute, store: dict[str, Any],
+                secret: str | None = None) -> Any:
+    """`compute()`, or its result for the same inputs earlier in this process. The five
     consent checks of a run (and machine_learning_curated's two keys) read the same customer
-    snapshots, and the set's pseudonymous keys are HMACs computed in Python — once is
-    enough. Inputs are identified by their serialized query plans: a lakehouse table's plan
-    names its snapshot's data files, which are never rewritten in place."""
-    digest = hashlib.sha256(secret_fingerprint(secret).encode())
+    snapshots, and the set's pseudonymous keys are HMACs computed in Python; the two
+    join-coverage checks (step_trainer_trusted's, machine_learning_curated's) join the same
+    reading snapshots — once is enough. Inputs are identified by their serialized query
+    plans: a lakehouse table's plan names its snapshot's data files, which are never
+    rewritten in place (and an in-memory frame's plan holds its rows)."""
+    digest = hashlib.sha256(b"" if secret is None else secret_fingerprint(secret).encode())
     for frame in inputs:
         try:
             plan = b"" if frame is None else frame.serialize()
@@ -63,11 +68,11 @@ def _remembered(inputs: tuple[pl.LazyFrame | None, ...], secret: str, compute
             return compute()
         digest.update(hashlib.sha256(plan).digest())
     key = digest.hexdigest()
-    if key not in _CONSENTING:
-        while len(_CONSENTING) >= _REMEMBERED_SETS:
-            del _CONSENTING[next(iter(_CONSENTING))]
-        _CONSENTING[key] = compute()
-    return _CONSENTING[key]
+    if key not in store:
+        while len(store) >= _REMEMBERED_SETS:
+            del store[next(iter(store))]
+        store[key] = compute()
+    return store[key]
 
 
 def consent_violations(
@@ -179,7 +184,16 @@ def join_coverage(
 ) -> dict[str, Any]:
     """How well step readings pair with accelerometer readings taken at the same time.
     Streaming passes; the step readings (or the accelerometer instants) are the in-memory side
-    of each join, never the joined pairs."""
+    of each join, never the joined pairs. Computed once per process for the same inputs (see
+    `_remembered`)."""
+    return dict(_remembered((step_trainer_trusted, accelerometer_trusted, customer_landing),
+                            lambda: _join_coverage(step_trainer_trusted, accelerometer_trusted,
+                                                   customer_landing),
+                            _JOIN_FIGURES))
+
+
+def _join_coverage(step_trainer_trusted: pl.LazyFrame, accelerometer_trusted: pl.LazyFrame,
+                   customer_landing: pl.LazyFrame) -> dict[str, Any]:
     accel = accelerometer_trusted.select(
         pl.col("timestamp").alias("sensorReadingTime"), _identity("user").alias("user")
     )
