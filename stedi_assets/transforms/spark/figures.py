@@ -124,18 +124,33 @@ def join_coverage(
     accelerometer_trusted: DataFrame,
     customer_landing: DataFrame,
 ) -> dict[str, Any]:
-    """How well step readings pair with accelerometer readings taken at the same time."""
-    accel = accelerometer_trusted.select(F.col("timestamp").alias("sensorReadingTime"),
-                                         _identity("user").alias("user"))
-    joined = step_trainer_trusted.select("sensorReadingTime", "serialNumber").join(
-        accel, on="sensorReadingTime", how="inner"
-    )
-    owners = _owners(customer_landing)
-    step_readings = step_trainer_trusted.count()
-    matched = step_trainer_trusted.join(accel, on="sensorReadingTime", how="left_semi").count()
-    joined_rows = joined.count()
-    foreign = joined.join(owners, on=["serialNumber", "user"], how="left_anti").count()
-    return join_coverage_figures(step_readings, matched, joined_rows, foreign)
+    """How well step readings pair with accelerometer readings taken at the same time.
+
+    One Spark job (four counts used to be four jobs, each reading both tables): readings are
+    counted per (instant, identity) and step readings per (instant, device), each step group
+    meets its instant's reading groups once, and the counts are sums over those meetings."""
+    readings = accelerometer_trusted.select(
+        F.col("timestamp").alias("sensorReadingTime"), _identity("user").alias("user")
+    ).groupBy("sensorReadingTime", "user").agg(F.count(F.lit(1)).alias("_n"))
+    steps = step_trainer_trusted.groupBy("sensorReadingTime", "serialNumber").agg(
+        F.count(F.lit(1)).alias("_m"))
+    owners = _owners(customer_landing).withColumn("_owner", F.lit(True))
+    # owners hold each (user, serialNumber) once, and each step group meets each reading group
+    # at its instant once, so the second grouping gathers exactly one step group's meetings
+    # (grouping keeps null keys together; a null instant meets nothing)
+    per_step = steps.join(readings, on="sensorReadingTime", how="left").join(
+        owners, on=["serialNumber", "user"], how="left"
+    ).groupBy("sensorReadingTime", "serialNumber", "_m").agg(
+        F.sum("_n").alias("_pairs"),
+        F.sum(F.when(F.col("_owner").isNull(), F.col("_n"))).alias("_foreign"))
+    counts = per_step.agg(
+        F.sum("_m").alias("step_readings"),
+        F.sum(F.when(F.col("_pairs").isNotNull(), F.col("_m"))).alias("matched"),
+        F.sum(F.col("_m") * F.col("_pairs")).alias("joined_rows"),
+        F.sum(F.col("_m") * F.col("_foreign")).alias("foreign"),
+    ).first()
+    return join_coverage_figures(*(int(counts[k] or 0) for k in (
+        "step_readings", "matched", "joined_rows", "foreign")))
 
 
 def _owners(customer_landing: DataFrame) -> DataFrame:
