@@ -9,8 +9,6 @@ from pathlib import Path
 
 import polars as pl
 
-from stedi_assets.io.iceberg_io import scan_local_table
-
 SOURCES = ("customer", "accelerometer", "step_trainer")
 OUTPUTS = {"trusted": ("customer_trusted", "accelerometer_trusted", "step_trainer_trusted"),
            "curated": ("customer_curated", "machine_learning_curated")}
@@ -32,6 +30,10 @@ def scan(landing: Path) -> int:
 
 
 def write(lakehouse: Path, out: Path) -> None:
+    # imported here: the project's storage module (pyiceberg, pyarrow) takes seconds to import,
+    # which is not part of the floor (the scan alone needs Polars only)
+    from stedi_assets.io.iceberg_io import scan_local_table
+
     out.mkdir(parents=True, exist_ok=True)
     for tables in OUTPUTS.values():
         for table in tables:
