@@ -180,10 +180,15 @@ def run_duckdb(landing: Path, out: Path, secret: str = LOCAL_SECRET,
                                      ORDER BY {_LATEST_FIRST}) AS rn
         FROM ({_duckdb_source('customer', landing / 'customer')}))
     WHERE rn = 1 AND {_CONSENT} IS NOT NULL;
+    CREATE TEMP TABLE accelerometer AS
+    {_duckdb_source('accelerometer', landing / 'accelerometer')};
+    -- trimming with a set of characters costs ~0.8 s per million rows in DuckDB: take each
+    -- user spelling once, keep those whose identity consents, and match rows on the spelling
     CREATE TEMP TABLE accelerometer_trusted AS
-    SELECT DISTINCT * FROM ({_duckdb_source('accelerometer', landing / 'accelerometer')})
-    WHERE {_identity_sql('user')} IN (
-        SELECT {_identity_sql('email')} FROM customer_trusted);
+    SELECT DISTINCT * FROM accelerometer WHERE user IN (
+        SELECT user FROM (SELECT DISTINCT user FROM accelerometer)
+        WHERE {_identity_sql('user')} IN (SELECT {_identity_sql('email')} FROM customer_trusted));
+    DROP TABLE accelerometer;
     CREATE TEMP TABLE customer_curated AS
     SELECT DISTINCT {curated} FROM customer_trusted
     WHERE {_identity_sql('email')} IN (
