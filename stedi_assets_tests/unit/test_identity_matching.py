@@ -112,3 +112,19 @@ def test_small_sets_of_changed_customers_never_evict_the_full_set(tmp_path):
         pe.consenting_customers(pl.scan_parquet(path).filter(pl.col("email") == email),
                                 "secret-1")
     assert figures._CONSENTING[full_key].equals(full.collect())
+
+
+def test_a_plan_holding_many_rows_is_computed_not_remembered():
+    # an incremental check's in-memory slice: its plan would hold every row
+    big = pl.DataFrame({"sensorReadingTime": range(200_000)}).lazy()
+    store: dict = {}
+    computed = []
+    assert figures._remembered((big,), lambda: computed.append(1) or "figures", store) == (
+        "figures")
+    assert figures._remembered((big,), lambda: computed.append(1) or "figures", store) == (
+        "figures")
+    assert computed == [1, 1] and store == {}
+    small = pl.DataFrame({"sensorReadingTime": [1, 2]}).lazy()
+    figures._remembered((small,), lambda: computed.append(1) or "small", store)
+    assert figures._remembered((small,), lambda: computed.append(1) or "other", store) == "small"
+    assert len(computed) == 3 and len(store) == 1
