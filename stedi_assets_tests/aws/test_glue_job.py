@@ -23,7 +23,12 @@ from stedi_assets.resources import LandingSource
 from stedi_assets.settings import LOCAL_PSEUDONYM_SECRET
 from stedi_assets_tests.support.graph import run_graph
 from stedi_assets_tests.support.paths import REPO_ROOT
-from stedi_assets_tests.support.spark_session import QUICK_JVM_CONF
+from stedi_assets_tests.support.spark_session import QUICK_JVM_CONF, SPARK_TEST_CONF
+
+#: the test session's settings the job script's Spark takes too (not its time zone or
+#: addresses: the job runs with Glue's)
+GLUE_TEST_CONF = ("spark.sql.shuffle.partitions", "spark.default.parallelism",
+                  "spark.sql.adaptive.enabled", "spark.ui.enabled", *QUICK_JVM_CONF)
 
 
 class LocalGlueJobs(GlueJobs):
@@ -35,13 +40,10 @@ class LocalGlueJobs(GlueJobs):
         env = {"PYTHONPATH": str(REPO_ROOT), "SPARK_LOCAL_IP": "127.0.0.1",
                "PYSPARK_PYTHON": sys.executable,
                # small local Spark, as the test session uses (Glue sets its own)
-               "PYSPARK_SUBMIT_ARGS": "--master local[2] --conf spark.sql.shuffle.partitions=1 "
-                                      "--conf spark.default.parallelism=4 "
-                                      "--conf spark.sql.adaptive.enabled=false "
-                                      "--conf spark.ui.enabled=false "
-                                      + " ".join(f"--conf '{k}={v}'"
-                                                 for k, v in QUICK_JVM_CONF.items())
-                                      + " pyspark-shell"}
+               "PYSPARK_SUBMIT_ARGS": " ".join(
+                   [f"--master {SPARK_TEST_CONF['spark.master']}",
+                    *(f"--conf '{k}={SPARK_TEST_CONF[k]}'" for k in GLUE_TEST_CONF),
+                    "pyspark-shell"])}
         invocation = PipesSubprocessClient(env={**os.environ, **env}).run(
             context=context, command=command, extras={"pseudonym_secret": self.pseudonym_secret})
         return list(invocation.get_results(implicit_materializations=False))
