@@ -4,6 +4,8 @@ whatever else is in its batch (issue 11, items 1 and 5)."""
 from __future__ import annotations
 
 import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stedi_assets import schemas
 from stedi_assets.transforms import polars as pe
@@ -54,6 +56,17 @@ CASES = [
     (deep(10_000, key="serialNumber"), TOO_DEEP),
     ("[" * 10_000, TOO_DEEP),  # not even valid JSON
     ('{"email":"k@x","serialNumber":"' + "[" * 500 + '"}', None),  # brackets in a string
+    # numbers in text columns are spelled alike in a clean and in a broken batch
+    ('{"email":"p@x","serialNumber":12.50,"phone":8015551212.0,"birthDay":-0.0,'
+     '"customerName":1e-7}', None),
+    ('{"email":"q@x","serialNumber":"s","lastUpdateDate":2.50}',
+     "lastUpdateDate: 2.5 is not a valid int64"),
+]
+#: Polars only: Spark spells numbers beyond decimal(38, 18) in Java's way (1.0E300)
+POLARS_CASES = [
+    ('{"email":"r@x","serialNumber":1e300,"customerName":-2.5e-310}', None),
+    ('{"email":"s@x","serialNumber":"s","lastUpdateDate":1e300}',
+     "lastUpdateDate: 1" + "0" * 300 + " is not a valid int64"),
 ]
 
 
@@ -87,7 +100,7 @@ def _sorted(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def test_each_line_gives_the_same_result_in_a_clean_and_in_a_broken_batch():
-    for line, reason in CASES:
+    for line, reason in CASES + POLARS_CASES:
         alone_rows, alone_rejects = _parse_polars([line])
         with_broken_rows, with_broken_rejects = _parse_polars([line, BROKEN])
         assert _reasons(alone_rejects).get(1) == reason, line[:80]
@@ -135,3 +148,47 @@ def test_exact_checks():
     assert checks.rejected_reason("[" * 100_000) == TOO_DEEP
     assert checks.rejected_reason('{"a":1,"a":2}') == "duplicate key 'a'"
     assert checks.rejected_reason('{"a":1}') is None
+
+
+#: JSON values for the number columns: whole and fractional, exponents, beyond 2**53 and
+#: int64, negative zero, and the values that must send a batch back to text (strings, true)
+NUMBER_TOKENS = ["1655564376361", "1655564376361.0", "1.6555643763610E12", "2.5", "-0", "0",
+                 "9007199254740993", "9007199254740992", "9223372036854775808", "1e300",
+                 "-12", "null", '"7"', '"7.5"', "true", "false", "[1]", '" 12 "']
+_SPELLINGS = {"accelerometer_landing": ['"user":"a@x"', '"user":7', '"user":1e3',
+                                        "timestamp", "timeStamp", "x", "y", "z"],
+              "step_trainer_landing": ['"serialNumber":"s"', '"serialNumber":12',
+                                       '"serialNumber":8015551212.0', '"serialNumber":-0.0',
+                                       "sensorReadingTime", "distanceFromObject"]}
+
+
+@st.composite
+def _number_lines(draw, table_name: str) -> str:
+    spellings = _SPELLINGS[table_name]
+    fields = [f for f in spellings if f.startswith('"')]
+    fields = [draw(st.sampled_from(fields))] if draw(st.booleans()) else []
+    for key in spellings:
+        if not key.startswith('"') and draw(st.integers(0, 4)):  # mostly present
+            # mostly clean numbers, so most batches take the numbers path
+            clean = draw(st.booleans()) or draw(st.booleans())
+            token = draw(st.sampled_from(NUMBER_TOKENS[:2] if clean else NUMBER_TOKENS))
+            fields.append(f'"{key}":{token}')
+    if draw(st.booleans()):
+        fields.append('"extra":1')
+    draw(st.randoms()).shuffle(fields)
+    return "{" + ",".join(fields) + "}"
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), table_name=st.sampled_from(sorted(_SPELLINGS)))
+def test_batches_decoded_as_numbers_give_what_the_line_by_line_path_gives(data, table_name):
+    """Issue 15: a batch decodes its number columns straight to numbers when every line
+    allows it. Each line must give the row or the reject it gives line by line (the batch
+    with a broken line appended), whatever else its batch holds."""
+    table = schemas.TABLES[table_name]
+    lines = data.draw(st.lists(_number_lines(table_name), min_size=1, max_size=8))
+    fast_rows, fast_rejects, fast_keys = pe.parse_landing(_frame(lines), table)
+    slow_rows, slow_rejects, slow_keys = pe.parse_landing(_frame([*lines, BROKEN]), table)
+    assert fast_rows.equals(slow_rows)
+    assert fast_rejects.equals(slow_rejects.filter(pl.col("line_number") <= len(lines)))
+    assert fast_keys == slow_keys

@@ -230,24 +230,37 @@ FLOAT_TOKENS = ["1", "1.0", "-0.0", "0", "1e3", "1E-7", "0.1", "-2.5e-310", "5e-
                 "0.30000000000000004", "1655564376361.0"]
 
 
-def test_floats_decoded_as_numbers_equal_floats_decoded_as_text():
-    """parse_landing decodes float columns straight to numbers (when no line holds true or
-    false): every JSON number must give the float the text path gives, and every other JSON
-    value must make that decoding raise, so the text path decides."""
+def test_numbers_decoded_as_numbers_equal_numbers_decoded_as_text():
+    """parse_landing decodes float and int64 columns straight to numbers (when no line holds
+    true or false): every JSON number must give the value the text path gives (an int64 one
+    only when every int64 value is whole and below 2**53, else the batch is decoded as text),
+    and every other JSON value must make that decoding raise, so the text path decides."""
     table = schemas.TABLES["accelerometer_landing"]
-    lines = pl.DataFrame({"line": [f'{{"user":"a","timestamp":1,"x":{t},"y":{t},"z":0}}'
-                                   for t in FLOAT_TOKENS]})
+    int64 = frozenset({schemas.FLOAT64, schemas.INT64})
 
-    def typed(floats_as_numbers: bool) -> pl.DataFrame:
-        decoded = polars_landing._decode_vectorised(lines, table,
-                                                    floats_as_numbers=floats_as_numbers)
+    def typed(lines: pl.DataFrame, as_numbers: frozenset[str]) -> pl.DataFrame:
+        decoded = polars_landing._decode_vectorised(lines, table, as_numbers)
         return decoded.select(polars_landing._typed(c).alias(c.name) for c in table.columns)
 
-    assert typed(True).equals(typed(False))
+    lines = pl.DataFrame({"line": [f'{{"user":"a","timestamp":1,"x":{t},"y":{t},"z":0}}'
+                                   for t in FLOAT_TOKENS]})
+    as_text = typed(lines, frozenset())
+    assert typed(lines, frozenset({schemas.FLOAT64})).equals(as_text)
+    assert typed(lines, int64).equals(as_text)  # timestamps all 1
+    for token in FLOAT_TOKENS:
+        line = pl.DataFrame({"line": [f'{{"user":"a","timeStamp":{token},"x":1}}']})
+        decoded = polars_landing._decode_vectorised(line, table, int64)
+        text = typed(line, frozenset())
+        if polars_landing._numbers_exact(decoded, table):
+            assert typed(line, int64).equals(text), token
+            assert text["timestamp"].null_count() == (token == "null"), token
+        else:  # a fraction or a number too large for a float64 to hold exactly
+            assert abs(float(token)) >= 2**53 or float(token) % 1, token
     for other in ['"1.5"', '"abc"', "[1]", '{"a": 1}', '""']:
-        bad = pl.DataFrame({"line": [f'{{"user":"a","timestamp":1,"x":{other}}}']})
-        with pytest.raises(pl.exceptions.PolarsError):
-            polars_landing._decode_vectorised(bad, table, floats_as_numbers=True)
+        for fields in (f'"timestamp":1,"x":{other}', f'"timestamp":{other}'):
+            bad = pl.DataFrame({"line": [f'{{"user":"a",{fields}}}']})
+            with pytest.raises(pl.exceptions.PolarsError):
+                polars_landing._decode_vectorised(bad, table, int64)
     # end to end: a string holding a number still lands, true is still rejected
     raw = pl.DataFrame({"file": "f", "line_number": [1, 2, 3], "line": [
         '{"user":"a","timestamp":1,"x":"1.5"}', '{"user":"a","timestamp":2,"x":true}',
@@ -255,3 +268,10 @@ def test_floats_decoded_as_numbers_equal_floats_decoded_as_text():
     rows, rejects, _ = pe.parse_landing(raw, table)
     assert rows["x"].to_list() == [1.5, 2.5]
     assert rejects["reason"].to_list() == ["x: true is not a valid float64"]
+    # int64 end to end: whole floats land, a fraction is named as written, large ints exact
+    raw = pl.DataFrame({"file": "f", "line_number": [1, 2, 3, 4], "line": [
+        '{"user":"a","timestamp":1655564376361.0,"x":1}', '{"user":"a","timestamp":2.50}',
+        '{"user":"a","timeStamp":9007199254740993}', '{"user":"a","timestamp":-0}']})
+    rows, rejects, _ = pe.parse_landing(raw, table)
+    assert rows["timestamp"].to_list() == [1655564376361, 9007199254740993, 0]
+    assert rejects["reason"].to_list() == ["timestamp: 2.5 is not a valid int64"]

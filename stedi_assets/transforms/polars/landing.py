@@ -6,6 +6,8 @@ No Dagster, no paths, no environment variables here.
 from __future__ import annotations
 
 import json
+import math
+from decimal import Decimal
 from typing import Any
 
 import polars as pl
@@ -24,19 +26,29 @@ def _json_keys(table: Table) -> list[str]:
     return [key for c in table.columns for key in (c.name, *c.aliases)]
 
 
+#: Column types a batch may decode straight to numbers (see _decode_vectorised).
+_AS_NUMBERS = (frozenset({schemas.FLOAT64, schemas.INT64}), frozenset({schemas.FLOAT64}),
+               frozenset())
+#: Below this, every integer is exactly a float64 (so decoding an int64 column as a number
+#: and casting back loses nothing).
+_EXACT_FLOAT_INTS = 2.0**53
+
+
 def _decode_vectorised(lines: pl.DataFrame, table: Table,
-                       floats_as_numbers: bool = False) -> pl.DataFrame:
+                       as_numbers: frozenset[str] = frozenset()) -> pl.DataFrame:
     """Decode every line at once; raises when any line is not valid for json_decode.
 
-    Every value is decoded as text, which `_typed` casts. With `floats_as_numbers`, float64
-    columns are decoded straight to numbers (turning numbers into text and back is most of
-    the decoding time): a JSON number gives the same float either way, and any other JSON
+    Every value is decoded as text, which `_typed` casts, except in the columns whose type is
+    in `as_numbers`, decoded straight to float64 (turning numbers into text and back is most
+    of the decoding time): a JSON number gives the same float either way, and any other JSON
     value there (a string, an array, ...) makes this raise, so the caller decodes as text.
     Only JSON true/false would decode differently (to 1.0/0.0 instead of a rejected "true"),
-    so a caller must not ask for it when a line holds either word."""
-    floats = {key for c in table.columns if c.type == schemas.FLOAT64
-              for key in (c.name, *c.aliases)} if floats_as_numbers else set()
-    struct = pl.Struct({key: pl.Float64 if key in floats else pl.String
+    so a caller must not ask for numbers when a line holds either word. An int64 column
+    decoded as numbers is only exact for whole numbers below 2**53: `_numbers_exact` says
+    whether the caller may keep it (the text path names a bad value as written)."""
+    numbers = {key for c in table.columns if c.type in as_numbers
+               for key in (c.name, *c.aliases)}
+    struct = pl.Struct({key: pl.Float64 if key in numbers else pl.String
                         for key in _json_keys(table)})
     return lines.with_columns(
         pl.col("line").str.json_decode(struct).alias("_json"),
@@ -50,11 +62,49 @@ def _decode_vectorised(lines: pl.DataFrame, table: Table,
     ).unnest("_json")
 
 
+def _numbers_exact(decoded: pl.DataFrame, table: Table) -> bool:
+    """True when every int64 value decoded as a number is whole and below 2**53, so casting it
+    to int64 gives what the text path gives (and no value needs a reject reason)."""
+    keys = [key for c in table.columns if c.type == schemas.INT64
+            for key in (c.name, *c.aliases) if decoded.schema[key] == pl.Float64]
+    if not keys:
+        return True
+    exact = decoded.select(pl.all_horizontal(
+        (pl.col(k).is_null() | ((pl.col(k) == pl.col(k).floor())
+                                & (pl.col(k).abs() < _EXACT_FLOAT_INTS))).all()
+        for k in keys))
+    return bool(exact.item())
+
+
+def _decode(content: pl.DataFrame, table: Table) -> pl.DataFrame:
+    """The fastest exact decoding of a batch: numbers as numbers when every line allows it,
+    else every value as text, else line by line (each bad line gets its own reason)."""
+    types = {c.type for c in table.columns}
+    attempts = [numbers & types for numbers in _AS_NUMBERS]
+    if attempts[0] and content["line"].str.contains_any(["true", "false"]).any():
+        attempts = [frozenset()]
+    for as_numbers in dict.fromkeys(attempts):  # in order, without repeats
+        try:
+            decoded = _decode_vectorised(content, table, as_numbers)
+        except pl.exceptions.PolarsError:
+            continue
+        if schemas.INT64 not in as_numbers or _numbers_exact(decoded, table):
+            return decoded
+    return _decode_line_by_line(content, table)
+
+
 def _as_text(value: Any) -> str | None:
+    """A JSON value as text, spelled as json_decode spells it, so a line gives the same row
+    and the same reason line by line as in a vectorised batch: a float in plain notation
+    with its shortest digits (8015551212.0 -> "8015551212", 1e-7 -> "0.0000001", -0.0 -> "-0";
+    Python would say "8015551212.0", "1e-07", "-0.0"), an overflow as "inf"."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and math.isfinite(value):
+        plain = format(Decimal(repr(value)), "f")
+        return plain.rstrip("0").rstrip(".") if "." in plain else plain
     if isinstance(value, int | float):
         return repr(value)
     raise TypeError(type(value).__name__)
@@ -92,7 +142,10 @@ def _decode_line_by_line(lines: pl.DataFrame, table: Table) -> pl.DataFrame:
 
 def _too_deep(line: pl.Series) -> pl.Series:
     """Lines nested more than MAX_DEPTH levels deep. Only a line holding more than MAX_DEPTH
-    opening brackets can be, so only those few are scanned in Python."""
+    opening brackets can be, so only those few are scanned in Python (and only a line longer
+    than MAX_DEPTH bytes can hold that many: most lines are shorter, and a length is free)."""
+    if not (line.str.len_bytes() > MAX_DEPTH).any():
+        return pl.repeat(False, line.len(), dtype=pl.Boolean, eager=True).alias(line.name)
     brackets = (line.str.count_matches("[", literal=True)
                 + line.str.count_matches("{", literal=True))
     deep = (brackets > MAX_DEPTH).fill_null(False)
@@ -108,19 +161,18 @@ def _with_duplicate_keys(decoded: pl.DataFrame, table: Table) -> pl.DataFrame:
     """`_reason` = `duplicate key 'NAME'` on JSON-object lines that repeat a top-level key.
 
     Vectorised pre-filters clear almost every line; only the rest go through Python's exact
-    check (json_checks). They are sound because every key token ends in its own colon, and
-    only count literals (fast): a line whose colons all follow a quote (no blanks before a
-    key's colon, no colon in a value) and number no more than the columns it filled cannot
-    repeat a key; on the others (lines with null values, unknown keys, ...), where no known key
-    is written twice as `"key":`, a repeated key (unknown, or written with an escape) leaves
-    more `":` than known keys written that way."""
+    check (json_checks). They are sound because every top-level key ends in its own colon, and
+    only count literals (fast). First: a line that repeats a key has more top-level members
+    than columns it filled, so more colons (`_colons`) than that; a clean line has exactly as
+    many. Then, on those candidates (lines with null values, unknown keys, a colon in a value,
+    ...): a line whose colons all follow a quote, where no known key is written twice as
+    `"key":`, and with no more `":` than known keys written that way, cannot repeat a key
+    (a repeated key, unknown or written with an escape, leaves more `":` than that)."""
     line = pl.col("line")
     present = pl.sum_horizontal(
         pl.any_horizontal(pl.col(k).is_not_null() for k in (c.name, *c.aliases)).cast(pl.UInt32)
         for c in table.columns)
-    after_quote = line.str.count_matches('":', literal=True)
-    maybe = pl.col("_object") & ((line.str.count_matches(":", literal=True) > after_quote)
-                                 | (after_quote > present))
+    maybe = pl.col("_object") & (pl.col("_colons") > present)
     candidates = decoded.select("line").with_row_index("_i").filter(
         decoded.select(maybe).to_series())
     if candidates.is_empty():
@@ -194,32 +246,21 @@ def parse_landing(
     looked at (see json_checks). Keys the schema does not know are not kept; `unknown_keys`
     reports how many landed lines carried each of them.
     """
-    trimmed = lines.with_columns(
-        pl.col("line")
-        .str.strip_chars(_WHITESPACE)
-        .str.strip_suffix(",")
-        .str.strip_chars_end(_WHITESPACE)
-        .alias("line"),
-        pl.col("line").alias("_raw"),
-    )
+    line = pl.col("line")
+    trimmed = lines.with_columns(line.alias("_raw"))
+    if not (lines["line"].str.starts_with("{") & lines["line"].str.ends_with("}")).all():
+        # only some exports need it (and a clean batch is the common case)
+        trimmed = trimmed.with_columns(
+            line.str.strip_chars(_WHITESPACE).str.strip_suffix(",")
+            .str.strip_chars_end(_WHITESPACE))
     undecodable = trimmed["line"].is_null()
     blank = trimmed["line"] == ""
     too_deep = _too_deep(trimmed["line"])
     has_content = ~blank & ~undecodable & ~too_deep
     content = trimmed if has_content.all() else trimmed.filter(has_content)
-    has_floats = any(c.type == schemas.FLOAT64 for c in table.columns)
-    try:
-        decoded = _decode_vectorised(
-            content, table,
-            floats_as_numbers=has_floats and not content["line"].str.contains_any(
-                ["true", "false"]).any())
-    except pl.exceptions.PolarsError:
-        try:
-            decoded = _decode_vectorised(content, table) if has_floats else None
-        except pl.exceptions.PolarsError:
-            decoded = None
-        if decoded is None:
-            decoded = _decode_line_by_line(content, table)
+    # every top-level key ends in a colon: the pre-filter of the repeated and unknown keys
+    decoded = _decode(content, table).with_columns(
+        line.str.count_matches(":", literal=True).alias("_colons"))
 
     typed = _with_duplicate_keys(decoded, table).with_columns(
         _typed(c).alias(f"_typed_{c.name}") for c in table.columns
@@ -255,7 +296,7 @@ def _unknown_keys(landed: pl.DataFrame, table: Table) -> dict[str, int]:
     # known keys (every key ends in a colon; a colon inside a value only lets a line through
     # to the exact test below).
     present = pl.sum_horizontal(pl.col(k).is_not_null().cast(pl.Int32) for k in sorted(known))
-    landed = landed.filter(pl.col("line").str.count_matches(":", literal=True) > present)
+    landed = landed.filter(pl.col("_colons") > present)
     found = (
         landed.select(pl.col("line").str.extract_all(_KEY).list.unique().alias("k"))
         .explode("k").drop_nulls()
