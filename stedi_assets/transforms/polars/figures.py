@@ -16,6 +16,7 @@ from stedi_assets.transforms.polars.tables import (
     _CONSENT,
     _identity,
     _with_customer_key,
+    identities_of_spellings,
     latest_customer_records,
     non_consenting_devices,
     quarantined_withdrawals,
@@ -106,13 +107,16 @@ def consent_violations(
     The sample holds at most 5 violating keys (emails as identities: the checks turn them
     into pseudonymous keys before reporting). One streaming pass over `table` (a second,
     over the violating rows only, when there are any)."""
-    match = _identity(key) if consenting_key == "email" else pl.col(key)
     customers = consenting.select(pl.col(consenting_key).alias("_match"),
                                   pl.col(_CONSENT).alias("_consent")).unique("_match")
     table_columns = table.collect_schema().names()
+    if consenting_key == "email":  # the identity of each spelling once, joined on the key
+        matches = identities_of_spellings(table, key).rename({"_identity": "_match"})
+        marked = table.join(matches, on=key, how="left", nulls_equal=False)
+    else:
+        marked = table.with_columns(pl.col(key).alias("_match"))
     # customers hold each key once, so every row of `table` appears exactly once here
-    marked = table.with_columns(match.alias("_match")).join(
-        customers, on="_match", how="left", nulls_equal=False)
+    marked = marked.join(customers, on="_match", how="left", nulls_equal=False)
     bad = pl.col("_consent").is_null()
     if excluded is not None:
         marked = marked.join(excluded.select(pl.col(consenting_key).alias("_match"))

@@ -36,6 +36,15 @@ def _identity(column: str) -> pl.Expr:
     return pl.col(column).str.strip_chars(IDENTITY_WHITESPACE).str.to_lowercase()
 
 
+def identities_of_spellings(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
+    """(`column`, `_identity`) for each distinct spelling of an email `column` of `frame`.
+    Matching readings on their spelling instead of an identity computed on every row gives
+    the same rows: a customer has millions of readings but one or two spellings, and the
+    trim and lower-casing allocate a new string per row."""
+    return frame.select(pl.col(column).unique()).with_columns(
+        _identity(column).alias("_identity"))
+
+
 def quarantined_withdrawals(customer_landing_rejects: pl.LazyFrame | None) -> pl.LazyFrame:
     """(email, lastUpdateDate) of every readable email of a quarantined customer line: each
     counts as a record without research consent (see identity.quarantined_identities)."""
@@ -133,14 +142,18 @@ def accelerometer_trusted(
     rows removed."""
     customers = customer_trusted.select(_identity("email").alias("_identity"),
                                         _CONSENT).unique("_identity")
-    readings = accelerometer_landing.with_columns(_identity("user").alias("_identity"))
+    # the consenting spellings of the readings' users (each spelling once; see
+    # identities_of_spellings), joined on the user column as landed. Collected here (one
+    # pass; a row per customer at most): deduplication reads the readings three times.
+    spellings = identities_of_spellings(accelerometer_landing, "user").join(
+        customers, on="_identity", how="inner").drop("_identity").collect().lazy()
     if consent_as_of_date:
-        kept = readings.join(
-            customers, on="_identity", how="inner", maintain_order="left"
-        ).filter(pl.col("timestamp") >= pl.col(_CONSENT)).drop(_CONSENT, "_identity")
+        kept = accelerometer_landing.join(
+            spellings, on="user", how="inner", maintain_order="left"
+        ).filter(pl.col("timestamp") >= pl.col(_CONSENT)).drop(_CONSENT)
     else:
-        kept = readings.join(customers, on="_identity", how="semi",
-                             maintain_order="left").drop("_identity")
+        kept = accelerometer_landing.join(spellings.select("user"), on="user", how="semi",
+                                          maintain_order="left")
     return without_exact_duplicates(kept)[0] if deduplicate else kept
 
 
