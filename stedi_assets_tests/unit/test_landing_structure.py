@@ -3,6 +3,8 @@ whatever else is in its batch (issue 11, items 1 and 5)."""
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,6 +13,7 @@ from stedi_assets import schemas
 from stedi_assets.transforms import polars as pe
 from stedi_assets.transforms import spark as se
 from stedi_assets.transforms.json_checks import TOO_DEEP, line_checks
+from stedi_assets.transforms.polars import landing as polars_landing
 
 pytest_plugins = ["stedi_assets_tests.support.spark_session"]
 
@@ -192,3 +195,41 @@ def test_batches_decoded_as_numbers_give_what_the_line_by_line_path_gives(data, 
     assert fast_rows.equals(slow_rows)
     assert fast_rejects.equals(slow_rejects.filter(pl.col("line_number") <= len(lines)))
     assert fast_keys == slow_keys
+    # a big batch holding a bad line is decoded slice by slice: only the bad line's slice
+    # goes line by line, the others as text, and the whole gives the same
+    sliced = polars_landing._SLICE_LINES
+    polars_landing._SLICE_LINES = 2
+    try:
+        batch = _frame([*lines, BROKEN, *lines])
+        assert batch.height > polars_landing._SLICE_LINES
+        in_slices = pe.parse_landing(batch, table)
+    finally:
+        polars_landing._SLICE_LINES = sliced
+    whole = pe.parse_landing(batch, table)  # one slice: line by line
+    assert in_slices[0].equals(whole[0]) and in_slices[1].equals(whole[1])
+    assert in_slices[2] == whole[2]
+
+
+_MEMBERS = ['"email":"a@x"', '"email": null', '"serialNumber":"s"', '"serialNumber" : null',
+            '"lastUpdateDate":1', '"phone":"a:b"', '"customerName":"\\"email\\": x"',
+            '"extra":null', '"extra":1', '"app": "v:1"', '"nested":{"email":1,"k":null}',
+            '"birthDay":{"inner":1}', '"\\u0065xtra":2', '"list":[{"q":null}]']
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_MEMBERS), max_size=6, unique=True),
+                min_size=1, max_size=6))
+def test_unknown_keys_pre_filters_miss_no_line(members):
+    """The unknown-key count skips lines its colon pre-filters clear (null values, known keys
+    only): it must equal the exact count over every landed line."""
+    table = schemas.TABLES["customer_landing"]
+    lines = ["{" + ",".join(m) + "}" for m in members]
+    rows, rejects, unknown = pe.parse_landing(_frame(lines), table)
+    landed = [line for n, line in enumerate(lines, start=1)
+              if n not in set(rejects["line_number"])]
+    exact: dict[str, int] = {}
+    known = {key for c in table.columns for key in (c.name, *c.aliases)}
+    for line in landed:
+        for key in set(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"\s*:', line)) - known:
+            exact[key] = exact.get(key, 0) + 1
+    assert unknown == exact
