@@ -42,7 +42,7 @@ from stedi_assets.io import spark_files
 from stedi_assets.io.check_verdicts import record_verdict, refuse_blocked
 from stedi_assets.io.iceberg_catalog import CatalogConfig
 from stedi_assets.io.iceberg_tables import IcebergTables, TableSnapshot
-from stedi_assets.io.landing_files import count_lines, list_s3_landing_files, scan_landing_folder
+from stedi_assets.io.landing_files import list_s3_landing_files, scan_landing_folder
 from stedi_assets.io.landing_reader import check_compression
 from stedi_assets.io.local_paths import ensure_table_inside
 from stedi_assets.io.s3 import S3Store, is_s3_uri
@@ -189,7 +189,7 @@ def table_io(spark: Any, args: argparse.Namespace, run_id: str) -> SparkTableIO:
 
 def read_landing(spark: Any, args: argparse.Namespace, step: str) -> LandingInput:
     """The source's files listed (local folder or S3 prefix), their lines read by Spark, and
-    the lines counted in the raw bytes."""
+    the lines counted in the raw bytes (on the executors)."""
     from stedi_assets.io import spark_landing_reader  # Spark only where the job runs
 
     source = step.removeprefix("land_")
@@ -205,7 +205,8 @@ def read_landing(spark: Any, args: argparse.Namespace, step: str) -> LandingInpu
     for path in files:
         check_compression(path, store)  # gzip only, named .gz: what both engines read alike
     lines = spark_landing_reader.read_landing_lines(spark, files)
-    return LandingInput(lines, files, sum(count_lines(f, store) for f in files), tuple(skipped))
+    counted = spark_landing_reader.count_landing_lines(spark, files, store)
+    return LandingInput(lines, files, sum(counted.values()), tuple(skipped))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

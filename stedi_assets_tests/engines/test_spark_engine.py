@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import polars as pl
@@ -9,7 +10,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from stedi_assets import schemas
-from stedi_assets.io import landing_reader, spark_landing_reader
+from stedi_assets.io import landing_files, landing_reader, spark_landing_reader
 from stedi_assets.transforms import polars as pe
 from stedi_assets.transforms import spark as se
 
@@ -152,6 +153,24 @@ def test_reader_numbers_lines_like_polars_across_splits(spark, tmp_path: Path):
 def test_reader_names_missing_files(spark, tmp_path: Path):
     with pytest.raises(landing_reader.LandingError, match="cannot read landing files"):
         spark_landing_reader.read_landing_lines(spark, [str(tmp_path / "absent.json")])
+
+
+def test_executors_count_lines_as_the_local_engine_does(spark, tmp_path: Path):
+    """Issue 15: the Glue job counts landing lines on the executors, one task per file, with
+    the local engines' counter: gzip counted decompressed, a last line without a newline
+    counted, blank lines counted, a file that cannot be read named in a LandingError."""
+    (tmp_path / "plain.json").write_text('{"n": 1}\n\n{"n": 2}\r\n{"n": 3}')
+    (tmp_path / "empty.json").write_text("")
+    with gzip.open(tmp_path / "packed.json.gz", "wt") as fh:
+        fh.write("".join(f'{{"n": {i}}}\n' for i in range(2500)))
+    files = sorted(str(p) for p in tmp_path.iterdir())
+    counted = spark_landing_reader.count_landing_lines(spark, files)
+    assert counted == {f: landing_files.count_lines(f) for f in files}
+    assert counted[str(tmp_path / "plain.json")] == 4
+    assert counted[str(tmp_path / "packed.json.gz")] == 2500
+    (tmp_path / "broken.json.gz").write_bytes(gzip.compress(b'{"n": 1}\n')[:-12] + b"x" * 12)
+    with pytest.raises(landing_reader.LandingError, match="broken.json.gz: damaged gzip"):
+        spark_landing_reader.count_landing_lines(spark, [*files, str(tmp_path / "broken.json.gz")])
 
 
 # --- zone tables and check figures on small hand-built frames --------------------------------
