@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlparse
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from stedi_assets.io.landing_files import count_lines
 from stedi_assets.io.landing_reader import LandingError
 from stedi_assets.io.s3 import S3Store
 
@@ -74,9 +75,6 @@ def _count_one(path: str, store: tuple[str, str | None, bool] | None) -> tuple[s
     """(path, lines, error) on an executor: the lines of one landing file counted from its raw
     bytes by `landing_files.count_lines`, the same function the local engines use (the Glue job
     ships this package to the executors with --extra-py-files)."""
-    from stedi_assets.io.landing_files import count_lines
-    from stedi_assets.io.s3 import S3Store
-
     try:
         return path, count_lines(path, S3Store(*store) if store else None), ""
     except LandingError as exc:
