@@ -187,8 +187,8 @@ def rows_to_verify(added: pl.LazyFrame, kept: pl.LazyFrame, changed: pl.LazyFram
     if changed.is_empty():
         return added
     if consenting_key == "email":  # the spellings of the changed identities, then their rows
-        spellings = kept.select(pl.col(key).unique()).filter(
-            _identity(key).is_in(changed["_match"].implode()))
+        spellings = identities_of_spellings(kept, key).filter(
+            pl.col("_identity").is_in(changed["_match"].implode())).select(key)
         touched = kept.join(spellings, on=key, how="semi")
     else:
         touched = kept.join(changed.lazy().select(pl.col("_match").alias(key)), on=key,

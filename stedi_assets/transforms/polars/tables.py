@@ -163,9 +163,7 @@ def customer_curated(
     """Consenting customers with at least one trusted accelerometer reading, identified only by
     their pseudonymous key."""
     table = schemas.TABLES["customer_curated"]
-    # each spelling once before the identity: a customer has millions of readings, not spellings
-    readers = accelerometer_trusted.select(pl.col("user").unique()).select(
-        _identity("user").alias("_identity"))
+    readers = identities_of_spellings(accelerometer_trusted, "user").select("_identity")
     with_readings = customer_trusted.with_columns(_identity("email").alias("_identity")).join(
         readers, on="_identity", how="semi", maintain_order="left",
     ).drop("_identity")
