@@ -32,10 +32,10 @@ def consenting_customers(customer_landing: pl.LazyFrame, secret: str,
     Computed once per process for the same inputs (see `_remembered`)."""
     def compute() -> pl.DataFrame:
         latest = latest_customer_records(customer_landing, customer_landing_rejects).filter(
-            pl.col(_CONSENT).is_not_null())
-        return _with_customer_key(latest.select(_identity("email").alias("email"),
-                                                "serialNumber", _CONSENT),
-                                  "email", secret).collect()
+            pl.col(_CONSENT).is_not_null()).select(_identity("email").alias("email"),
+                                                   "serialNumber", _CONSENT)
+        # collected first: the keys are computed from its distinct emails, then joined to it
+        return _with_customer_key(latest.collect().lazy(), "email", secret).collect()
 
     return _remembered((customer_landing, customer_landing_rejects), compute, _CONSENTING,
                        secret).lazy()
