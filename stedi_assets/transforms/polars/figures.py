@@ -221,8 +221,13 @@ def _join_coverage(step_trainer_trusted: pl.LazyFrame, accelerometer_trusted: pl
     accel = accelerometer_trusted.select(
         pl.col("timestamp").alias("sensorReadingTime"), _identity("user").alias("user")
     )
-    steps = step_trainer_trusted.select("sensorReadingTime", "serialNumber")
-    owners = _owners(customer_landing).with_columns(pl.lit(True).alias("_owner"))
+    # the step readings are the join's in-memory side: their serial numbers as categories
+    # (a 32-bit code each instead of the text: SF1000 peak 2.75 -> 1.9 GB; equal text, equal
+    # code, so the joins match the same rows)
+    steps = step_trainer_trusted.select("sensorReadingTime",
+                                        pl.col("serialNumber").cast(pl.Categorical))
+    owners = _owners(customer_landing).with_columns(
+        pl.col("serialNumber").cast(pl.Categorical), pl.lit(True).alias("_owner"))
     # owners hold each (user, serialNumber) pair once: the left join never adds rows
     pairs = steps.join(accel, on="sensorReadingTime", how="inner", build_side="force_left"
                        ).join(owners, on=["serialNumber", "user"], how="left")
