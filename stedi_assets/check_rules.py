@@ -12,6 +12,7 @@ Pipes want them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Protocol
 
 from stedi_assets import schemas
@@ -222,13 +223,15 @@ def consent_outcome(table_name: str, ops: CheckFigures, table: Any, customer_lan
     """Every row of the table belongs to a consenting customer, by each of its consent keys
     (`schemas.CONSENT_KEYS`); violating keys reported pseudonymously (`reported_keys`). With
     `since`, only the rows whose verdict can have changed since the last pass are checked."""
-    consenting = ops.consenting_customers(customer_landing, secret, customer_landing_rejects)
-
     def excluded_devices(landing: Any, rejects: Any) -> Any:
         return (ops.non_consenting_devices(landing, rejects)
                 if shared_devices == "exclude" else None)
 
-    excluded = excluded_devices(customer_landing, customer_landing_rejects)
+    # every customer's consent, computed once and only when a row is to be checked (an
+    # incremental check with nothing added and no customer changed needs none)
+    consenting = cache(lambda: ops.consenting_customers(customer_landing, secret,
+                                                        customer_landing_rejects))
+    excluded = cache(lambda: excluded_devices(customer_landing, customer_landing_rejects))
     if since is not None:  # the consent records, then and now, of the customers who changed
         changed_customers = ops.customer_identities(since.changed_records,
                                                     since.changed_rejects)
@@ -257,9 +260,9 @@ def consent_outcome(table_name: str, ops: CheckFigures, table: Any, customer_lan
                 results.append({"rows_checked": 0, "violations": 0, "sample": []})
                 continue
         results.append(plain(ops.consent_violations(
-            rows, consenting, key, consenting_key,
+            rows, consenting(), key, consenting_key,
             time_column=time_column if consent_as_of_date else None,
-            excluded=excluded if devices else None)))
+            excluded=excluded() if devices else None)))
     sample = [k for (_, consenting_key, _), r in zip(keys, results, strict=True)
               for k in reported_keys(r["sample"], consenting_key, secret)][:MAX_REPORTED_KEYS]
     violations = max(r["violations"] for r in results)

@@ -14,6 +14,11 @@ A run is full instead (`Plan.full_reason`) when the table has no snapshot yet, i
 failed a blocking check, a full refresh was asked for, the table's version (its code, the
 engine-independent semantics settings) changed, a snapshot it last read was expired, or a
 landing file was removed or rewritten.
+
+The customer tables are small and rebuilt in full — but only when an input moved: when every
+upstream table is the snapshot a table last read (`Plan.inputs_unchanged`), the table is kept
+as it is (a `TableUpdate` with only a `base`: nothing computed, nothing committed), and
+customer_curated takes the readers that accelerometer_trusted gained by appending them.
 """
 
 from __future__ import annotations
@@ -98,6 +103,11 @@ class TableUpdate:
     def incremental(self) -> bool:
         return self.rows is None
 
+    @property
+    def unchanged(self) -> bool:
+        """The table stays as `base` is: nothing recomputed, nothing replaced."""
+        return self.rows is None and self.affected is None and self.slice is None
+
 
 def table_version(table: str, **settings: object) -> str:
     """A digest of the code that decides what `table` holds and of the settings given (e.g.
@@ -149,6 +159,17 @@ class Plan:
     def metadata(self) -> dict[str, object]:
         return {"incremental": self.full_reason is None,
                 "incremental/full_reason": self.full_reason or ""}
+
+    def unchanged(self, table: str) -> bool:
+        """The upstream `table` is the snapshot this table last read (or holds the same
+        data files)."""
+        return self.full_reason is None and self.changes[table].unchanged
+
+    @property
+    def inputs_unchanged(self) -> bool:
+        """Every upstream table is as this table last read it: recomputing it would give the
+        rows it holds (every table is a function of its inputs and its version)."""
+        return self.full_reason is None and all(c.unchanged for c in self.changes.values())
 
 
 def plan(table: str, version: str, *, full_refresh: bool, base: Any,

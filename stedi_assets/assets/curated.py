@@ -1,5 +1,6 @@
 """Curated zone: what the data scientists get to train the step-detection model."""
 
+from dataclasses import replace
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -12,7 +13,12 @@ from dagster import (
 
 from stedi_assets.assets.checks import consent_check, join_coverage_result, rule_check
 from stedi_assets.assets.common import asset_kwargs
-from stedi_assets.assets.incremental import changed_readings, plan_update
+from stedi_assets.assets.incremental import (
+    changed_readings,
+    kept_or_rebuilt,
+    plan_update,
+    rows_changed,
+)
 from stedi_assets.engines.base import Engine
 from stedi_assets.increments import TableUpdate, secret_fingerprint, table_version
 from stedi_assets.io.iceberg_io import IcebergIOManager
@@ -20,10 +26,36 @@ from stedi_assets.resources import CheckSettings, PrivacySettings
 
 
 @asset(**asset_kwargs("customer_curated"))
-def customer_curated(engine: Engine, privacy: PrivacySettings, customer_trusted,
+def customer_curated(context: AssetExecutionContext, engine: Engine, privacy: PrivacySettings,
+                     io_manager: ResourceParam[IcebergIOManager], customer_trusted,
                      accelerometer_trusted):
-    return engine.ops.customer_curated(customer_trusted, accelerometer_trusted,
-                                       secret=privacy.pseudonym_secret)
+    ops, secret = engine.ops, privacy.pseudonym_secret
+    version = table_version("customer_curated", secret=secret_fingerprint(secret))
+
+    def rows():
+        return ops.customer_curated(customer_trusted, accelerometer_trusted, secret=secret)
+
+    plan = plan_update(context, io_manager, "customer_curated", version)
+    if plan.full_reason or not plan.unchanged("customer_trusted"):
+        return kept_or_rebuilt(plan, version, rows)
+    readings = "accelerometer_trusted"
+    if not plan.unchanged(readings) and io_manager.tables.changed_instants(
+            readings, plan.consumed[readings], plan.loaded[readings]) is None:
+        return kept_or_rebuilt(replace(plan, full_reason=f"{readings} was rebuilt in full"),
+                               version, rows)
+    # only readings moved: the customers who became readers are appended (a whole pass
+    # over accelerometer_trusted's users otherwise)
+    base = io_manager.scan_snapshot(plan.base)
+    updated = ops.customer_curated_update(
+        base, customer_trusted, *rows_changed(io_manager, plan, readings),
+        secret=secret)
+    if updated is None:
+        return kept_or_rebuilt(replace(plan, full_reason="a reader's rows were removed"),
+                               version, rows)
+    gained = ops.row_count(updated) - plan.base.rows  # it only grows: 0 = no new reader
+    return Output(TableUpdate(version, base=plan.base, full=rows) if gained == 0 else
+                  TableUpdate(version, rows=updated),
+                  metadata={**plan.metadata, "incremental/customers_added": gained})
 
 
 @asset(**asset_kwargs("machine_learning_curated"))

@@ -5,11 +5,12 @@ gets frames of its own kind."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
-from dagster import AssetExecutionContext
+from dagster import AssetExecutionContext, Output
 
 from stedi_assets.check_rules import JOIN_COUNTS, CoverageSince, SincePassed
 from stedi_assets.increments import (
@@ -17,6 +18,7 @@ from stedi_assets.increments import (
     FULL_VERIFICATION_TAG,
     Affected,
     Plan,
+    TableUpdate,
     plan,
 )
 from stedi_assets.io.check_verdicts import last_figures, last_pass
@@ -62,6 +64,19 @@ def plan_update(context: AssetExecutionContext, store: IcebergIOManager, table: 
     loaded = reads_of_step(context)
     return plan(table, version, full_refresh=full_refresh_asked(context), base=base,
                 loaded=loaded, changes=store.tables.changes, landing=landing)
+
+
+def kept_or_rebuilt(plan: Plan, version: str, rows: Callable[[], Any],
+                    metadata: dict[str, object] | None = None) -> Output:
+    """A table rebuilt in full from its inputs (`rows()`), unless none of them moved since it
+    was built: then it is kept as it is, and `rows` only serves a rebuild after a race."""
+    metadata = {**plan.metadata, **(metadata or {})}
+    if plan.inputs_unchanged:
+        return Output(TableUpdate(version, base=plan.base, full=rows), metadata=metadata)
+    if not plan.full_reason:
+        metadata.update({"incremental": False,
+                         "incremental/full_reason": "an upstream table changed"})
+    return Output(TableUpdate(version, rows=rows()), metadata=metadata)
 
 
 def rows_before(store: IcebergIOManager, upstream_plan: Plan, table: str) -> Any:

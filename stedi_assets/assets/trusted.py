@@ -16,7 +16,12 @@ from stedi_assets.assets.checks import (
     rule_check,
 )
 from stedi_assets.assets.common import asset_kwargs
-from stedi_assets.assets.incremental import plan_update, rows_before, rows_changed
+from stedi_assets.assets.incremental import (
+    kept_or_rebuilt,
+    plan_update,
+    rows_before,
+    rows_changed,
+)
 from stedi_assets.check_rules import shared_devices_outcome
 from stedi_assets.engines.base import Engine
 from stedi_assets.figures import plain
@@ -26,9 +31,14 @@ from stedi_assets.resources import CheckSettings, PrivacySettings
 
 
 @asset(**asset_kwargs("customer_trusted"))
-def customer_trusted(engine: Engine, customer_landing, customer_landing_rejects):
+def customer_trusted(context: AssetExecutionContext, engine: Engine,
+                     io_manager: ResourceParam[IcebergIOManager], customer_landing,
+                     customer_landing_rejects):
+    version = table_version("customer_trusted")
+    plan = plan_update(context, io_manager, "customer_trusted", version)
     # a quarantined customer line with a readable email counts as a record without consent
-    return engine.ops.customer_trusted(customer_landing, customer_landing_rejects)
+    return kept_or_rebuilt(plan, version, lambda: engine.ops.customer_trusted(
+        customer_landing, customer_landing_rejects))
 
 
 @asset(**asset_kwargs("accelerometer_trusted"))
@@ -59,6 +69,9 @@ def accelerometer_trusted(context: AssetExecutionContext, engine: Engine,
                   metadata={"duplicate_rows_removed_in_slices": plain(removed), **metadata})
 
 
+_CUSTOMER_LANDING = ("customer_landing", "customer_landing_rejects")
+
+
 @asset(**asset_kwargs("step_trainer_trusted"))
 def step_trainer_trusted(context: AssetExecutionContext, engine: Engine,
                          privacy: PrivacySettings, io_manager: ResourceParam[IcebergIOManager],
@@ -83,13 +96,16 @@ def step_trainer_trusted(context: AssetExecutionContext, engine: Engine,
         readings, removed = rows(step_trainer_landing)
         return Output(TableUpdate(version, rows=readings), metadata={
             "duplicate_rows_removed": plain(removed), **metadata})
-    before = {t: rows_before(io_manager, plan, t) for t in
-              ("customer_curated", "customer_landing", "customer_landing_rejects")}
+    devices = ops.consented_devices(customer_curated, excluded)
+    # the devices as this table last saw them: the same tables read again when they did not
+    # move (each is a full pass over the customers)
+    excluded_before = excluded if all(plan.unchanged(t) for t in _CUSTOMER_LANDING) else \
+        excluded_devices(*(rows_before(io_manager, plan, t) for t in _CUSTOMER_LANDING))
+    devices_before = devices if plan.unchanged("customer_curated") and \
+        excluded_before is excluded else ops.consented_devices(
+            rows_before(io_manager, plan, "customer_curated"), excluded_before)
     affected = ops.step_trainer_trusted_affected(
-        rows_changed(io_manager, plan, "step_trainer_landing")[1],
-        ops.consented_devices(before["customer_curated"], excluded_devices(
-            before["customer_landing"], before["customer_landing_rejects"])),
-        ops.consented_devices(customer_curated, excluded))
+        rows_changed(io_manager, plan, "step_trainer_landing")[1], devices_before, devices)
     readings, removed = rows(ops.inside(step_trainer_landing, affected))
     return Output(TableUpdate(version, base=plan.base, affected=affected, slice=readings,
                               full=lambda: rows(step_trainer_landing)[0]),

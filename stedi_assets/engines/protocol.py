@@ -69,6 +69,11 @@ class EngineOps(Protocol):
                                           accelerometer_removed: Frame | None,
                                           accelerometer_added: Frame | None) -> Any: ...
 
+    def customer_curated_update(self, curated: Frame, customer_trusted: Frame,
+                                accelerometer_removed: Frame | None,
+                                accelerometer_added: Frame | None, *,
+                                secret: str) -> Frame | None: ...
+
     def consented_devices(self, customer_curated: Frame,
                           excluded_devices: Frame | None) -> Frame: ...
 

@@ -220,6 +220,8 @@ class IcebergIOManager(ConfigurableIOManager):
             return self._write_files(obj, table_name), None, {}, None
         if not obj.incremental:
             return self._write_files(obj.rows, table_name), None, {}, None
+        if obj.unchanged:  # its inputs did not move: the same files, nothing committed
+            return list(obj.base.files), obj.base, {"incremental/unchanged": True}, None
         kept, rewritten, dropped, removed = self._apply_update(obj, table_name)
         added = self._written_rows(self._write_files(obj.slice, table_name))
         # the instants of the rows removed and of the rows added: where the table changed

@@ -123,7 +123,11 @@ def test_automation_never_runs_past_a_failed_blocking_check(landing, tmp_path):
     with DagsterInstance.ephemeral() as instance:
         assert _materialize(instance, landing, tmp_path / "lake").success
         _, cursor = _requested(defs, instance)
-        # customer_landing changes and customer_trusted is rebuilt by a leaky transform:
+        # customer_landing changes (a new file: a customer's record landed again) and
+        # customer_trusted is rebuilt by a leaky transform (unchanged inputs would keep it):
+        first = sorted((landing / "customer").glob("*.json"))[0]
+        (landing / "customer" / "zz-again.json").write_text(
+            first.read_text().splitlines()[0] + "\n")
         leak = _materialize(instance, landing, tmp_path / "lake",
                             selection=["customer_landing", "customer_landing_rejects",
                                        "customer_trusted"],

@@ -38,6 +38,7 @@ from stedi_assets.transforms.polars.figures import (
 from stedi_assets.transforms.polars.increments import (
     accelerometer_trusted_affected,
     consented_devices,
+    customer_curated_update,
     inside,
     machine_learning_curated_affected,
     step_trainer_trusted_affected,
@@ -58,7 +59,8 @@ from stedi_assets.transforms.polars.tables import (
 __all__ = [
     "POLARS_TYPES", "REJECT_COLUMNS", "accelerometer_trusted",
     "accelerometer_trusted_affected", "changed_consent", "consent_violations",
-    "consented_devices", "consenting_customers", "customer_curated", "customer_identities",
+    "consented_devices", "consenting_customers", "customer_curated",
+    "customer_curated_update", "customer_identities",
     "customer_trusted", "empty_rejects", "empty_rows", "exact_duplicates",
     "frame_logical_schema", "head_rows", "inside", "join_coverage", "latest_customer_records",
     "logical_schema", "machine_learning_curated", "machine_learning_curated_affected",

@@ -7,7 +7,12 @@ from __future__ import annotations
 import polars as pl
 
 from stedi_assets.increments import Affected
-from stedi_assets.transforms.polars.tables import _CONSENT, _identity
+from stedi_assets.transforms.polars.tables import (
+    _CONSENT,
+    _identity,
+    customer_curated,
+    identities_of_spellings,
+)
 
 
 def _group_key(column: str) -> pl.Expr:
@@ -207,3 +212,28 @@ def consented_devices(customer_curated: pl.LazyFrame,
         devices = devices.join(excluded_devices.select("serialNumber"), on="serialNumber",
                                how="anti")
     return devices
+
+
+def customer_curated_update(curated: pl.LazyFrame, customer_trusted: pl.LazyFrame,
+                            accelerometer_removed: pl.LazyFrame | None,
+                            accelerometer_added: pl.LazyFrame | None, *, secret: str
+                            ) -> pl.LazyFrame | None:
+    """customer_curated (`curated`) once accelerometer_trusted lost the rows
+    `accelerometer_removed` and gained `accelerometer_added` (None: no such rows) while
+    customer_trusted stayed as it was: its rows, then those of the customers who became
+    readers. None when a customer may have stopped being a reader — a removed row's customer
+    without an added row: only the whole table can tell, so it is rebuilt."""
+    added = (identities_of_spellings(accelerometer_added, "user").select("_identity")
+             if accelerometer_added is not None else None)
+    if accelerometer_removed is not None:
+        removed = identities_of_spellings(accelerometer_removed, "user").select("_identity")
+        if added is not None:
+            removed = removed.join(added, on="_identity", how="anti")
+        if removed.head(1).collect().height:
+            return None
+    if accelerometer_added is None:
+        return curated
+    columns = curated.collect_schema().names()
+    gained = customer_curated(customer_trusted, accelerometer_added, secret=secret).join(
+        curated, on=columns, how="anti", nulls_equal=True, maintain_order="left")
+    return pl.concat([curated, gained])

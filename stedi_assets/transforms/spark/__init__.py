@@ -40,6 +40,7 @@ from stedi_assets.transforms.spark.figures import (
 from stedi_assets.transforms.spark.increments import (
     accelerometer_trusted_affected,
     consented_devices,
+    customer_curated_update,
     inside,
     machine_learning_curated_affected,
     step_trainer_trusted_affected,
@@ -59,7 +60,8 @@ from stedi_assets.transforms.spark.tables import (
 __all__ = [
     "REJECT_SCHEMA", "SPARK_TYPES", "accelerometer_trusted", "accelerometer_trusted_affected",
     "changed_consent", "consent_violations", "consented_devices", "consenting_customers",
-    "customer_curated", "customer_identities", "customer_trusted", "empty_rejects",
+    "customer_curated", "customer_curated_update", "customer_identities", "customer_trusted",
+    "empty_rejects",
     "empty_rows", "exact_duplicates", "frame_logical_schema", "head_rows", "inside",
     "join_coverage", "latest_customer_records", "logical_schema", "machine_learning_curated",
     "machine_learning_curated_affected", "non_consenting_devices", "parse_landing",

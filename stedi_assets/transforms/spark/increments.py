@@ -10,7 +10,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from stedi_assets.increments import Affected
-from stedi_assets.transforms.spark.tables import _CONSENT, _identity
+from stedi_assets.transforms.spark.tables import _CONSENT, _identity, customer_curated
 
 
 def _group_key(column: str) -> Column:
@@ -152,3 +152,28 @@ def consented_devices(customer_curated: DataFrame,
 
 def _cached(frame: DataFrame | None) -> DataFrame | None:
     return None if frame is None else frame.cache()
+
+
+def customer_curated_update(curated: DataFrame, customer_trusted: DataFrame,
+                            accelerometer_removed: DataFrame | None,
+                            accelerometer_added: DataFrame | None, *, secret: str
+                            ) -> DataFrame | None:
+    """As on Polars: customer_curated (`curated`) once accelerometer_trusted lost the rows
+    `accelerometer_removed` and gained `accelerometer_added` while customer_trusted stayed as
+    it was; None when a customer may have stopped being a reader (rebuild)."""
+    def identities(readings: DataFrame) -> DataFrame:
+        return readings.select("user").distinct().select(_identity("user").alias("_identity"))
+
+    if accelerometer_removed is not None:
+        removed = identities(accelerometer_removed)
+        if accelerometer_added is not None:
+            removed = removed.join(identities(accelerometer_added), on="_identity",
+                                   how="left_anti")
+        if not removed.isEmpty():
+            return None
+    if accelerometer_added is None:
+        return curated
+    gained = customer_curated(customer_trusted, accelerometer_added, secret=secret).select(
+        *curated.columns)
+    # EXCEPT compares nulls as equal, as the Polars anti-join with nulls_equal does
+    return curated.unionByName(gained.subtract(curated))
