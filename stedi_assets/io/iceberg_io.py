@@ -37,6 +37,7 @@ from stedi_assets.io.iceberg_changes import CHANGED_INSTANTS_PROPERTY
 from stedi_assets.io.iceberg_partitions import (
     DAY_MS,
     PARTITION_KEY,
+    files_on_days,
     files_to_compact,
     partition_column,
 )
@@ -251,12 +252,14 @@ class IcebergIOManager(ConfigurableIOManager):
                                         hive_partitioning=False) for path in update.base.files}
         spellings = (increments.group_spellings(pl.concat(list(frames.values())), affected)
                      if frames else None)
-        counts = dict(zip(frames, increments.affected_counts(
-            list(frames.values()), affected, spellings), strict=True))
+        # only the files of the days the change touches are read (the others are kept)
+        candidates = files_on_days(frames, increments.affected_days(affected, DAY_MS))
+        counts = dict(zip(candidates, increments.affected_counts(
+            [frames[path] for path in candidates], affected, spellings), strict=True))
         kept, rewrite, dropped = split_base_files(update.base.files, counts)
         removed, rewritten = [], []
         for path in update.base.files:  # a file with affected rows is read once more, in full
-            if counts[path][1]:
+            if counts.get(path, (0, 0))[1]:
                 kept_rows, instants = increments.split_file(frames[path], affected, spellings)
                 removed.append(instants.to_arrow())
                 if path in rewrite:

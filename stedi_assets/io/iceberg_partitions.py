@@ -63,3 +63,11 @@ def files_to_compact(files: Iterable[str]) -> list[str]:
         if day is not None:
             by_day.setdefault(day, []).append(path)
     return [path for group in by_day.values() if len(group) >= COMPACT_AT for path in group]
+
+
+def files_on_days(files: Iterable[str], days: set[int] | None) -> list[str]:
+    """The files that may hold a row of one of `days` (every file when None): a file written
+    by day holds rows of its own day only; one written otherwise may hold any."""
+    if days is None:
+        return list(files)
+    return [path for path in files if day_of_file(path) is None or day_of_file(path) in days]

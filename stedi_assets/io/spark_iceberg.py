@@ -4,13 +4,15 @@ inputs are Spark DataFrames over exactly one snapshot's files."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dagster import Failure, InputContext
 from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame
 
 from stedi_assets.io import spark_files
 from stedi_assets.io.iceberg_io import _TABLE_ERRORS, LocalIcebergIOManager, split_base_files
-from stedi_assets.io.iceberg_partitions import files_to_compact
+from stedi_assets.io.iceberg_partitions import DAY_MS, files_on_days, files_to_compact
 from stedi_assets.io.local_paths import ensure_table_inside
 from stedi_assets.transforms.spark.columns import logical_schema
 
@@ -53,7 +55,15 @@ class SparkIcebergIOManager(LocalIcebergIOManager):
 
         if not update.base.files:
             return [], [], 0, pa.array([], pa.int64())
-        base = self.scan_snapshot(update.base).withColumn("_file", F.input_file_name())
+        # only the files of the days the change touches are read (the others are kept), and
+        # those of the days that may be compacted
+        days = increments.affected_days(update.affected, DAY_MS)
+        read = set(files_on_days(update.base.files, days)) | set(
+            files_to_compact(update.base.files))
+        if not read:
+            return list(update.base.files), [], 0, pa.array([], pa.int64())
+        base = self.scan_snapshot(replace(update.base, files=tuple(
+            f for f in update.base.files if f in read))).withColumn("_file", F.input_file_name())
         flagged = increments.flagged(base, update.affected)  # keeps `_file`
         time = update.affected.time_column
         removed = pa.array([r[0] for r in flagged.where("_affected").select(

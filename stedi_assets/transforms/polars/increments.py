@@ -75,6 +75,18 @@ def time_bounds(affected: Affected) -> tuple[int, int] | None:
     return int(values.min()), int(values.max())
 
 
+def affected_days(affected: Affected, day_ms: int) -> set[int] | None:
+    """The days (instant floor-divided by `day_ms`, as the partitioned writers name their
+    folders) of every instant an update touches, when it names no whole group (else None):
+    a data file of another day holds no affected row."""
+    if not _empty(affected.groups):
+        return None
+    times = [f["_time"] for f in (affected.pairs, affected.times) if not _empty(f)]
+    if not times:
+        return set()
+    return set((pl.concat(times).drop_nulls().cast(pl.Int64) // day_ms).unique().to_list())
+
+
 def inside(frame: pl.LazyFrame, affected: Affected, group_column: str | None = None,
            time_column: str | None = None) -> pl.LazyFrame:
     """The rows of `frame` that belong to an affected slice, computed once (the engine op):

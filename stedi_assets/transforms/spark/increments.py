@@ -62,6 +62,18 @@ def time_bounds(affected: Affected) -> tuple[int, int] | None:
     return None if low is None else (int(low), int(high))
 
 
+def affected_days(affected: Affected, day_ms: int) -> set[int] | None:
+    """As on Polars: the days of every instant an update touches (None: a whole group is)."""
+    if _present(affected.groups):
+        return None
+    times = [f.select("_time") for f in (affected.pairs, affected.times) if f is not None]
+    if not times:
+        return set()
+    day = F.expr(f"(_time - pmod(_time, {day_ms})) div {day_ms}")
+    return {int(r[0]) for r in reduce(DataFrame.unionByName, times).where(
+        F.col("_time").isNotNull()).select(day).distinct().collect()}
+
+
 def inside(frame: DataFrame, affected: Affected, group_column: str | None = None,
            time_column: str | None = None) -> DataFrame:
     """The rows of `frame` that belong to an affected slice."""
