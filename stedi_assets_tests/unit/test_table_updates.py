@@ -183,3 +183,27 @@ def test_a_run_that_changes_nothing_still_records_what_it_read(tmp_path):
     write(io, TableUpdate("v2", rows=readings(["b@x"], [1])))  # a new snapshot: its own
     assert io.snapshot(TABLE).properties["stedi.table-version"] == "v2"
     assert io.snapshot(TABLE, first.snapshot_id).properties["stedi.table-version"] == "v2"
+
+
+def test_an_update_reads_only_the_files_of_the_days_it_touches(tmp_path):
+    from stedi_assets.io.iceberg_partitions import files_on_days
+    from stedi_assets.transforms.polars.increments import affected_days
+
+    io = LocalIcebergIOManager(root=str(tmp_path))
+    write(io, readings(["a@x", "b@x", "c@x"], [5, DAY + 1, 2 * DAY + 3]))
+    base = io.snapshot(TABLE)
+    (other,) = [p for p, day in _partitions(io).items() if day == 2 * DAY]
+    Path(other).write_bytes(b"not parquet")  # any read of day 2's file fails
+    affected = Affected(TABLE, pairs=pl.DataFrame({"_group": ["b@x"], "_time": [DAY + 1]}))
+    assert affected_days(affected, DAY) == {1}
+    assert other not in files_on_days(base.files, {1})
+    metadata = write(io, TableUpdate("v", base=base, affected=affected,
+                                     slice=readings(["b@x"], [DAY + 9])))
+    assert (metadata["incremental/data_files_kept"],
+            metadata["incremental/data_files_rewritten"]) == (2, 1)
+    # a whole customer (any day) or a file written without day folders: every file is read
+    assert affected_days(Affected(TABLE, groups=pl.DataFrame({"_group": ["a@x"]})), DAY) is None
+    assert files_on_days(["/t/data/w/00000.parquet"], set()) == ["/t/data/w/00000.parquet"]
+    # floor division, as the writers name their folders; a null instant is on no day
+    times = pl.DataFrame({"_time": [-1, None, 3 * DAY]}, schema={"_time": pl.Int64})
+    assert affected_days(Affected(TABLE, times=times), DAY) == {-1, 3}
