@@ -38,8 +38,9 @@ class SparkIcebergIOManager(LocalIcebergIOManager):
     def _schemas(self, frame: DataFrame | None, files: list[str], base=None):
         from pyspark.sql.pandas.types import to_arrow_schema
 
-        if frame is None:  # a rebuild's files (written by Spark): their schema
-            frame = self.scan_snapshot(_files_only(files))
+        if frame is None:  # a rebuild's files (written by Spark), or a table kept as it was
+            kept = base is not None and tuple(files) == tuple(base.files)
+            frame = self.scan_snapshot(base if kept else _files_only(files))
         return to_arrow_schema(frame.schema), logical_schema(frame.schema)
 
     def _apply_update(self, update, table_name: str):
