@@ -61,6 +61,8 @@ def plan_update(context: AssetExecutionContext, store: IcebergIOManager, table: 
         base = store.snapshot(table)
     except TableNotMaterializedError:
         base = None
+    except IcebergTableError as unreadable:  # e.g. delete files: a rebuild replaces them
+        return Plan(table, f"its current snapshot cannot be updated: {unreadable}")
     loaded = reads_of_step(context)
     return plan(table, version, full_refresh=full_refresh_asked(context), base=base,
                 loaded=loaded, changes=store.tables.changes, landing=landing)

@@ -156,3 +156,19 @@ def test_customer_tables_are_kept_while_their_inputs_do_not_move(tmp_path):
     assert metadata["iceberg/new_snapshot"] is True
     assert first.table("customer_curated").height == 3
     assert _metadata(first, "customer_trusted")["incremental/unchanged"] is True
+
+
+def test_a_customer_table_with_delete_files_is_rebuilt_by_the_next_run(tmp_path):
+    """A DELETE run in Athena leaves delete files the engines do not apply: the next run
+    rebuilds the table (replacing them) instead of failing to plan from it."""
+    from stedi_assets.io.iceberg_io import LocalIcebergIOManager
+    from stedi_assets_tests.unit.test_iceberg_tables import _add_position_delete
+
+    landing_root, lake = write_tiny_landing(tmp_path / "landing"), tmp_path / "lake"
+    first = run_graph(landing_root, lake)
+    _add_position_delete(LocalIcebergIOManager(root=str(lake)), "customer_trusted")
+    again = run_graph(landing_root, lake)
+    reason = _metadata(again, "customer_trusted")["incremental/full_reason"]
+    assert "row-level delete files" in reason
+    assert _sorted(again.table("customer_trusted")).equals(
+        _sorted(first.table("customer_trusted")))
