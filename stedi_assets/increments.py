@@ -169,7 +169,7 @@ class Plan:
     def inputs_unchanged(self) -> bool:
         """Every upstream table is as this table last read it: recomputing it would give the
         rows it holds (every table is a function of its inputs and its version)."""
-        return self.full_reason is None and all(c.unchanged for c in self.changes.values())
+        return self.full_reason is None and all(map(self.unchanged, self.changes))
 
 
 def plan(table: str, version: str, *, full_refresh: bool, base: Any,

@@ -68,11 +68,10 @@ def plan_update(context: AssetExecutionContext, store: IcebergIOManager, table: 
                 loaded=loaded, changes=store.tables.changes, landing=landing)
 
 
-def kept_or_rebuilt(plan: Plan, version: str, rows: Callable[[], Any],
-                    metadata: dict[str, object] | None = None) -> Output:
+def kept_or_rebuilt(plan: Plan, version: str, rows: Callable[[], Any]) -> Output:
     """A table rebuilt in full from its inputs (`rows()`), unless none of them moved since it
     was built: then it is kept as it is, and `rows` only serves a rebuild after a race."""
-    metadata = {**plan.metadata, **(metadata or {})}
+    metadata = plan.metadata
     if plan.inputs_unchanged:
         return Output(TableUpdate(version, base=plan.base, full=rows), metadata=metadata)
     if not plan.full_reason:

@@ -64,13 +64,19 @@ def group_spellings(frame: pl.LazyFrame, affected: Affected,
         _group_key(column).is_in(affected.groups["_group"].implode())).collect()[column]
 
 
-def time_bounds(affected: Affected) -> tuple[int, int] | None:
-    """The instants an update can touch, when it names no whole group (else None)."""
+def _instants(affected: Affected) -> pl.Series | None:
+    """The (non-null) instants an update touches, when it names no whole group (else None)."""
     if not _empty(affected.groups):
         return None
     times = [f["_time"] for f in (affected.pairs, affected.times) if not _empty(f)]
-    values = pl.concat(times).drop_nulls() if times else pl.Series([], dtype=pl.Int64)
-    if values.is_empty():
+    return (pl.concat(times).drop_nulls().cast(pl.Int64) if times
+            else pl.Series("_time", [], dtype=pl.Int64))
+
+
+def time_bounds(affected: Affected) -> tuple[int, int] | None:
+    """The instants an update can touch, when it names no whole group (else None)."""
+    values = _instants(affected)
+    if values is None or values.is_empty():
         return None
     return int(values.min()), int(values.max())
 
@@ -79,12 +85,8 @@ def affected_days(affected: Affected, day_ms: int) -> set[int] | None:
     """The days (instant floor-divided by `day_ms`, as the partitioned writers name their
     folders) of every instant an update touches, when it names no whole group (else None):
     a data file of another day holds no affected row."""
-    if not _empty(affected.groups):
-        return None
-    times = [f["_time"] for f in (affected.pairs, affected.times) if not _empty(f)]
-    if not times:
-        return set()
-    return set((pl.concat(times).drop_nulls().cast(pl.Int64) // day_ms).unique().to_list())
+    values = _instants(affected)
+    return None if values is None else set((values // day_ms).unique().to_list())
 
 
 def inside(frame: pl.LazyFrame, affected: Affected, group_column: str | None = None,

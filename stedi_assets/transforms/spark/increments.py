@@ -51,11 +51,17 @@ def flagged(frame: DataFrame, affected: Affected, group_column: str | None = Non
     return keyed.withColumn("_affected", flag).select(*frame.columns, "_affected")
 
 
-def time_bounds(affected: Affected) -> tuple[int, int] | None:
-    """The instants an update can touch, when it names no whole group (else None)."""
+def _time_frames(affected: Affected) -> list[DataFrame] | None:
+    """(`_time`) frames of the instants an update touches, when it names no whole group
+    (else None)."""
     if _present(affected.groups):
         return None
-    times = [f.select("_time") for f in (affected.pairs, affected.times) if f is not None]
+    return [f.select("_time") for f in (affected.pairs, affected.times) if f is not None]
+
+
+def time_bounds(affected: Affected) -> tuple[int, int] | None:
+    """The instants an update can touch, when it names no whole group (else None)."""
+    times = _time_frames(affected)
     if not times:
         return None
     low, high = reduce(DataFrame.unionByName, times).agg(F.min("_time"), F.max("_time")).first()
@@ -64,9 +70,9 @@ def time_bounds(affected: Affected) -> tuple[int, int] | None:
 
 def affected_days(affected: Affected, day_ms: int) -> set[int] | None:
     """As on Polars: the days of every instant an update touches (None: a whole group is)."""
-    if _present(affected.groups):
+    times = _time_frames(affected)
+    if times is None:
         return None
-    times = [f.select("_time") for f in (affected.pairs, affected.times) if f is not None]
     if not times:
         return set()
     day = F.expr(f"(_time - pmod(_time, {day_ms})) div {day_ms}")
