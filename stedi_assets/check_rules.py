@@ -31,7 +31,7 @@ class CheckFigures(Protocol):
     checks call; frames are the engine's own (LazyFrame, Spark DataFrame)."""
 
     def consenting_customers(self, customer_landing: Any, secret: str,
-                             customer_landing_rejects: Any = None) -> Any: ...
+                             customer_landing_rejects: Any = None, kept: Any = None) -> Any: ...
 
     def non_consenting_devices(self, customer_landing: Any,
                                customer_landing_rejects: Any = None) -> Any: ...
@@ -55,7 +55,8 @@ class CheckFigures(Protocol):
     def row_count(self, frame: Any) -> int: ...
 
     def shared_device_rows(self, step_trainer_trusted: Any, customer_landing: Any,
-                           customer_landing_rejects: Any = None) -> dict[str, int]: ...
+                           customer_landing_rejects: Any = None,
+                           kept: Any = None) -> dict[str, int]: ...
 
     def join_coverage(self, step_trainer_trusted: Any, accelerometer_trusted: Any,
                       customer_landing: Any) -> dict[str, Any]: ...
@@ -219,10 +220,12 @@ class SincePassed:
 
 def consent_outcome(table_name: str, ops: CheckFigures, table: Any, customer_landing: Any,
                     customer_landing_rejects: Any, *, secret: str, consent_as_of_date: bool,
-                    shared_devices: str, since: SincePassed | None = None) -> CheckOutcome:
+                    shared_devices: str, since: SincePassed | None = None,
+                    kept: Any = None) -> CheckOutcome:
     """Every row of the table belongs to a consenting customer, by each of its consent keys
     (`schemas.CONSENT_KEYS`); violating keys reported pseudonymously (`reported_keys`). With
-    `since`, only the rows whose verdict can have changed since the last pass are checked."""
+    `since`, only the rows whose verdict can have changed since the last pass are checked.
+    `kept`: where the engine keeps the consenting set between runs (None: computed here)."""
     def excluded_devices(landing: Any, rejects: Any) -> Any:
         return (ops.non_consenting_devices(landing, rejects)
                 if shared_devices == "exclude" else None)
@@ -230,7 +233,7 @@ def consent_outcome(table_name: str, ops: CheckFigures, table: Any, customer_lan
     # every customer's consent, computed once and only when a row is to be checked (an
     # incremental check with nothing added and no customer changed needs none)
     consenting = cache(lambda: ops.consenting_customers(customer_landing, secret,
-                                                        customer_landing_rejects))
+                                                        customer_landing_rejects, kept))
     excluded = cache(lambda: excluded_devices(customer_landing, customer_landing_rejects))
     if since is not None:  # the consent records, then and now, of the customers who changed
         changed_customers = ops.customer_identities(since.changed_records,
@@ -279,9 +282,11 @@ def consent_outcome(table_name: str, ops: CheckFigures, table: Any, customer_lan
 
 def shared_devices_outcome(table_name: str, ops: CheckFigures, table: Any,
                            customer_landing: Any, customer_landing_rejects: Any, *,
-                           shared_devices: str) -> CheckOutcome:
-    """Step readings from devices that also belong to a customer without research consent."""
-    figures = plain(ops.shared_device_rows(table, customer_landing, customer_landing_rejects))
+                           shared_devices: str, kept: Any = None) -> CheckOutcome:
+    """Step readings from devices that also belong to a customer without research consent
+    (`kept` as in consent_outcome)."""
+    figures = plain(ops.shared_device_rows(table, customer_landing, customer_landing_rejects,
+                                           kept))
     rows, devices = figures["shared_device_rows"], figures["shared_devices"]
     return _outcome(
         table_name, "shared_devices", rows == 0,

@@ -172,7 +172,7 @@ class Settings:
         choice = self.landing_cache.strip()
         if choice.lower() == "off":
             return None
-        if choice.lower() in {"", "auto"}:
+        if choice.lower() in {"", "auto", "on"}:  # "on" would otherwise be a folder named on
             if is_s3_uri(self.lakehouse_root):
                 return None
             return str(Path(self.lakehouse_root) / "_landing_cache")

@@ -60,9 +60,11 @@ VARIABLES: tuple[Variable, ...] = (
              "key `stedi-local-development-only`, and every run that uses it logs a warning)",
              secret=True),
     Variable("STEDI_LANDING_CACHE", "auto", "where the Polars engine keeps each landing file's "
-             "parsed rows so a run parses only new or rewritten files: `auto` "
+             "parsed rows so a run parses only new or rewritten files: `auto` or `on` "
              "(`<lakehouse root>/_landing_cache` for a local lakehouse, off on S3), `off`, or a "
-             "local folder"),
+             "local folder. Its `_checks` folder keeps the consent checks' set of consenting "
+             "customers (and the devices of the others) while the customer tables do not move "
+             "(docs/incremental.md)"),
     Variable("STEDI_SNAPSHOT_RETENTION", "7d", "how long each table keeps older Iceberg "
              "snapshots (time travel) before they are expired and their files deleted (erasure): "
              "a number with `d`, `h`, `m` or `s`; `0` keeps only the current snapshot"),

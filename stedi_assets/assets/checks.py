@@ -92,7 +92,7 @@ def consent_check(table_name: str) -> AssetChecksDefinition:
         outcome = consent_outcome(
             table_name, engine.ops, table, customer_landing, customer_landing_rejects,
             secret=privacy.pseudonym_secret, consent_as_of_date=privacy.consent_as_of_date,
-            shared_devices=privacy.shared_devices, since=since)
+            shared_devices=privacy.shared_devices, since=since, kept=engine.kept_results)
         reads = reads_of_step(context)
         record_blocking_outcome(context, io_manager, outcome, passed_on={
             "version": version, "upstream": {t: str(reads[t]) for t in _CUSTOMER_TABLES}})

@@ -119,7 +119,8 @@ def step_trainer_trusted_shared_devices(engine: Engine, privacy: PrivacySettings
                                         customer_landing_rejects) -> AssetCheckResult:
     return check_result(shared_devices_outcome(
         "step_trainer_trusted", engine.ops, step_trainer_trusted, customer_landing,
-        customer_landing_rejects, shared_devices=privacy.shared_devices))
+        customer_landing_rejects, shared_devices=privacy.shared_devices,
+        kept=engine.kept_results))
 
 
 @rule_check("step_trainer_trusted", "join_coverage",

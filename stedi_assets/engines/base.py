@@ -58,6 +58,12 @@ class Engine(ConfigurableResource):
     def ops(self) -> EngineOps:
         raise NotImplementedError
 
+    @property
+    def kept_results(self) -> Any:
+        """Where the checks' customer-sized sets are kept between runs (a KeptResults, see
+        engines/kept_results.py), or None: computed by every check that needs them."""
+        return None
+
     def read_landing(self, files: list[str], table: Table,
                      store: S3Store | None = None) -> LandingBatch:
         """Read landing files (local paths, or s3:// URIs reachable through `store`)."""

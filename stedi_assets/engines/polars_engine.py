@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from stedi_assets.engines.base import Engine, LandingBatch
+from stedi_assets.engines.kept_results import KeptResults
 from stedi_assets.engines.landing_cache import LandingCache
 from stedi_assets.engines.protocol import EngineOps
 from stedi_assets.io.landing_reader import check_compression, is_parquet, iter_landing_lines
@@ -46,6 +47,13 @@ class PolarsEngine(Engine):
     def ops(self) -> EngineOps:
         """transforms/polars: one function per table plus the check figures."""
         return polars_ops
+
+    @property
+    def kept_results(self) -> KeptResults | None:
+        """Beside the landing cache (it holds the same customer data), when there is one."""
+        if not self.landing_cache:
+            return None
+        return KeptResults(Path(self.landing_cache) / "_checks", self.landing_cache)
 
     def land(self, landing: LandingSource, table: Table) -> LandingBatch:
         if not self.landing_cache:

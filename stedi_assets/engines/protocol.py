@@ -82,7 +82,8 @@ class EngineOps(Protocol):
 
     # --- figures of the asset checks and metadata -------------------------------------------
     def consenting_customers(self, customer_landing: Frame, secret: str,
-                             customer_landing_rejects: Frame | None = None) -> Frame: ...
+                             customer_landing_rejects: Frame | None = None,
+                             kept: Any = None) -> Frame: ...
 
     def consent_violations(self, table: Frame, consenting: Frame, key: str,
                            consenting_key: str, time_column: str | None = None,
@@ -108,7 +109,8 @@ class EngineOps(Protocol):
     def same_owners(self, before: Frame, now: Frame) -> bool: ...
 
     def shared_device_rows(self, step_trainer_trusted: Frame, customer_landing: Frame,
-                           customer_landing_rejects: Frame | None = None) -> dict[str, int]: ...
+                           customer_landing_rejects: Frame | None = None,
+                           kept: Any = None) -> dict[str, int]: ...
 
     def row_count(self, frame: Frame) -> int: ...
 

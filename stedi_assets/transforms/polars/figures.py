@@ -25,11 +25,12 @@ from stedi_assets.transforms.polars.tables import (
 
 
 def consenting_customers(customer_landing: pl.LazyFrame, secret: str,
-                         customer_landing_rejects: pl.LazyFrame | None = None
-                         ) -> pl.LazyFrame:
+                         customer_landing_rejects: pl.LazyFrame | None = None,
+                         kept: Any = None) -> pl.LazyFrame:
     """email (the identity: trimmed, lower-cased), serialNumber, customerKey and consent date
     of every customer whose latest record (quarantined lines included) has research consent.
-    Computed once per process for the same inputs (see `_remembered`)."""
+    Computed once per process for the same inputs (see `_remembered`), and with `kept` (the
+    engine's `KeptResults`) once for as long as the customer tables do not move."""
     def compute() -> pl.DataFrame:
         latest = latest_customer_records(customer_landing, customer_landing_rejects).filter(
             pl.col(_CONSENT).is_not_null()).select(_identity("email").alias("email"),
@@ -38,11 +39,23 @@ def consenting_customers(customer_landing: pl.LazyFrame, secret: str,
         return _with_customer_key(latest.collect().lazy(), "email", secret).collect()
 
     return _remembered((customer_landing, customer_landing_rejects), compute, _CONSENTING,
-                       secret).lazy()
+                       secret, kept, "consenting").lazy()
+
+
+def _non_consenting_devices(customer_landing: pl.LazyFrame,
+                            customer_landing_rejects: pl.LazyFrame | None,
+                            kept: Any = None) -> pl.LazyFrame:
+    """non_consenting_devices, remembered like the consenting set."""
+    return _remembered((customer_landing, customer_landing_rejects),
+                       lambda: non_consenting_devices(customer_landing,
+                                                      customer_landing_rejects).collect(),
+                       _DEVICES, None, kept, "non_consenting_devices").lazy()
 
 
 #: the last consenting sets computed, oldest first: {digest of inputs' plans and secret: rows}
 _CONSENTING: dict[str, pl.DataFrame] = {}
+#: the same for the devices of customers without consent
+_DEVICES: dict[str, pl.DataFrame] = {}
 #: the last join-coverage figures computed, oldest first: {digest of inputs' plans: figures}
 _JOIN_FIGURES: dict[str, dict[str, Any]] = {}
 #: a few results each, so an incremental check's small before/after sets of the changed
@@ -52,14 +65,16 @@ _PLAN_LIMIT = 1 << 20  # plans holding in-memory rows beyond this are not rememb
 
 
 def _remembered(inputs: tuple[pl.LazyFrame | None, ...], compute, store: dict[str, Any],
-                secret: str | None = None) -> Any:
+                secret: str | None = None, kept: Any = None, name: str = "") -> Any:
     """`compute()`, or its result for the same inputs earlier in this process. The five
     consent checks of a run (and machine_learning_curated's two keys) read the same customer
     snapshots, and the set's pseudonymous keys are HMACs computed in Python; the two
     join-coverage checks (step_trainer_trusted's, machine_learning_curated's) join the same
     reading snapshots — once is enough. Inputs are identified by their serialized query
     plans: a lakehouse table's plan names its snapshot's data files, which are never
-    rewritten in place (and an in-memory frame's plan holds its rows)."""
+    rewritten in place (and an in-memory frame's plan holds its rows). With `kept` (a
+    `KeptResults`; DataFrame results only), also what an earlier run computed from the same
+    inputs, kept under `name` (engines/kept_results.py)."""
     digest = hashlib.sha256(b"" if secret is None else secret_fingerprint(secret).encode())
     for frame in inputs:
         plan = _CappedPlan()
@@ -73,7 +88,12 @@ def _remembered(inputs: tuple[pl.LazyFrame | None, ...], compute, store: dict[st
     if key not in store:
         while len(store) >= _REMEMBERED_SETS:
             del store[next(iter(store))]
-        store[key] = compute()
+        result = None if kept is None else kept.get(name, key)
+        if result is None:
+            result = compute()
+            if kept is not None:
+                kept.put(name, key, result)
+        store[key] = result
     return store[key]
 
 
@@ -226,8 +246,11 @@ def _join_coverage(step_trainer_trusted: pl.LazyFrame, accelerometer_trusted: pl
     # code, so the joins match the same rows)
     steps = step_trainer_trusted.select("sensorReadingTime",
                                         pl.col("serialNumber").cast(pl.Categorical))
-    owners = _owners(customer_landing).with_columns(
-        pl.col("serialNumber").cast(pl.Categorical), pl.lit(True).alias("_owner"))
+    # only the owners of these step readings' devices can pair with them: an incremental
+    # evaluation's few changed instants need a few customers, not the identity of every one
+    owners = _owners(customer_landing.join(
+        step_trainer_trusted.select("serialNumber").unique(), on="serialNumber", how="semi")
+    ).with_columns(pl.col("serialNumber").cast(pl.Categorical), pl.lit(True).alias("_owner"))
     # owners hold each (user, serialNumber) pair once: the left join never adds rows
     pairs = steps.join(accel, on="sensorReadingTime", how="inner", build_side="force_left"
                        ).join(owners, on=["serialNumber", "user"], how="left")
@@ -256,11 +279,12 @@ def same_owners(before: pl.LazyFrame, now: pl.LazyFrame) -> bool:
 
 
 def shared_device_rows(step_trainer_trusted: pl.LazyFrame, customer_landing: pl.LazyFrame,
-                       customer_landing_rejects: pl.LazyFrame | None = None
-                       ) -> dict[str, int]:
+                       customer_landing_rejects: pl.LazyFrame | None = None,
+                       kept: Any = None) -> dict[str, int]:
     """How many rows of step_trainer_trusted (and how many distinct devices) come from devices
-    that also belong to a customer without research consent (non_consenting_devices)."""
-    devices = non_consenting_devices(customer_landing, customer_landing_rejects)
+    that also belong to a customer without research consent (non_consenting_devices, kept
+    like the consenting set)."""
+    devices = _non_consenting_devices(customer_landing, customer_landing_rejects, kept)
     shared = step_trainer_trusted.join(devices, on="serialNumber", how="semi")
     shared_rows, shared_devices = shared.select(
         pl.len(), pl.col("serialNumber").n_unique()).collect(engine="streaming").row(0)

@@ -21,9 +21,12 @@ from stedi_assets.transforms.spark.tables import (
 
 
 def consenting_customers(customer_landing: DataFrame, secret: str,
-                         customer_landing_rejects: DataFrame | None = None) -> DataFrame:
+                         customer_landing_rejects: DataFrame | None = None,
+                         kept: Any = None) -> DataFrame:
     """email (the identity: trimmed, lower-cased), serialNumber, customerKey and consent date
-    of every customer whose latest record (quarantined lines included) has research consent."""
+    of every customer whose latest record (quarantined lines included) has research consent.
+    Spark computes it every time: `kept` is the Polars engine's store of these sets
+    (engines/kept_results.py), always None here."""
     latest = latest_customer_records(customer_landing, customer_landing_rejects).filter(
         F.col(_CONSENT).isNotNull())
     return _with_customer_key(latest.select(_identity("email").alias("email"), "serialNumber",
@@ -165,9 +168,11 @@ def same_owners(before: DataFrame, now: DataFrame) -> bool:
 
 
 def shared_device_rows(step_trainer_trusted: DataFrame, customer_landing: DataFrame,
-                       customer_landing_rejects: DataFrame | None = None) -> dict[str, int]:
+                       customer_landing_rejects: DataFrame | None = None,
+                       kept: Any = None) -> dict[str, int]:
     """How many rows of step_trainer_trusted (and how many distinct devices) come from devices
-    that also belong to a customer without research consent (non_consenting_devices)."""
+    that also belong to a customer without research consent (non_consenting_devices;
+    `kept` as in consenting_customers)."""
     devices = non_consenting_devices(customer_landing, customer_landing_rejects)
     shared = step_trainer_trusted.join(devices, on="serialNumber", how="left_semi")
     figures = shared.select(F.count(F.lit(1)).alias("k"),

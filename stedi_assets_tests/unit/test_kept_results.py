@@ -1,0 +1,123 @@
+"""The checks' customer-sized sets kept between runs (engines/kept_results.py): found again by
+a later process for the same customer files and secret, never for other files, another
+secret or other code, one set per name on disk, and a broken file only recomputed."""
+
+from __future__ import annotations
+
+import os
+
+import polars as pl
+import pytest
+
+from stedi_assets.engines import kept_results
+from stedi_assets.engines.kept_results import KeptResults
+from stedi_assets.engines.polars_engine import PolarsEngine
+from stedi_assets.transforms import polars as pe
+from stedi_assets.transforms.polars import figures
+from stedi_assets_tests.unit.test_transforms_polars import customers
+
+LANDING = customers(
+    {"email": "Ann@x.io", "serialNumber": "s1", "lastUpdateDate": 1,
+     "shareWithResearchAsOfDate": 1},
+    {"email": "bob@x.io", "serialNumber": "s2", "lastUpdateDate": 1,
+     "shareWithResearchAsOfDate": 1},
+    {"email": "cy@x.io", "serialNumber": "s3", "lastUpdateDate": 1},
+)
+STEPS = pl.DataFrame({"serialNumber": ["s1", "s3", "s3"], "sensorReadingTime": [1, 2, 3]})
+
+
+@pytest.fixture
+def new_process(monkeypatch):
+    """What a later run's process starts with: nothing remembered in memory."""
+    def forget() -> None:
+        figures._CONSENTING.clear()
+        figures._DEVICES.clear()
+
+    forget()
+    yield forget
+    forget()
+
+
+def computing_fails(monkeypatch) -> None:
+    def fail(*args, **kwargs):
+        raise AssertionError("computed although kept")
+
+    monkeypatch.setattr(figures, "latest_customer_records", fail)
+    monkeypatch.setattr(figures, "non_consenting_devices", fail)
+
+
+def write(path, frame: pl.LazyFrame):
+    frame.collect().write_parquet(path)
+    return pl.scan_parquet(path)
+
+
+def test_a_later_run_finds_the_sets_kept_for_the_same_customer_files(
+        tmp_path, new_process, monkeypatch):
+    kept = KeptResults(tmp_path / "cache" / "_checks", tmp_path / "cache")
+    landing = write(tmp_path / "customers.parquet", LANDING)
+    consenting = pe.consenting_customers(landing, "secret-1", None, kept).collect()
+    shared = pe.shared_device_rows(STEPS.lazy(), landing, None, kept)
+    assert sorted(consenting["email"]) == ["ann@x.io", "bob@x.io"]
+    assert shared == {"rows_checked": 3, "shared_device_rows": 2, "shared_devices": 1}
+    assert sorted(p.name.split("-")[0] for p in kept.folder.iterdir()) == [
+        "consenting", "non_consenting_devices"]
+    new_process()
+    computing_fails(monkeypatch)
+    again = pe.consenting_customers(pl.scan_parquet(tmp_path / "customers.parquet"),
+                                    "secret-1", None, kept).collect()
+    assert again.equals(consenting)
+    assert pe.shared_device_rows(STEPS.lazy(), landing, None, kept) == shared
+
+
+def test_other_files_another_secret_or_other_code_compute_anew(
+        tmp_path, new_process, monkeypatch):
+    kept = KeptResults(tmp_path / "_checks", tmp_path)
+    old = write(tmp_path / "old.parquet", LANDING)
+    before = pe.consenting_customers(old, "secret-1", None, kept).collect()
+    new_process()
+    # bob withdraws: another file, another set; only the latest set stays on disk
+    withdrawn = customers({"email": "bob@x.io", "serialNumber": "s2", "lastUpdateDate": 2})
+    new = write(tmp_path / "new.parquet", pl.concat([LANDING, withdrawn]))
+    after = pe.consenting_customers(new, "secret-1", None, kept).collect()
+    assert sorted(before["email"]) == ["ann@x.io", "bob@x.io"]
+    assert after["email"].to_list() == ["ann@x.io"]
+    [only] = list(kept.folder.glob("consenting-*"))
+    assert pl.read_parquet(only).equals(after)
+    new_process()
+    other_secret = pe.consenting_customers(new, "secret-2", None, kept).collect()
+    assert other_secret["customerKey"].to_list() != after["customerKey"].to_list()
+    new_process()
+    monkeypatch.setattr(kept_results, "figures_version", lambda: "another version")
+    calls = []
+    original = figures.latest_customer_records
+    monkeypatch.setattr(figures, "latest_customer_records",
+                        lambda *a: calls.append(1) or original(*a))
+    assert pe.consenting_customers(new, "secret-2", None, kept).collect().equals(other_secret)
+    assert calls == [1]
+
+
+def test_a_broken_kept_file_is_recomputed_and_replaced(tmp_path, new_process):
+    kept = KeptResults(tmp_path / "_checks", tmp_path)
+    landing = write(tmp_path / "customers.parquet", LANDING)
+    first = pe.consenting_customers(landing, "s", None, kept).collect()
+    [path] = list(kept.folder.glob("consenting-*"))
+    path.write_bytes(b"not parquet")
+    new_process()
+    assert pe.consenting_customers(landing, "s", None, kept).collect().equals(first)
+    assert pl.read_parquet(path).equals(first)
+
+
+def test_nothing_is_kept_through_a_linked_cache_folder(tmp_path, new_process):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, tmp_path / "cache")
+    kept = KeptResults(tmp_path / "cache" / "_checks", tmp_path / "cache")
+    landing = write(tmp_path / "customers.parquet", LANDING)
+    assert pe.consenting_customers(landing, "s", None, kept).collect().height == 2
+    assert not any(elsewhere.iterdir())
+
+
+def test_the_polars_engine_keeps_them_beside_its_landing_cache_only(tmp_path):
+    assert PolarsEngine().kept_results is None
+    kept = PolarsEngine(landing_cache=str(tmp_path / "cache")).kept_results
+    assert kept.folder == tmp_path / "cache" / "_checks"
