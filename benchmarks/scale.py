@@ -25,6 +25,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -49,37 +50,51 @@ SPARK_CONF = {"spark.driver.memory": "3g", "spark.sql.shuffle.partitions": "8",
               "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
 
 
+#: Starts the command and writes its own peak RSS (ru_maxrss from os.wait4, KiB) to a file.
+#: Linux carries the peak RSS of the process that execs a command into the command's
+#: ru_maxrss: started straight from this script, a run would report this script's own peak
+#: (2.1 GB after it read a table to pick the customers of the next change, for a run whose
+#: process tree never exceeded 1.1 GB). This small, fresh launcher is the parent instead.
+_LAUNCHER = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[2:]); "
+             "_, status, usage = os.wait4(p.pid, 0); "
+             "open(sys.argv[1], 'w').write(str(usage.ru_maxrss)); "
+             "sys.exit(os.waitstatus_to_exitcode(status))")
+
+
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """(wall seconds, peak RSS GB) of one subprocess and everything it starts.
 
-    Peak RSS is the larger of two figures: the process's own peak (ru_maxrss from os.wait4,
-    exact, but it covers only the process and the children it waited for, each on its own)
-    and the peak of the *sum* of RSS over its whole process tree, sampled from /proc every
-    0.2 s (this is what counts the Spark JVM, which runs beside the Python driver, and its
-    Python workers)."""
+    Peak RSS is the larger of two figures: the process's own peak (ru_maxrss, exact, but it
+    covers only the process and the children it waited for, each on its own; taken by a
+    fresh launcher, see `_LAUNCHER`) and the peak of the *sum* of RSS over its whole process
+    tree, sampled from /proc every 0.2 s (this is what counts the Spark JVM, which runs beside
+    the Python driver, and its Python workers)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO),
-                                                **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    tree_peak_kb = 0
-    done = threading.Event()
+    with tempfile.NamedTemporaryFile("r", suffix=".maxrss") as peak_file:
+        proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER, peak_file.name, *cmd],
+                                cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO),
+                                               **(env or {})},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        tree_peak_kb = 0
+        done = threading.Event()
 
-    def sample() -> None:
-        nonlocal tree_peak_kb
-        while not done.wait(0.2):
-            tree_peak_kb = max(tree_peak_kb, _tree_rss_kb(proc.pid)[0])
+        def sample() -> None:
+            nonlocal tree_peak_kb
+            while not done.wait(0.2):
+                tree_peak_kb = max(tree_peak_kb, _tree_rss_kb(proc.pid)[0])
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    output = proc.stdout.read()
-    done.set()  # the output closes when the process (and its JVM) ends
-    sampler.join()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if status:
-        sys.stdout.write(output.decode(errors="replace")[-3000:])
-        raise RuntimeError(f"{cmd[:4]} failed with status {status}")
-    return wall, max(usage.ru_maxrss, tree_peak_kb) / 1024 / 1024
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        output = proc.stdout.read()
+        done.set()  # the output closes when the process (and its JVM) ends
+        sampler.join()
+        status = proc.wait()
+        wall = time.perf_counter() - start
+        if status:
+            sys.stdout.write(output.decode(errors="replace")[-3000:])
+            raise RuntimeError(f"{cmd[:4]} failed with status {status}")
+        own_peak_kb = int(peak_file.read() or 0)
+    return wall, max(own_peak_kb, tree_peak_kb) / 1024 / 1024
 
 
 def ensure_inputs(work: Path, scale: int, fmt: str) -> Path:
