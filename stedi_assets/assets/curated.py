@@ -14,13 +14,16 @@ from dagster import (
 from stedi_assets.assets.checks import consent_check, join_coverage_result, rule_check
 from stedi_assets.assets.common import asset_kwargs
 from stedi_assets.assets.incremental import (
+    READING_TABLES,
     changed_readings,
     kept_or_rebuilt,
     plan_update,
+    rows_added_only,
+    rows_before,
     rows_changed,
 )
 from stedi_assets.engines.base import Engine
-from stedi_assets.increments import TableUpdate, secret_fingerprint, table_version
+from stedi_assets.increments import Affected, TableUpdate, secret_fingerprint, table_version
 from stedi_assets.io.iceberg_io import IcebergIOManager
 from stedi_assets.resources import CheckSettings, PrivacySettings
 
@@ -75,11 +78,33 @@ def machine_learning_curated(context: AssetExecutionContext, engine: Engine,
                                                      accelerometer_trusted)),
                       metadata=plan.metadata)
     affected = changed_readings(io_manager, ops, plan.consumed, plan.loaded, plan.changes)
+
+    def full():
+        return rows(step_trainer_trusted, accelerometer_trusted)
+
+    added = rows_added_only(io_manager, plan, READING_TABLES)
+    if added is not None and any(frame is not None for frame in added.values()):
+        # readings were only added: every pair the table holds stays, and the new pairs are
+        # those with a new step reading (against every accelerometer reading now) or a new
+        # accelerometer reading (against the step readings as they were), each once —
+        # appended, no data file rewritten
+        new_steps, new_readings = added["step_trainer_trusted"], added["accelerometer_trusted"]
+        steps_then = rows_before(io_manager, plan, "step_trainer_trusted")
+        pairs = [rows(new_steps, ops.inside(accelerometer_trusted, affected,
+                                            time_column="timestamp"))
+                 if new_steps is not None else None,
+                 rows(ops.inside(steps_then, affected), new_readings)
+                 if new_readings is not None else None]
+        return Output(TableUpdate(version, base=plan.base,
+                                  affected=Affected("machine_learning_curated"),
+                                  slice=ops.concat_frames([p for p in pairs if p is not None]),
+                                  full=full),
+                      metadata={**plan.metadata, "incremental/appended_only": True})
     pairs = rows(ops.inside(step_trainer_trusted, affected),
                  ops.inside(accelerometer_trusted, affected, time_column="timestamp"))
     return Output(TableUpdate(version, base=plan.base, affected=affected, slice=pairs,
-                              full=lambda: rows(step_trainer_trusted, accelerometer_trusted)),
-                  metadata=plan.metadata)
+                              full=full),
+                  metadata={**plan.metadata, "incremental/appended_only": False})
 
 
 @rule_check("machine_learning_curated", "join_coverage",

@@ -93,6 +93,21 @@ def rows_changed(store: IcebergIOManager, upstream_plan: Plan, table: str
                         upstream_plan.loaded[table], upstream_plan.changes[table])
 
 
+def rows_added_only(store: IcebergIOManager, upstream_plan: Plan, tables: tuple[str, ...]
+                    ) -> dict[str, Any | None] | None:
+    """{table: rows of its data files added since this table last read it, or None when it
+    gained none} when none of `tables` lost a data file since (rows were only added: an
+    upstream update rewrites or drops the files holding rows it removes, and a compaction
+    rewrites files too); None when one of them did, or its change is not known."""
+    added = {}
+    for table in tables:
+        change = upstream_plan.changes.get(table)
+        if change is None or change.removed:
+            return None
+        added[table] = rows_changed(store, upstream_plan, table)[1]
+    return added
+
+
 def changed_rows(store: IcebergIOManager, table: str, before: int, after: int,
                  change=None) -> tuple[Any | None, Any | None]:
     """(rows of the data files of `table` removed between two snapshots, rows of those

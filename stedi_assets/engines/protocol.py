@@ -80,6 +80,8 @@ class EngineOps(Protocol):
     def inside(self, frame: Frame, affected: Any, group_column: str | None = None,
                time_column: str | None = None) -> Frame: ...
 
+    def concat_frames(self, frames: list[Frame]) -> Frame: ...
+
     # --- figures of the asset checks and metadata -------------------------------------------
     def consenting_customers(self, customer_landing: Frame, secret: str,
                              customer_landing_rejects: Frame | None = None,

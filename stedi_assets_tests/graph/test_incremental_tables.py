@@ -31,7 +31,7 @@ from stedi_assets.increments import FULL_REFRESH_TAG, FULL_VERIFICATION_TAG
 from stedi_assets.resources import LandingSource
 from stedi_assets.transforms import polars as ops
 from stedi_assets_tests.support.graph import graph_settings, run_graph
-from stedi_assets_tests.support.tiny_landing import write_tiny_landing
+from stedi_assets_tests.support.tiny_landing import CUSTOMERS, write_tiny_landing
 
 TABLES = ("customer_trusted", "accelerometer_trusted", "customer_curated",
           "step_trainer_trusted", "machine_learning_curated")
@@ -261,6 +261,8 @@ def test_runs_after_the_first_update_only_the_slices_a_change_touches(tmp_path):
         "incremental/data_files_rewritten"] == 1
     assert second.table("machine_learning_curated").filter(
         pl.col("sensorReadingTime") == 5000).height == 1  # serial-a at 5000 x ann's new reading
+    # the copy's slice (ann at 1000) was recomputed: its file rewritten, the pairs too
+    assert _metadata(second, "machine_learning_curated")["incremental/appended_only"] is False
 
     (landing / "customer" / "withdrawal.json").write_text(json.dumps({
         "customerName": "bob", "email": "bob@example.com", "phone": 8015551212,
@@ -268,6 +270,7 @@ def test_runs_after_the_first_update_only_the_slices_a_change_touches(tmp_path):
         "lastUpdateDate": 2000, "shareWithResearchAsOfDate": None}) + "\n")
     third = run_and_compare()
     assert verification(third) == {"incremental"}
+    assert _metadata(third, "machine_learning_curated")["incremental/appended_only"] is False
     assert all(_metadata(third, t)["incremental"] is True for t in incremental)
     assert not third.table("accelerometer_trusted").filter(
         pl.col("user") == "bob@example.com").height
@@ -285,6 +288,25 @@ def test_runs_after_the_first_update_only_the_slices_a_change_touches(tmp_path):
     fifth = run_and_compare(tags=stedi_daily.tags)
     assert verification(fifth) == {"full"}
     assert all(_metadata(fifth, t)["incremental"] is True for t in incremental)
+
+    pairs_before = fifth.table("machine_learning_curated").height
+    # readings only added — a new consenting customer's, and a new instant of both tables —
+    # the new pairs are appended and no data file of machine_learning_curated is rewritten
+    (landing / "customer" / "eve.json").write_text(json.dumps(
+        {**CUSTOMERS[0], "customerName": "eve", "email": "eve@example.com",
+         "serialNumber": "serial-e"}) + "\n")
+    (landing / "step_trainer" / "at-6000.json").write_text(json.dumps(
+        {"sensorReadingTime": 6000, "serialNumber": "serial-a", "distanceFromObject": 12}) + "\n")
+    (landing / "accelerometer" / "at-6000.json").write_text(
+        json.dumps({"user": "ann@example.com", "timestamp": 6000, "x": 2.0, "y": 0.0,
+                    "z": 0.0}) + "\n" +
+        json.dumps({"user": "eve@example.com", "timestamp": 5000, "x": 3.0, "y": 0.0,
+                    "z": 0.0}) + "\n")  # pairs with serial-a's older step reading at 5000
+    sixth = run_and_compare()
+    pairs = _metadata(sixth, "machine_learning_curated")
+    assert pairs["incremental/appended_only"] is True
+    assert pairs["incremental/data_files_rewritten"] == 0
+    assert sixth.table("machine_learning_curated").height == pairs_before + 2
 
 
 @pytest.mark.slow

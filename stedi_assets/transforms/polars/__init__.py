@@ -37,6 +37,7 @@ from stedi_assets.transforms.polars.figures import (
 )
 from stedi_assets.transforms.polars.increments import (
     accelerometer_trusted_affected,
+    concat_frames,
     consented_devices,
     customer_curated_update,
     inside,
@@ -58,7 +59,7 @@ from stedi_assets.transforms.polars.tables import (
 
 __all__ = [
     "POLARS_TYPES", "REJECT_COLUMNS", "accelerometer_trusted",
-    "accelerometer_trusted_affected", "changed_consent", "consent_violations",
+    "accelerometer_trusted_affected", "changed_consent", "concat_frames", "consent_violations",
     "consented_devices", "consenting_customers", "customer_curated",
     "customer_curated_update", "customer_identities",
     "customer_trusted", "empty_rejects", "empty_rows", "exact_duplicates",

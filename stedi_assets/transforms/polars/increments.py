@@ -251,3 +251,8 @@ def customer_curated_update(curated: pl.LazyFrame, customer_trusted: pl.LazyFram
     gained = customer_curated(customer_trusted, accelerometer_added, secret=secret).join(
         curated, on=columns, how="anti", nulls_equal=True, maintain_order="left")
     return pl.concat([curated, gained])
+
+
+def concat_frames(frames: list[pl.LazyFrame]) -> pl.LazyFrame:
+    """The rows of every frame (the same columns), one after the other."""
+    return pl.concat(frames, how="vertical")

@@ -39,6 +39,7 @@ from stedi_assets.transforms.spark.figures import (
 )
 from stedi_assets.transforms.spark.increments import (
     accelerometer_trusted_affected,
+    concat_frames,
     consented_devices,
     customer_curated_update,
     inside,
@@ -59,7 +60,8 @@ from stedi_assets.transforms.spark.tables import (
 
 __all__ = [
     "REJECT_SCHEMA", "SPARK_TYPES", "accelerometer_trusted", "accelerometer_trusted_affected",
-    "changed_consent", "consent_violations", "consented_devices", "consenting_customers",
+    "changed_consent", "concat_frames", "consent_violations", "consented_devices",
+    "consenting_customers",
     "customer_curated", "customer_curated_update", "customer_identities", "customer_trusted",
     "empty_rejects",
     "empty_rows", "exact_duplicates", "frame_logical_schema", "head_rows", "inside",

@@ -195,3 +195,8 @@ def customer_curated_update(curated: DataFrame, customer_trusted: DataFrame,
         *curated.columns)
     # EXCEPT compares nulls as equal, as the Polars anti-join with nulls_equal does
     return curated.unionByName(gained.subtract(curated))
+
+
+def concat_frames(frames: list[DataFrame]) -> DataFrame:
+    """The rows of every frame (the same columns, matched by name), one after the other."""
+    return reduce(DataFrame.unionByName, frames)
