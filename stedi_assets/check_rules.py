@@ -207,7 +207,8 @@ class SincePassed:
     landing files added or removed since (`changed_records`, `changed_rejects`). A kept row
     passed then; its verdict can only change with its customer's consent record, and a
     customer's record can only change with a record of theirs added or removed — so only the
-    added rows and the kept rows of those customers are checked (docs/incremental.md)."""
+    added rows and the kept rows of those customers whose consent can have worsened are
+    checked (`changed_consent`, docs/incremental.md)."""
 
     added: Any
     kept: Any

@@ -152,6 +152,33 @@ def test_every_kind_of_consent_change_is_found_among_kept_rows(as_of, exclude):
         assert incremental.metadata["rows_checked"] < full.metadata["rows_checked"], table
 
 
+#: dee (without consent, device s-4) consents: nobody's consent worsened
+NEW_CONSENT = [person("dee", "s-4", 1000, 5)]
+
+
+def consenting_then_and_now(ops, frame=lambda f: f.lazy()):
+    before = landing(CUSTOMERS, "customer_landing")
+    after = landing(CUSTOMERS + NEW_CONSENT, "customer_landing")
+    return [(ops.consenting_customers(frame(cl), SECRET, frame(cr)),
+             ops.non_consenting_devices(frame(cl), frame(cr))) for cl, cr in (before, after)]
+
+
+def test_a_new_consent_sends_no_kept_row_to_be_checked_again():
+    """Only a worsened consent sends kept rows to be checked again: a row that passed had its
+    key's consent then, so a customer who joined (and their device leaving the excluded set)
+    had none that could have failed; a withdrawal still does (the property above)."""
+    (consenting0, excluded0), (consenting1, excluded1) = consenting_then_and_now(pe)
+    for key in ("email", "serialNumber", "customerKey"):
+        devices = key == "serialNumber"  # the excluded devices are keyed on them
+        changed = pe.changed_consent(consenting0, consenting1, key, with_date=True,
+                                     excluded_before=excluded0 if devices else None,
+                                     excluded_now=excluded1 if devices else None)
+        assert changed.collect().is_empty(), key
+    # the other way round (dee's consent gone) it is found
+    back = pe.changed_consent(consenting1, consenting0, "email", with_date=True)
+    assert back.collect()["_match"].to_list() == ["dee@example.com"]
+
+
 def test_spark_checks_the_same_rows_incrementally(spark):
     """Spark's changed_consent and rows_to_verify give the Polars outcomes, for the tables
     whose keys cover every rule (identity and time; device, excluded devices and customer
@@ -181,3 +208,11 @@ def test_spark_checks_the_same_rows_incrementally(spark):
                 to_spark(after[1], "customer_landing_rejects"), since=since, **rules)
             assert spark_incremental.metadata == polars_incremental.metadata, table
             assert spark_incremental.passed == polars_incremental.passed == full.passed
+    (consenting0, excluded0), (consenting1, excluded1) = consenting_then_and_now(
+        se, lambda f: to_spark(f, "customer_landing" if "serialNumber" in f.columns
+                               else "customer_landing_rejects"))
+    for key in ("email", "serialNumber"):
+        devices = key == "serialNumber"
+        assert se.changed_consent(consenting0, consenting1, key, with_date=True,
+                                  excluded_before=excluded0 if devices else None,
+                                  excluded_now=excluded1 if devices else None).count() == 0, key

@@ -158,10 +158,12 @@ def consent_violations(
 def changed_consent(before: pl.LazyFrame, now: pl.LazyFrame, consenting_key: str, *,
                     with_date: bool = False, excluded_before: pl.LazyFrame | None = None,
                     excluded_now: pl.LazyFrame | None = None) -> pl.LazyFrame:
-    """The `consenting_key` values (column `_match`) whose consent record differs between two
-    consenting sets (`consenting_customers`): a customer who joined or left, with `with_date`
-    one whose consent date moved, with the excluded sets one whose device entered or left
-    them. Only rows with these keys can change their consent verdict."""
+    """The `consenting_key` values (column `_match`) whose consent can have worsened between
+    two consenting sets (`consenting_customers`): a customer who left, with `with_date` one
+    whose consent date moved, with the excluded sets a device that entered them. Only rows of
+    these keys can go from passing to failing: a row that passed had its key's consent record
+    then, so a customer who joined, or a device that left the excluded set, had no row that
+    could have failed (an incremental check looks again only at rows that passed)."""
     def records(consenting: pl.LazyFrame, excluded: pl.LazyFrame | None) -> pl.LazyFrame:
         consent = pl.col(_CONSENT).cast(pl.Int64) if with_date else pl.lit(0, pl.Int64)
         frame = consenting.select(pl.col(consenting_key).alias("_match"),
@@ -175,8 +177,9 @@ def changed_consent(before: pl.LazyFrame, now: pl.LazyFrame, consenting_key: str
     old, new = records(before, excluded_before), records(now, excluded_now)
     columns = ["_match", "_consent", "_excluded"]
     return pl.concat([
-        old.join(new, on=columns, how="anti", nulls_equal=True),
-        new.join(old, on=columns, how="anti", nulls_equal=True),
+        old.filter(~pl.col("_excluded")).join(new, on=columns, how="anti",  # left, date moved
+                                              nulls_equal=True),
+        new.filter("_excluded").join(old, on=columns, how="anti", nulls_equal=True),
     ]).select("_match").unique()
 
 

@@ -66,8 +66,9 @@ def consent_violations(
 def changed_consent(before: DataFrame, now: DataFrame, consenting_key: str, *,
                     with_date: bool = False, excluded_before: DataFrame | None = None,
                     excluded_now: DataFrame | None = None) -> DataFrame:
-    """The `consenting_key` values (column `_match`) whose consent record differs between two
-    consenting sets, as transforms/polars/figures.py finds them."""
+    """The `consenting_key` values (column `_match`) whose consent can have worsened between
+    two consenting sets (left, date moved, device newly excluded), as
+    transforms/polars/figures.py finds them."""
     def records(consenting: DataFrame, excluded: DataFrame | None) -> DataFrame:
         consent = F.col(_CONSENT).cast("long") if with_date else F.lit(0).cast("long")
         frame = consenting.select(F.col(consenting_key).alias("_match"),
@@ -80,7 +81,8 @@ def changed_consent(before: DataFrame, now: DataFrame, consenting_key: str, *,
 
     old, new = records(before, excluded_before), records(now, excluded_now)
     # EXCEPT (subtract) compares rows as sets, nulls equal
-    return old.subtract(new).unionByName(new.subtract(old)).select("_match").distinct()
+    return old.where(~F.col("_excluded")).subtract(new).unionByName(
+        new.where("_excluded").subtract(old)).select("_match").distinct()
 
 
 def customer_identities(customer_landing: DataFrame,
