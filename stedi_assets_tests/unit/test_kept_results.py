@@ -27,7 +27,7 @@ STEPS = pl.DataFrame({"serialNumber": ["s1", "s3", "s3"], "sensorReadingTime": [
 
 
 @pytest.fixture
-def new_process(monkeypatch):
+def new_process():
     """What a later run's process starts with: nothing remembered in memory."""
     def forget() -> None:
         figures._CONSENTING.clear()
