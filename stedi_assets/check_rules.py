@@ -202,9 +202,10 @@ def quarantine_rate_outcome(table: schemas.Table, rows_landed: int, lines_reject
 @dataclass(frozen=True)
 class SincePassed:
     """What an incremental consent check compares: the table's rows split into the data files
-    added since the snapshot the check last passed on (`added`) and the files kept from it
-    (`kept`); the customer landing tables as that pass read them; the customer records of the
-    landing files added or removed since (`changed_records`, `changed_rejects`). A kept row
+    added since the snapshot the check last passed on (`added`) and the files kept from it —
+    or written since with only its rows, a withdrawal's rewrite — (`kept`); the customer
+    landing tables as that pass read them; the customer records of the landing files added
+    or removed since (`changed_records`, `changed_rejects`). A kept row
     passed then; its verdict can only change with its customer's consent record, and a
     customer's record can only change with a record of theirs added or removed — so only the
     added rows and the kept rows of those customers whose consent can have worsened are
@@ -305,18 +306,28 @@ JOIN_COUNTS = ("step_readings", "matched_step_readings", "joined_rows", "foreign
 @dataclass(frozen=True)
 class CoverageSince:
     """What an incremental join-coverage evaluation adds up: the counts (`JOIN_COUNTS`) of the
-    last evaluation, both reading tables as it read them (`steps_then`, `accel_then`), and
-    `changed`, the instants (an `increments.Affected` of machine_learning_curated) where
-    either table gained or lost a row since. A step reading pairs only with the
-    accelerometer readings at its own instant, so every count is a sum over instants: the
-    counts now are the counts then, minus the changed instants as they were, plus the same
-    instants now. Valid while every customer keeps the devices they had (`same_owners`):
-    that decides which pairs are foreign."""
+    last evaluation, both reading tables as it read them (`steps_then`, `accel_then`) and as
+    they are (`steps_now`, `accel_now`) — each may hold only the rows of the changed
+    instants' days —, and `changed`, the instants (an `increments.Affected` of
+    machine_learning_curated) where either table gained or lost a row since. A step reading
+    pairs only with the accelerometer readings at its own instant, so every count is a sum
+    over instants: the counts now are the counts then, minus the changed instants as they
+    were, plus the same instants now. Valid while every customer keeps the devices they had
+    (`same_owners`): that decides which pairs are foreign."""
 
     counts: dict[str, int]
     steps_then: Any
     accel_then: Any
+    steps_now: Any
+    accel_now: Any
     changed: Any
+    #: names the snapshots read and the counts added to (None: not named); the two
+    #: join-coverage checks of a run usually add up the same, and the second reuses the sum
+    key: str | None = None
+
+
+#: the last incremental join-coverage figures, by `CoverageSince.key`
+_ADDED_UP: dict[str, dict[str, Any]] = {}
 
 
 def join_figures(ops: CheckFigures, step_trainer_trusted: Any, accelerometer_trusted: Any,
@@ -333,10 +344,16 @@ def join_figures(ops: CheckFigures, step_trainer_trusted: Any, accelerometer_tru
                                        ops.inside(readings, changed, time_column="timestamp"),
                                        customer_landing))
 
+    if since.key is not None and since.key in _ADDED_UP:
+        return dict(_ADDED_UP[since.key])
     then = at_changed_instants(since.steps_then, since.accel_then)
-    now = at_changed_instants(step_trainer_trusted, accelerometer_trusted)
-    return plain(join_coverage_figures(
+    now = at_changed_instants(since.steps_now, since.accel_now)
+    figures = plain(join_coverage_figures(
         *(int(since.counts[k]) - then[k] + now[k] for k in JOIN_COUNTS)))
+    if since.key is not None:
+        _ADDED_UP.clear()  # one sum is enough: both checks of a run follow each other
+        _ADDED_UP[since.key] = dict(figures)
+    return figures
 
 
 def join_coverage_outcome(table_name: str, ops: CheckFigures, step_trainer_trusted: Any,

@@ -5,10 +5,12 @@ gets frames of its own kind."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 from dagster import AssetExecutionContext, Output
 
@@ -29,6 +31,7 @@ from stedi_assets.io.iceberg_io import (
     step_writes,
 )
 from stedi_assets.io.iceberg_maintenance import IcebergTableError
+from stedi_assets.io.iceberg_partitions import DAY_MS, files_on_days
 
 
 def _tagged(context, tag: str) -> bool:
@@ -152,7 +155,10 @@ def since_last_pass(context, store: IcebergIOManager, table: str, check: str, ve
                 before, files=(*change.added, *change.removed))))
     except (IcebergTableError, KeyError, TypeError, ValueError):
         return None, "a snapshot of its last pass was expired"
+    # files rewritten since from files that passed (a withdrawal's, a compaction's) hold
+    # rows that passed: kept, not added
     old = set(then.files)
+    old |= store.tables.carried_files(table, then.snapshot_id, now.snapshot_id, old)
     added = tuple(f for f in now.files if f not in old)
     kept = tuple(f for f in now.files if f in old)
     return SincePassed(store.scan_snapshot(replace(now, files=added)),
@@ -164,6 +170,14 @@ def since_last_pass(context, store: IcebergIOManager, table: str, check: str, ve
 READING_TABLES = ("step_trainer_trusted", "accelerometer_trusted")
 
 
+def logged_instants(store: IcebergIOManager, before: dict[str, int], after: dict[str, int]
+                    ) -> pa.Array | None:
+    """The instants the change logs of both reading tables name between the snapshots
+    `before` and `after` (None: a snapshot in between has no log)."""
+    logged = [store.tables.changed_instants(t, before[t], after[t]) for t in READING_TABLES]
+    return pa.concat_arrays(logged) if all(log is not None for log in logged) else None
+
+
 def changed_readings(store: IcebergIOManager, ops, before: dict[str, int],
                      after: dict[str, int], changes: dict | None = None, *,
                      compare_files: bool = True) -> Affected | None:
@@ -173,10 +187,9 @@ def changed_readings(store: IcebergIOManager, ops, before: dict[str, int],
     between has none, e.g. a full rebuild — from the rows of the data files removed and
     added (`changes`: the plan's, when known), or None with `compare_files` False.
     IcebergTableError when neither is known."""
-    logged = [store.tables.changed_instants(t, before[t], after[t]) for t in READING_TABLES]
-    if all(log is not None for log in logged):
-        return Affected("machine_learning_curated",
-                        times=store.instants_frame(pa.concat_arrays(logged)))
+    logged = logged_instants(store, before, after)
+    if logged is not None:
+        return Affected("machine_learning_curated", times=store.instants_frame(logged))
     if not compare_files:
         return None
     changed = [rows for t in READING_TABLES for rows in changed_rows(
@@ -211,18 +224,35 @@ def coverage_since(context, store: IcebergIOManager, ops, table: str, version: s
         # without change logs (a reading table rebuilt in full, a Glue job) the changed
         # instants would come from comparing whole tables row by row: slower than evaluating
         # every instant, and far more memory (9 GB against 2 at SF1000)
-        changed = changed_readings(store, ops, then, reads, compare_files=False)
-        if changed is None:
+        instants = logged_instants(store, then, reads)
+        if instants is None:
             return None, "a reading table was rebuilt without a change log since"
+        # only the data files of the changed instants' days hold rows at those instants
+        days = set((pl.Series(instants, dtype=pl.Int64) // DAY_MS).unique().to_list())
+
+        def on_days(table: str, snapshot_id: int) -> Any:
+            snapshot = store.snapshot(table, snapshot_id)
+            return store.scan_snapshot(replace(snapshot, files=tuple(
+                files_on_days(snapshot.files, days))))
+
         return CoverageSince(
-            counts,
-            store.scan_snapshot(store.snapshot("step_trainer_trusted",
-                                               then["step_trainer_trusted"])),
-            store.scan_snapshot(store.snapshot("accelerometer_trusted",
-                                               then["accelerometer_trusted"])),
-            changed), None
+            counts, *(on_days(t, ids[t]) for ids in (then, reads) for t in READING_TABLES),
+            Affected("machine_learning_curated", times=store.instants_frame(instants)),
+            key=_coverage_key(ops, then, reads, counts)), None
     except (IcebergTableError, KeyError, TypeError, ValueError):
         return None, "a snapshot of its last evaluation was expired"
+
+
+def _coverage_key(ops, then: dict[str, int], reads: dict[str, int], counts: dict[str, int]
+                  ) -> str | None:
+    """What an incremental join-coverage sum is computed from (CoverageSince.key): the
+    snapshots then and now, the counts then, and the engine's ops (a module; other ops, such
+    as a test's stand-in, are never shared)."""
+    engine = getattr(ops, "__name__", None)
+    if engine is None:
+        return None
+    return json.dumps({"then": then, "now": {t: reads[t] for t in COVERAGE_INPUTS},
+                       "counts": counts, "engine": engine}, sort_keys=True)
 
 
 def coverage_record(context, version: str, figures: dict[str, Any]) -> dict[str, Any]:

@@ -60,6 +60,14 @@ def changes_since(iceberg, table: str, since: int, until: int | None = None
 CHANGED_INSTANTS_PROPERTY = "stedi.changed-instants"
 CHANGES_FOLDER = "data/_changes"
 
+#: Snapshot summary property of an incremental update that wrote data files holding only rows
+#: of its base snapshot (a file rewritten without the rows the update removed, a day's files
+#: compacted into one): JSON {"from": [the base files they were made from], "to": [the files
+#: written]}, paths relative to the table's location. A consent check that passed on the
+#: base treats those rows as checked (`carried_files`) instead of checking them as new: a
+#: withdrawal rewrites a file per day, and their rows are not new.
+CARRIED_FILES_PROPERTY = "stedi.carried-files"
+
 
 #: Table property: what a run that recomputed a table to the same rows read (no snapshot is
 #: committed for it, so no summary can say so): {"snapshot": id, "properties": {...}}, read
@@ -68,7 +76,7 @@ CHANGES_FOLDER = "data/_changes"
 #: would see the same "removed landing files" again and rebuild in full.
 SNAPSHOT_NOTE_PROPERTY = "stedi.snapshot-note"
 #: properties that belong to the commit that made a snapshot, never noted
-_NOT_NOTED = ("stedi.run-id", "stedi.changed-instants")
+_NOT_NOTED = ("stedi.run-id", CHANGED_INSTANTS_PROPERTY, CARRIED_FILES_PROPERTY)
 
 
 def summary_properties(snapshot) -> dict[str, str]:
@@ -138,3 +146,40 @@ def changed_instants(iceberg, since: int, until: int) -> pa.Array | None:
     except (FileNotFoundError, OSError, KeyError):
         return None
     return pa.concat_arrays(parts) if parts else pa.array([], pa.int64())
+
+
+def carried_record(location: str, sources: list[str], written: list[str]) -> str:
+    """The CARRIED_FILES_PROPERTY value of an update that made `written` from `sources`."""
+    prefix = location.rstrip("/") + "/"
+
+    def relative(paths: list[str]) -> list[str]:
+        return sorted(p.removeprefix(prefix) for p in paths)
+
+    return json.dumps({"from": relative(sources), "to": relative(written)})
+
+
+def carried_files(iceberg, since: int, until: int, passed: set[str]) -> set[str]:
+    """The data files the updates after snapshot `since` up to `until` wrote with only rows of
+    `passed` files (since's files, whose rows a check passed), following rewrites of rewrites;
+    a commit whose sources were not all passed carries nothing (its rows are checked as new),
+    and so does any history that is not known (empty set)."""
+    chain, snapshot = [], iceberg.snapshot_by_id(until)
+    while snapshot is not None and snapshot.snapshot_id != since:
+        chain.append(summary_properties(snapshot).get(CARRIED_FILES_PROPERTY))
+        parent = snapshot.parent_snapshot_id
+        snapshot = iceberg.snapshot_by_id(parent) if parent is not None else None
+    if snapshot is None:
+        return set()
+    prefix = iceberg.metadata.location.rstrip("/") + "/"
+    good, carried = set(passed), set()
+    for record in reversed(chain):  # oldest first
+        try:
+            moved = json.loads(record) if record else None
+            sources = {prefix + p for p in moved["from"]} if moved else None
+            written = {prefix + p for p in moved["to"]} if moved else set()
+        except (ValueError, KeyError, TypeError):
+            sources, written = None, set()
+        if sources is not None and sources <= good:
+            good |= written
+            carried |= written
+    return carried

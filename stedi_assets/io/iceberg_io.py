@@ -33,7 +33,11 @@ from stedi_assets import schemas
 from stedi_assets.increments import INCREMENTAL_PROPERTY, VERSION_PROPERTY, TableUpdate
 from stedi_assets.io.check_verdicts import refuse_blocked
 from stedi_assets.io.iceberg_catalog import CatalogConfig
-from stedi_assets.io.iceberg_changes import CHANGED_INSTANTS_PROPERTY
+from stedi_assets.io.iceberg_changes import (
+    CARRIED_FILES_PROPERTY,
+    CHANGED_INSTANTS_PROPERTY,
+    carried_record,
+)
 from stedi_assets.io.iceberg_partitions import (
     DAY_MS,
     PARTITION_KEY,
@@ -176,9 +180,9 @@ class IcebergIOManager(ConfigurableIOManager):
             refuse_blocked(self.tables, reads, table_name)
             self.tables.before_write(table_name)
             try:
-                files, base, extra, change_log = self._files_of(obj, table_name)
-                if change_log:
-                    properties[CHANGED_INSTANTS_PROPERTY] = change_log
+                files, base, extra, commit = self._files_of(obj, table_name)
+                properties.update(commit)
+                change_log = commit.get(CHANGED_INSTANTS_PROPERTY)
                 rows = obj if update is None else (
                     update.slice if update.incremental else update.rows)
                 arrow_schema, types = self._schemas(rows, files, base)
@@ -193,6 +197,7 @@ class IcebergIOManager(ConfigurableIOManager):
                 unpublished = [f for f in files if f not in base.files]
                 if change_log:  # an update's log; a rebuild has none
                     unpublished.append(properties.pop(CHANGED_INSTANTS_PROPERTY))
+                properties.pop(CARRIED_FILES_PROPERTY, None)  # a rebuild carries nothing
                 self.tables.delete_files(unpublished)
                 properties[INCREMENTAL_PROPERTY] = "false"
                 files, _, _, _ = self._files_of(update.full(), table_name)
@@ -215,23 +220,27 @@ class IcebergIOManager(ConfigurableIOManager):
 
     def _files_of(self, obj, table_name: str):
         """(the data files of the table's new content, the snapshot an update applies to,
-        figures, the update's change log or None): new files for rows, kept and rewritten
-        ones for an update."""
+        figures, the update's own snapshot properties: its change log, the files it carried
+        over from its base): new files for rows, kept and rewritten ones for an update."""
         if not isinstance(obj, TableUpdate):
-            return self._write_files(obj, table_name), None, {}, None
+            return self._write_files(obj, table_name), None, {}, {}
         if not obj.incremental:
-            return self._write_files(obj.rows, table_name), None, {}, None
+            return self._write_files(obj.rows, table_name), None, {}, {}
         if obj.unchanged:  # its inputs did not move: the same files, nothing committed
-            return list(obj.base.files), obj.base, {"incremental/unchanged": True}, None
-        kept, rewritten, dropped, removed = self._apply_update(obj, table_name)
+            return list(obj.base.files), obj.base, {"incremental/unchanged": True}, {}
+        kept, rewritten, sources, dropped, removed = self._apply_update(obj, table_name)
         added = self._written_rows(self._write_files(obj.slice, table_name))
         # the instants of the rows removed and of the rows added: where the table changed
-        log = self.tables.write_changed_instants(table_name, pa.concat_arrays([
-            removed, self._instants(added, obj.affected.time_column)]))
+        commit = {CHANGED_INSTANTS_PROPERTY: self.tables.write_changed_instants(
+            table_name, pa.concat_arrays([removed, self._instants(
+                added, obj.affected.time_column)]))}
+        if rewritten:
+            commit[CARRIED_FILES_PROPERTY] = carried_record(
+                self.tables.location(table_name), sources, rewritten)
         return [*kept, *rewritten, *added], obj.base, {
             "incremental/data_files_kept": len(kept),
             "incremental/data_files_rewritten": len(rewritten) + dropped,
-            "incremental/data_files_added": len(added)}, log
+            "incremental/data_files_added": len(added)}, commit
 
     def _instants(self, files: list[str], column: str) -> pa.Array:
         if not files:
@@ -241,10 +250,11 @@ class IcebergIOManager(ConfigurableIOManager):
             pl.col(column).cast(pl.Int64)).unique().collect()[column].to_arrow()
 
     def _apply_update(self, update: TableUpdate, table_name: str
-                      ) -> tuple[list[str], list[str], int, pa.Array]:
+                      ) -> tuple[list[str], list[str], list[str], int, pa.Array]:
         """(base files kept as they are, files written again — without the affected slices'
-        rows, or a day's many files compacted into one —, how many base files held only
-        affected rows and were dropped, the instants of the rows removed)."""
+        rows, or a day's many files compacted into one —, the base files those were made
+        from, how many base files held only affected rows and were dropped, the instants of
+        the rows removed)."""
         from stedi_assets.transforms.polars import increments
 
         affected = update.affected
@@ -267,7 +277,7 @@ class IcebergIOManager(ConfigurableIOManager):
         if compact := files_to_compact(kept):  # days with many files become one file each
             kept = [path for path in kept if path not in compact]
             rewritten += self._write_files(pl.concat([frames[p] for p in compact]), table_name)
-        return (kept, rewritten, dropped,
+        return (kept, rewritten, [*rewrite, *compact], dropped,
                 pa.concat_arrays(removed) if removed else pa.array([], pa.int64()))
 
     def _written_rows(self, files: list[str]) -> list[str]:

@@ -22,6 +22,7 @@ from stedi_assets.io.check_verdicts import failed_checks
 from stedi_assets.io.iceberg_catalog import COMMIT_ATTEMPTS, CatalogConfig, backoff, is_retryable
 from stedi_assets.io.iceberg_changes import (
     TableChanges,
+    carried_files,
     changed_instants,
     changes_since,
     note_unchanged,
@@ -198,6 +199,11 @@ class IcebergTables:
         """Instants at which the table may have gained or lost a row between two snapshots,
         from its updates' change logs (None: not known; iceberg_changes.changed_instants)."""
         return changed_instants(self.load(table), since, until)
+
+    def carried_files(self, table: str, since: int, until: int, passed: set[str]) -> set[str]:
+        """Files written between two snapshots with only rows of `passed` files
+        (iceberg_changes.carried_files)."""
+        return carried_files(self.load(table), since, until, passed)
 
     def write_changed_instants(self, table: str, instants: pa.Array) -> str:
         """Write an update's change log; its path, for the snapshot summary."""

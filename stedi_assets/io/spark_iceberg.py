@@ -44,9 +44,10 @@ class SparkIcebergIOManager(LocalIcebergIOManager):
         return to_arrow_schema(frame.schema), logical_schema(frame.schema)
 
     def _apply_update(self, update, table_name: str):
-        """(base files kept, files rewritten without the affected slices' rows, files dropped,
-        the instants of the rows removed): Spark passes flag every base row, collect the
-        removed rows' instants, write the rewritten files' other rows."""
+        """(base files kept, files rewritten without the affected slices' rows, the base
+        files those were made from, files dropped, the instants of the rows removed): Spark
+        passes flag every base row, collect the removed rows' instants, write the rewritten
+        files' other rows."""
         from urllib.parse import urlparse
 
         import pyarrow as pa
@@ -55,14 +56,14 @@ class SparkIcebergIOManager(LocalIcebergIOManager):
         from stedi_assets.transforms.spark import increments
 
         if not update.base.files:
-            return [], [], 0, pa.array([], pa.int64())
+            return [], [], [], 0, pa.array([], pa.int64())
         # only the files of the days the change touches are read (the others are kept), and
         # those of the days that may be compacted
         days = increments.affected_days(update.affected, DAY_MS)
         read = set(files_on_days(update.base.files, days)) | set(
             files_to_compact(update.base.files))
         if not read:
-            return list(update.base.files), [], 0, pa.array([], pa.int64())
+            return list(update.base.files), [], [], 0, pa.array([], pa.int64())
         base = self.scan_snapshot(replace(update.base, files=tuple(
             f for f in update.base.files if f in read))).withColumn("_file", F.input_file_name())
         flagged = increments.flagged(base, update.affected)  # keeps `_file`
@@ -78,10 +79,11 @@ class SparkIcebergIOManager(LocalIcebergIOManager):
         compact = files_to_compact(kept)  # days with many files become one file each
         kept = [path for path in kept if path not in compact]
         if not rewrite and not compact:
-            return kept, [], dropped, removed
-        rest = flagged.where(F.col("_file").isin([uris[p] for p in [*rewrite, *compact]])
+            return kept, [], [], dropped, removed
+        sources = [*rewrite, *compact]
+        rest = flagged.where(F.col("_file").isin([uris[p] for p in sources])
                              & ~F.col("_affected")).drop("_file", "_affected")
-        return kept, self._write_files(rest, table_name), dropped, removed
+        return kept, self._write_files(rest, table_name), sources, dropped, removed
 
     def instants_frame(self, instants) -> DataFrame:
         from pyspark.sql import SparkSession

@@ -17,8 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stedi_assets import check_rules
 from stedi_assets.check_rules import CoverageSince, join_figures
 from stedi_assets.increments import FULL_VERIFICATION_TAG, Affected
+from stedi_assets.io.iceberg_partitions import DAY_MS
 from stedi_assets.transforms import polars as pe
 from stedi_assets.transforms.polars import figures as pe_figures
 from stedi_assets_tests.graph.test_incremental_checks import customer_record, landing
@@ -86,8 +88,20 @@ def test_incremental_join_coverage_equals_a_full_evaluation(customers, steps0, r
         s_removed["sensorReadingTime"], s_added["sensorReadingTime"],
         a_removed["timestamp"], a_added["timestamp"]]).alias("_time").unique().to_frame())
     for changed in (compared, logged):
-        since = CoverageSince(then, s0.lazy(), a0.lazy(), changed)
+        since = CoverageSince(then, s0.lazy(), a0.lazy(), s1.lazy(), a1.lazy(), changed)
         assert join_figures(pe, s1.lazy(), a1.lazy(), owners, since) == full
+    # as coverage_since reads them: only the rows of the logged instants' days (day files),
+    # and every row without a time (a file without a day)
+    days = (logged.times["_time"] // DAY_MS).unique().drop_nulls().to_list()
+
+    def on_days(frame: pl.DataFrame, column: str) -> pl.LazyFrame:
+        return frame.lazy().filter((pl.col(column) // DAY_MS).is_in(days)
+                                   | pl.col(column).is_null())
+
+    since = CoverageSince(then, *(on_days(f, c) for f, c in (
+        (s0, "sensorReadingTime"), (a0, "timestamp"), (s1, "sensorReadingTime"),
+        (a1, "timestamp"))), logged)
+    assert join_figures(pe, s1.lazy(), a1.lazy(), owners, since) == full
 
 
 def test_spark_adds_up_the_same_figures(spark):
@@ -115,7 +129,8 @@ def test_spark_adds_up_the_same_figures(spark):
         then = join_figures(ops, convert(s0), convert(a0), convert(owners))
         changed = ops.machine_learning_curated_affected(
             convert(s_removed), convert(s_added), convert(a_removed), convert(a_added))
-        since = CoverageSince(then, convert(s0), convert(a0), changed)
+        since = CoverageSince(then, convert(s0), convert(a0), convert(s1), convert(a1),
+                              changed)
         return join_figures(ops, convert(s1), convert(a1), convert(owners), since)
 
     polars = figures(pe, pl.DataFrame.lazy)
@@ -215,3 +230,25 @@ def test_both_join_coverage_checks_of_a_run_compute_the_join_once(sample_landing
     assert len(computed) == 2
     assert _coverage(second)["step_trainer_trusted"]["step_readings"] == second.table(
         "step_trainer_trusted").height > first["step_trainer_trusted"]["step_readings"]
+
+    # incremental evaluations: the second check reuses the first one's sum
+    sums = []
+
+    def summed(*counts):
+        sums.append(counts)
+        return add_up(*counts)
+
+    add_up = check_rules.join_coverage_figures
+    monkeypatch.setattr(check_rules, "join_coverage_figures", summed)
+    (landing / "step_trainer" / "step_trainer-later-2.json").write_text("\n".join(
+        json.dumps(r) for r in later.with_columns(pl.col("sensorReadingTime") + 86_400_000)
+        .to_dicts()) + "\n")
+    third = run_graph(landing, lake)
+    figures = _coverage(third)
+    assert {f["verification"] for f in figures.values()} == {"incremental"}
+    assert len(sums) == 1
+    assert figures["step_trainer_trusted"]["step_readings"] == third.table(
+        "step_trainer_trusted").height > _coverage(second)["step_trainer_trusted"][
+        "step_readings"]
+    assert {k: v for k, v in figures["step_trainer_trusted"].items() if k != "rows_in_table"} == {
+        k: v for k, v in figures["machine_learning_curated"].items() if k != "rows_in_table"}
