@@ -194,9 +194,13 @@ def test_the_graph_evaluates_join_coverage_from_what_changed(sample_landing, tmp
         COVERED, "full")
 
     # a landing file rewritten: accelerometer_trusted is rebuilt in full, leaving no change
-    # log, so the checks evaluate every instant instead of comparing the whole table's rows
+    # log, so the checks evaluate every instant instead of comparing the whole table's rows.
+    # The rewrite adds a reading (a rebuild to the very same rows may commit nothing at all,
+    # and then nothing changed for the checks either)
     rewritten = sorted((landing / "accelerometer").glob("*.json"))[0]
-    rewritten.write_text(rewritten.read_text() + rewritten.read_text().splitlines()[0] + "\n")
+    kept = second.table("accelerometer_trusted").row(0, named=True)  # a reading that passes
+    rewritten.write_text(rewritten.read_text() + json.dumps(
+        {**kept, "timestamp": kept["timestamp"] + 1, "x": 123.25}) + "\n")
     after_rewrite = run_graph(landing, lake)
     assert after_rewrite.metadata("accelerometer_trusted")["incremental"].value is False
     assert {t: f["verification"] for t, f in _coverage(after_rewrite).items()} == dict.fromkeys(
