@@ -256,3 +256,20 @@ def test_both_join_coverage_checks_of_a_run_compute_the_join_once(sample_landing
         "step_readings"]
     assert {k: v for k, v in figures["step_trainer_trusted"].items() if k != "rows_in_table"} == {
         k: v for k, v in figures["machine_learning_curated"].items() if k != "rows_in_table"}
+
+    # a customer file that moves no device: both checks stay incremental, and the owners of
+    # the two customer snapshots are compared once for both
+    compared = []
+
+    def owners_compared(*frames):
+        compared.append(1)
+        return compare_owners(*frames)
+
+    compare_owners = pe.same_owners
+    monkeypatch.setattr(pe, "same_owners", owners_compared)
+    record = json.loads(next((landing / "customer").iterdir()).read_text().splitlines()[0])
+    (landing / "customer" / "customer-again.json").write_text(json.dumps(
+        {**record, "lastUpdateDate": record["lastUpdateDate"] + 1}) + "\n")
+    fourth = run_graph(landing, lake)
+    assert {f["verification"] for f in _coverage(fourth).values()} == {"incremental"}
+    assert len(compared) == 1
