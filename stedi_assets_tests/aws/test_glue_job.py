@@ -26,9 +26,10 @@ from stedi_assets_tests.support.paths import REPO_ROOT
 from stedi_assets_tests.support.spark_session import QUICK_JVM_CONF, SPARK_TEST_CONF
 
 #: the test session's settings the job script's Spark takes too (not its time zone or
-#: addresses: the job runs with Glue's)
-GLUE_TEST_CONF = ("spark.sql.shuffle.partitions", "spark.default.parallelism",
-                  "spark.sql.adaptive.enabled", "spark.ui.enabled", *QUICK_JVM_CONF)
+#: addresses: the job runs with Glue's), and the quick JIT of a short-lived JVM
+GLUE_TEST_CONF = {**{k: SPARK_TEST_CONF[k] for k in (
+    "spark.sql.shuffle.partitions", "spark.default.parallelism", "spark.sql.adaptive.enabled",
+    "spark.ui.enabled")}, **QUICK_JVM_CONF}
 
 
 class LocalGlueJobs(GlueJobs):
@@ -42,7 +43,7 @@ class LocalGlueJobs(GlueJobs):
                # small local Spark, as the test session uses (Glue sets its own)
                "PYSPARK_SUBMIT_ARGS": " ".join(
                    [f"--master {SPARK_TEST_CONF['spark.master']}",
-                    *(f"--conf '{k}={SPARK_TEST_CONF[k]}'" for k in GLUE_TEST_CONF),
+                    *(f"--conf '{k}={v}'" for k, v in GLUE_TEST_CONF.items()),
                     "pyspark-shell"])}
         invocation = PipesSubprocessClient(env={**os.environ, **env}).run(
             context=context, command=command, extras={"pseudonym_secret": self.pseudonym_secret})
