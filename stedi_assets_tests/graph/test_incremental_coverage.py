@@ -207,16 +207,21 @@ def test_the_graph_evaluates_join_coverage_from_what_changed(sample_landing, tmp
         COVERED, "full")
 
 
+def recorded_calls(monkeypatch, owner, name: str) -> list[tuple]:
+    """The arguments of every call of `owner.name` from now on (the calls still run)."""
+    calls, original = [], getattr(owner, name)
+
+    def recorded(*args):
+        calls.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(owner, name, recorded)
+    return calls
+
+
 def test_both_join_coverage_checks_of_a_run_compute_the_join_once(sample_landing, tmp_path,
                                                                    monkeypatch):
-    computed = []
-
-    def counted(*frames):
-        computed.append(1)
-        return join_once(*frames)
-
-    join_once = pe_figures._join_coverage
-    monkeypatch.setattr(pe_figures, "_join_coverage", counted)
+    computed = recorded_calls(monkeypatch, pe_figures, "_join_coverage")
     landing, lake = tmp_path / "landing", tmp_path / "lake"
     shutil.copytree(sample_landing, landing)
     run = run_graph(landing, lake)
@@ -236,14 +241,7 @@ def test_both_join_coverage_checks_of_a_run_compute_the_join_once(sample_landing
         "step_trainer_trusted").height > first["step_trainer_trusted"]["step_readings"]
 
     # incremental evaluations: the second check reuses the first one's sum
-    sums = []
-
-    def summed(*counts):
-        sums.append(counts)
-        return add_up(*counts)
-
-    add_up = check_rules.join_coverage_figures
-    monkeypatch.setattr(check_rules, "join_coverage_figures", summed)
+    sums = recorded_calls(monkeypatch, check_rules, "join_coverage_figures")
     (landing / "step_trainer" / "step_trainer-later-2.json").write_text("\n".join(
         json.dumps(r) for r in later.with_columns(pl.col("sensorReadingTime") + 86_400_000)
         .to_dicts()) + "\n")
@@ -259,14 +257,7 @@ def test_both_join_coverage_checks_of_a_run_compute_the_join_once(sample_landing
 
     # a customer file that moves no device: both checks stay incremental, and the owners of
     # the two customer snapshots are compared once for both
-    compared = []
-
-    def owners_compared(*frames):
-        compared.append(1)
-        return compare_owners(*frames)
-
-    compare_owners = pe.same_owners
-    monkeypatch.setattr(pe, "same_owners", owners_compared)
+    compared = recorded_calls(monkeypatch, pe, "same_owners")
     record = json.loads(next((landing / "customer").iterdir()).read_text().splitlines()[0])
     (landing / "customer" / "customer-again.json").write_text(json.dumps(
         {**record, "lastUpdateDate": record["lastUpdateDate"] + 1}) + "\n")
