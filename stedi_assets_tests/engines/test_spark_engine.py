@@ -265,6 +265,25 @@ def test_check_figures_match_polars(small):
         c.name: c.type for c in schemas.TABLES["machine_learning_curated"].columns}
 
 
+def test_join_coverage_matches_polars_whatever_the_spelling(spark):
+    """Owners are matched on the identity of each spelling of the phone's user (Polars maps
+    the owners onto the readings' spellings, Spark computes each reading's identity)."""
+    customers = [customer(" A@x.com", "s1", 1), customer("b@X.com", "s2", 1),
+                 customer("B@x.com ", "s4", None), customer(None, "s3", 1)]
+    accel = [{"user": u, "timestamp": t, "x": 0.0, "y": 0.0, "z": 0.0}
+             for u, t in [("a@X.COM ", 1), ("b@x.com", 1), ("B@X.COM", 2), (None, 3),
+                          ("a@x.com", 4), ("\tb@x.com", 5), ("A@X.com", 5), ("c@x.com", 5)]]
+    steps = [{"sensorReadingTime": t, "serialNumber": s, "distanceFromObject": 5}
+             for t, s in [(1, "s1"), (2, "s2"), (3, "s1"), (4, "s3"), (5, "s4"), (1, "s1"),
+                          (6, "s2"), (5, None)]]
+    c, a, st = (frames(spark, "customer_landing", customers),
+                frames(spark, "accelerometer_landing", accel),
+                frames(spark, "step_trainer_landing", steps))
+    p = pe.join_coverage(st[0], a[0], c[0])
+    assert se.join_coverage(st[1], a[1], c[1]) == p
+    assert (p["joined_rows"], p["foreign_pairs"], p["matched_step_readings"]) == (13, 9, 7)
+
+
 def test_consent_as_of_date_matches_polars(spark):
     customers = frames(spark, "customer_landing", [customer("a@x", "s1", 150),
                                                    customer("b@x", "s2", 50)])

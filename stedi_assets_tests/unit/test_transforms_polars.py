@@ -207,6 +207,31 @@ def test_join_coverage_figures():
     assert figures["foreign_pairs"] == 2
 
 
+def test_join_coverage_pairs_a_device_with_every_spelling_of_its_owner():
+    """A pair is foreign unless the phone's user is, by identity (trimmed, lower-cased), an
+    owner of the device: readings keep the user as landed, so the figures must not depend on
+    how it is spelled. Counted here in plain Python from identity.identity."""
+    from stedi_assets.transforms.identity import identity
+
+    owners_landed = customers(
+        {"email": " A@x.com", "serialNumber": "s1"}, {"email": "b@X.com", "serialNumber": "s2"},
+        {"email": "B@x.com ", "serialNumber": "s4"}, {"email": None, "serialNumber": "s3"})
+    step_rows = [(1, "s1", 5), (2, "s2", 5), (3, "s1", 5), (4, "s3", 5), (5, "s4", 5),
+                 (1, "s1", 6)]
+    readings = [("a@X.COM ", 1), ("b@x.com", 1), ("B@X.COM", 2), (None, 3), ("a@x.com", 4),
+                ("\tb@x.com", 5), ("A@X.com", 5), ("c@x.com", 5), ("a@x.com", 9)]
+    figures = pe.join_coverage(steps(*step_rows), accel(*[(u, t, 0.0, 0.0, 0.0)
+                                                          for u, t in readings]),
+                               owners_landed)
+    owned = {(identity(e), s) for e, s in [(" A@x.com", "s1"), ("b@X.com", "s2"),
+                                           ("B@x.com ", "s4")]}
+    pairs = [(s, u) for t, s, _ in step_rows for u, rt in readings if rt == t]
+    foreign = sum(u is None or (identity(u), s) not in owned for s, u in pairs)
+    assert figures["joined_rows"] == len(pairs) == 10
+    assert figures["foreign_pairs"] == foreign == 6
+    assert figures["matched_step_readings"] == 6 and figures["step_readings"] == 6
+
+
 def test_without_exact_duplicates_keeps_first_copies_in_place():
     """The bounded-memory dedup gives unique(maintain_order=True), with the count removed:
     nulls, -0.0/0.0 and NaN compare as unique() compares them."""

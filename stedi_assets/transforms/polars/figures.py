@@ -241,20 +241,23 @@ def join_coverage(
 
 def _join_coverage(step_trainer_trusted: pl.LazyFrame, accelerometer_trusted: pl.LazyFrame,
                    customer_landing: pl.LazyFrame) -> dict[str, Any]:
-    accel = accelerometer_trusted.select(
-        pl.col("timestamp").alias("sensorReadingTime"), _identity("user").alias("user")
-    )
+    # readings keep the user as landed: the owners are matched on the spellings of their
+    # identity (see identities_of_spellings) instead of an identity computed per reading
+    accel = accelerometer_trusted.select(pl.col("timestamp").alias("sensorReadingTime"), "user")
     # the step readings are the join's in-memory side: their serial numbers as categories
     # (a 32-bit code each instead of the text: SF1000 peak 2.75 -> 1.9 GB; equal text, equal
     # code, so the joins match the same rows)
     steps = step_trainer_trusted.select("sensorReadingTime",
                                         pl.col("serialNumber").cast(pl.Categorical))
     # only the owners of these step readings' devices can pair with them: an incremental
-    # evaluation's few changed instants need a few customers, not the identity of every one
+    # evaluation's few changed instants need a few customers, not the identity of every one.
+    # Each (spelling, device) once: a spelling has one identity, so the left join below never
+    # adds rows; a null user has no identity and so no owner (as before: null never matches).
     owners = _owners(customer_landing.join(
         step_trainer_trusted.select("serialNumber").unique(), on="serialNumber", how="semi")
-    ).with_columns(pl.col("serialNumber").cast(pl.Categorical), pl.lit(True).alias("_owner"))
-    # owners hold each (user, serialNumber) pair once: the left join never adds rows
+    ).rename({"user": "_identity"}).join(
+        identities_of_spellings(accelerometer_trusted, "user"), on="_identity", how="inner"
+    ).select("user", pl.col("serialNumber").cast(pl.Categorical), pl.lit(True).alias("_owner"))
     pairs = steps.join(accel, on="sensorReadingTime", how="inner", build_side="force_left"
                        ).join(owners, on=["serialNumber", "user"], how="left")
     joined_rows, foreign = pairs.select(
