@@ -34,7 +34,7 @@ from dagster_aws.pipes import PipesGlueClient, PipesS3ContextInjector, PipesS3Me
 from pydantic import PrivateAttr
 
 from stedi_assets.aws.glue_steps import STEP_OUTPUTS
-from stedi_assets.io.s3 import BOTO_CONFIG
+from stedi_assets.io.s3 import boto_config
 
 #: Where the Pipes context objects and message chunks go in the Pipes bucket (temporary).
 PIPES_PREFIX = "dagster-pipes/"
@@ -125,7 +125,7 @@ class GlueJobs(ConfigurableResource):
             endpoint = self.s3_endpoint_url if service == "s3" else self.glue_endpoint_url
             self._clients[service] = boto3.session.Session().client(
                 service, region_name=self.region, endpoint_url=endpoint or None,
-                config=BOTO_CONFIG)
+                config=boto_config())
         return self._clients[service]
 
     def job_name(self, step: str) -> str:

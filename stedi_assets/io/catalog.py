@@ -12,13 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
 from stedi_assets import schemas
+from stedi_assets.io.s3 import aws_errors
 
 
 class CatalogError(Exception):
@@ -148,6 +146,9 @@ class GlueCatalog(TableCatalog):
 
     def _client(self) -> Any:
         if self._glue is None:
+            import boto3  # only a Glue catalog needs it (see io/s3.py)
+            from botocore.config import Config
+
             self._glue = boto3.session.Session().client(
                 "glue", region_name=self.region, endpoint_url=self.endpoint_url or None,
                 config=Config(connect_timeout=5, retries={"max_attempts": 3, "mode": "standard"}),
@@ -168,7 +169,9 @@ class GlueCatalog(TableCatalog):
                 glue.create_table(DatabaseName=self.database, TableInput=spec)
             except glue.exceptions.AlreadyExistsException:
                 glue.update_table(DatabaseName=self.database, TableInput=spec)
-        except (ClientError, BotoCoreError) as exc:
+        except aws_errors() as exc:
+            from botocore.exceptions import ClientError
+
             where = f"endpoint {self.endpoint_url}" if self.endpoint_url else self.region
             code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else ""
             raise CatalogError(

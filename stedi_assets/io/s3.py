@@ -13,20 +13,28 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import boto3
-from botocore import UNSIGNED
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-)
+# boto3 and botocore are imported where a client is made or an AWS error is looked at: a
+# local lakehouse never needs them, and importing boto3 costs ~0.16 s of every process start
+# (the CLI, the code location, each step process) — see docs/benchmarks.md, Dagster overhead.
 
-#: boto3 requests give up quickly on an unreachable endpoint instead of retrying for minutes.
-BOTO_CONFIG = Config(connect_timeout=5, read_timeout=60,
-                      retries={"max_attempts": 3, "mode": "standard"})
+
+def boto_config() -> Any:
+    """botocore Config under which requests give up quickly on an unreachable endpoint
+    instead of retrying for minutes."""
+    from botocore.config import Config
+
+    return Config(connect_timeout=5, read_timeout=60,
+                  retries={"max_attempts": 3, "mode": "standard"})
+
+
+def aws_errors() -> tuple[type[Exception], ...]:
+    """The errors boto3 calls raise (for `except aws_errors():`, evaluated only when an
+    exception is being matched, so botocore is imported only then)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return ClientError, BotoCoreError
+
+
 _DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys per request
 
 _MISSING_BUCKET = {"NoSuchBucket"}
@@ -75,7 +83,11 @@ class S3Store:
     @cached_property
     def client(self) -> Any:
         """A boto3 S3 client made once per store; credentials from the standard AWS chain."""
-        config = BOTO_CONFIG
+        import boto3
+        from botocore import UNSIGNED
+        from botocore.config import Config
+
+        config = boto_config()
         if self.anonymous:
             config = config.merge(Config(signature_version=UNSIGNED))
         return boto3.session.Session().client(
@@ -138,7 +150,7 @@ class S3Store:
         bucket, prefix = split_s3_folder(uri)
         try:
             return [obj for page in self._pages(bucket, prefix) for obj in page]
-        except (ClientError, BotoCoreError) as exc:
+        except aws_errors() as exc:
             raise self.explain(exc, uri, "listing") from None
 
     def _pages(self, bucket: str, prefix: str) -> Iterator[list[dict[str, Any]]]:
@@ -153,7 +165,7 @@ class S3Store:
                 response = self.client.delete_objects(
                     Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
                 )
-            except (ClientError, BotoCoreError) as exc:
+            except aws_errors() as exc:
                 raise self.explain(exc, f"s3://{bucket}/{batch[0]}", "deleting") from None
             errors = response.get("Errors", [])
             if errors:
@@ -165,6 +177,13 @@ class S3Store:
 
 
 def _error_code(exc: Exception) -> str:
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+    )
+
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
