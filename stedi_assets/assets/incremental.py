@@ -242,6 +242,12 @@ def coverage_since(context, store: IcebergIOManager, ops, table: str, version: s
         return None, "a snapshot of its last evaluation was expired"
 
 
+def _shared_ops_name(ops) -> str | None:
+    """The name of an engine's ops module, under which results computed with it may be
+    shared within a process; None for other ops (a test's stand-in), whose results never are."""
+    return getattr(ops, "__name__", None)
+
+
 #: the last comparison of device owners, by (engine ops module, customer_landing snapshot
 #: then, now): both join-coverage checks of a run compare the same two snapshots
 _OWNERS_COMPARED: dict[tuple[str, int, int], bool] = {}
@@ -250,9 +256,8 @@ _OWNERS_COMPARED: dict[tuple[str, int, int], bool] = {}
 def _same_owners(store: IcebergIOManager, ops, then: int, now: int, customer_landing: Any
                  ) -> bool:
     """ops.same_owners of customer_landing's snapshot `then` and `customer_landing` (its
-    snapshot `now`), computed once for both checks of a run (snapshots never change; only
-    module ops are shared, a test's stand-in never)."""
-    engine = getattr(ops, "__name__", None)
+    snapshot `now`), computed once for both checks of a run (snapshots never change)."""
+    engine = _shared_ops_name(ops)
     key = (engine, then, now)
     if engine is not None and key in _OWNERS_COMPARED:
         return _OWNERS_COMPARED[key]
@@ -267,9 +272,8 @@ def _same_owners(store: IcebergIOManager, ops, then: int, now: int, customer_lan
 def _coverage_key(ops, then: dict[str, int], reads: dict[str, int], counts: dict[str, int]
                   ) -> str | None:
     """What an incremental join-coverage sum is computed from (CoverageSince.key): the
-    snapshots then and now, the counts then, and the engine's ops (a module; other ops, such
-    as a test's stand-in, are never shared)."""
-    engine = getattr(ops, "__name__", None)
+    snapshots then and now, the counts then, and the engine's ops (see _shared_ops_name)."""
+    engine = _shared_ops_name(ops)
     if engine is None:
         return None
     return json.dumps({"then": then, "now": {t: reads[t] for t in COVERAGE_INPUTS},
