@@ -1,5 +1,6 @@
 """Curated zone: what the data scientists get to train the step-detection model."""
 
+import json
 from dataclasses import replace
 
 from dagster import (
@@ -23,7 +24,13 @@ from stedi_assets.assets.incremental import (
     rows_changed,
 )
 from stedi_assets.engines.base import Engine
-from stedi_assets.increments import Affected, TableUpdate, secret_fingerprint, table_version
+from stedi_assets.increments import (
+    UPSTREAM_PROPERTY,
+    Affected,
+    TableUpdate,
+    secret_fingerprint,
+    table_version,
+)
 from stedi_assets.io.iceberg_io import IcebergIOManager
 from stedi_assets.resources import CheckSettings, PrivacySettings
 
@@ -39,26 +46,61 @@ def customer_curated(context: AssetExecutionContext, engine: Engine, privacy: Pr
         return ops.customer_curated(customer_trusted, accelerometer_trusted, secret=secret)
 
     plan = plan_update(context, io_manager, "customer_curated", version)
-    if plan.full_reason or not plan.unchanged("customer_trusted"):
+    if plan.full_reason or plan.inputs_unchanged:
         return kept_or_rebuilt(plan, version, rows)
-    readings = "accelerometer_trusted"
-    if not plan.unchanged(readings) and io_manager.tables.changed_instants(
-            readings, plan.consumed[readings], plan.loaded[readings]) is None:
-        return kept_or_rebuilt(replace(plan, full_reason=f"{readings} was rebuilt in full"),
-                               version, rows)
-    # only readings moved: the customers who became readers are appended (a whole pass
-    # over accelerometer_trusted's users otherwise)
+    readings, customers = "accelerometer_trusted", "customer_trusted"
+    why_not = _why_not_updated(io_manager, plan, readings)
+    if why_not:
+        return kept_or_rebuilt(replace(plan, full_reason=why_not), version, rows)
+    # the customers whose customer_trusted row changed, and those who became readers, are
+    # recomputed (a whole pass over accelerometer_trusted's users otherwise)
     base = io_manager.scan_snapshot(plan.base)
-    updated = ops.customer_curated_update(
-        base, customer_trusted, *rows_changed(io_manager, plan, readings),
-        secret=secret)
+    if plan.unchanged(customers):
+        updated = ops.customer_curated_update(base, customer_trusted,
+                                              *rows_changed(io_manager, plan, readings),
+                                              secret=secret)
+    else:
+        updated = ops.customer_curated_update(
+            base, customer_trusted, *rows_changed(io_manager, plan, readings), secret=secret,
+            customers_before=rows_before(io_manager, plan, customers),
+            readings_follow_customers_before=_read_from(io_manager, plan, readings, customers))
     if updated is None:
-        return kept_or_rebuilt(replace(plan, full_reason="a reader's rows were removed"),
+        return kept_or_rebuilt(replace(plan, full_reason="a reader's rows were removed, or a "
+                                       "newly consenting customer's readings are not known"),
                                version, rows)
+    if not plan.unchanged(customers):  # rows recomputed: the commit says whether they changed
+        return Output(TableUpdate(version, rows=updated),
+                      metadata={**plan.metadata, "incremental/customers_changed": True})
     gained = ops.row_count(updated) - plan.base.rows  # it only grows: 0 = no new reader
     return Output(TableUpdate(version, base=plan.base, full=rows) if gained == 0 else
                   TableUpdate(version, rows=updated),
                   metadata={**plan.metadata, "incremental/customers_added": gained})
+
+
+def _why_not_updated(store: IcebergIOManager, plan, readings: str) -> str | None:
+    """Why customer_curated is rebuilt instead of updated from the readings' change, or None.
+    Not from a full rebuild of the readings (its change is the whole table), nor from a change
+    larger than the table (a withdrawal's rewrites): reading every user of the removed and
+    added files would cost more than one pass over the table's users."""
+    if plan.unchanged(readings):
+        return None
+    change = plan.changes[readings]
+    if store.tables.changed_instants(readings, plan.consumed[readings],
+                                     plan.loaded[readings]) is None:
+        return f"{readings} was rebuilt in full"
+    if change.rows_added + change.rows_removed > store.snapshot(readings,
+                                                                plan.loaded[readings]).rows:
+        return f"{readings} changed more rows than it holds"
+    return None
+
+
+def _read_from(store: IcebergIOManager, plan, readings: str, customers: str) -> bool:
+    """The `readings` snapshot this table last read was computed from the `customers`
+    snapshot it last read (so it holds no reading of a customer outside it), as its commit
+    or a later run's note records."""
+    recorded = store.tables.recorded_properties(readings, plan.consumed[readings])
+    return any(str(json.loads(properties.get(UPSTREAM_PROPERTY, "{}")).get(customers))
+               == str(plan.consumed[customers]) for properties in recorded)
 
 
 @asset(**asset_kwargs("machine_learning_curated"))

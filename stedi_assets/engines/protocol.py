@@ -71,8 +71,10 @@ class EngineOps(Protocol):
 
     def customer_curated_update(self, curated: Frame, customer_trusted: Frame,
                                 accelerometer_removed: Frame | None,
-                                accelerometer_added: Frame | None, *,
-                                secret: str) -> Frame | None: ...
+                                accelerometer_added: Frame | None, *, secret: str,
+                                customers_before: Frame | None = None,
+                                readings_follow_customers_before: bool = True
+                                ) -> Frame | None: ...
 
     def consented_devices(self, customer_curated: Frame,
                           excluded_devices: Frame | None) -> Frame: ...

@@ -23,6 +23,9 @@ class TableChanges:
     current: int
     added: tuple[str, ...]
     removed: tuple[str, ...]
+    #: rows of the files added, of the files removed (the manifests' record counts)
+    rows_added: int = 0
+    rows_removed: int = 0
 
     @property
     def unchanged(self) -> bool:
@@ -46,10 +49,12 @@ def changes_since(iceberg, table: str, since: int, until: int | None = None
     now, deletes = live_files(iceberg.io, current)
     if deletes or old_deletes:
         return None
-    old_paths = {f.file_path for f in before if f.record_count}
-    new_paths = {f.file_path for f in now if f.record_count}
-    return TableChanges(table, since, current.snapshot_id,
-                        tuple(sorted(new_paths - old_paths)), tuple(sorted(old_paths - new_paths)))
+    old_rows = {f.file_path: f.record_count for f in before if f.record_count}
+    new_rows = {f.file_path: f.record_count for f in now if f.record_count}
+    added, removed = new_rows.keys() - old_rows.keys(), old_rows.keys() - new_rows.keys()
+    return TableChanges(table, since, current.snapshot_id, tuple(sorted(added)),
+                        tuple(sorted(removed)), sum(new_rows[f] for f in added),
+                        sum(old_rows[f] for f in removed))
 
 
 #: Snapshot summary property of an incremental update: the path of its change log, a Parquet

@@ -27,6 +27,7 @@ from stedi_assets.io.iceberg_changes import (
     changes_since,
     note_unchanged,
     snapshot_properties,
+    summary_properties,
     write_changed_instants,
 )
 from stedi_assets.io.iceberg_content import align_schema, keep_identical, live_files, replacement
@@ -189,6 +190,16 @@ class IcebergTables:
                              sum(f.record_count for f in files),
                              snapshot_properties(iceberg, snapshot),
                              failed_checks(iceberg.properties, snapshot.snapshot_id))
+
+    def recorded_properties(self, table: str, snapshot_id: int) -> list[dict[str, str]]:
+        """What the commit that made a snapshot recorded (its summary properties), and what
+        a later run that recomputed the table to the same rows noted for it, if any: each
+        says the rows were computed from what it names."""
+        iceberg = self.load(table)
+        snapshot = iceberg.snapshot_by_id(snapshot_id)
+        if snapshot is None:
+            return []
+        return [summary_properties(snapshot), snapshot_properties(iceberg, snapshot)]
 
     def changes(self, table: str, since: int, until: int | None = None
                 ) -> TableChanges | None:

@@ -10,6 +10,7 @@ from stedi_assets.increments import Affected
 from stedi_assets.transforms.polars.tables import (
     _CONSENT,
     _identity,
+    _with_customer_key,
     customer_curated,
     identities_of_spellings,
 )
@@ -230,27 +231,85 @@ def consented_devices(customer_curated: pl.LazyFrame,
 
 def customer_curated_update(curated: pl.LazyFrame, customer_trusted: pl.LazyFrame,
                             accelerometer_removed: pl.LazyFrame | None,
-                            accelerometer_added: pl.LazyFrame | None, *, secret: str
+                            accelerometer_added: pl.LazyFrame | None, *, secret: str,
+                            customers_before: pl.LazyFrame | None = None,
+                            readings_follow_customers_before: bool = True
                             ) -> pl.LazyFrame | None:
-    """customer_curated (`curated`) once accelerometer_trusted lost the rows
-    `accelerometer_removed` and gained `accelerometer_added` (None: no such rows) while
-    customer_trusted stayed as it was: its rows, then those of the customers who became
-    readers. None when a customer may have stopped being a reader — a removed row's customer
-    without an added row: only the whole table can tell, so it is rebuilt."""
+    """customer_curated (`curated`, computed from `customers_before` — None: from
+    `customer_trusted` as it is — and the readings as they were) once accelerometer_trusted
+    lost the rows `accelerometer_removed` and gained `accelerometer_added` (None: no such rows).
+
+    A customer whose customer_trusted row did not change keeps their row, and gains one when
+    a reading of theirs was added. A customer whose row changed (new, withdrawn, edited) loses
+    their row, and gets it back recomputed when they consent now and read: a reading of theirs
+    added, or a row held before. The rows held stay first. None when the readings cannot tell
+    and only the whole table can (it is rebuilt): a consenting customer lost a reading and
+    gained none (maybe their last); or a customer consents now and not before, gained no
+    reading, and the readings last read may hold theirs (`readings_follow_customers_before`
+    False: they were not computed from `customers_before`, which would have kept them out)."""
     added = (identities_of_spellings(accelerometer_added, "user").select("_identity")
              if accelerometer_added is not None else None)
     if accelerometer_removed is not None:
         removed = identities_of_spellings(accelerometer_removed, "user").select("_identity")
         if added is not None:
             removed = removed.join(added, on="_identity", how="anti")
-        if removed.head(1).collect().height:
+        # a customer who does not consent now holds no row whatever they read
+        consenting = customer_trusted.select(_identity("email").alias("_identity"))
+        if removed.join(consenting, on="_identity", how="semi").head(1).collect().height:
             return None
-    if accelerometer_added is None:
-        return curated
     columns = curated.collect_schema().names()
-    gained = customer_curated(customer_trusted, accelerometer_added, secret=secret).join(
-        curated, on=columns, how="anti", nulls_equal=True, maintain_order="left")
-    return pl.concat([curated, gained])
+    if customers_before is None and accelerometer_added is None:
+        return curated
+    held = curated
+    parts = []
+    if accelerometer_added is not None:
+        parts.append(customer_curated(customer_trusted, accelerometer_added, secret=secret))
+    if customers_before is not None:
+        held, recomputed = _changed_customers(curated, customer_trusted, customers_before,
+                                              added, secret=secret,
+                                              follow=readings_follow_customers_before)
+        if recomputed is None:
+            return None
+        parts.append(recomputed)
+    gained = pl.concat(parts).select(columns).join(held, on=columns, how="anti",
+                                                   nulls_equal=True, maintain_order="left")
+    return pl.concat([held, gained.unique(maintain_order=True)])
+
+
+def _changed_customers(curated: pl.LazyFrame, customer_trusted: pl.LazyFrame,
+                       customers_before: pl.LazyFrame, added: pl.LazyFrame | None, *,
+                       secret: str, follow: bool
+                       ) -> tuple[pl.LazyFrame, pl.LazyFrame | None]:
+    """(the rows of `curated` whose customer_trusted row did not change, the rows of the
+    changed customers who consent now and held a row before) for customer_curated_update;
+    (curated, None) when a changed customer's readings are not known (see there)."""
+    names = customer_trusted.collect_schema().names()
+    now, then = customer_trusted.select(names), customers_before.select(names)
+    changed = pl.concat([
+        now.join(then, on=names, how="anti", nulls_equal=True),
+        then.join(now, on=names, how="anti", nulls_equal=True),
+    ]).select(_identity("email").alias("_identity")).drop_nulls().unique().collect().lazy()
+
+    def of_changed(customers: pl.LazyFrame) -> pl.LazyFrame:
+        return customers.with_columns(_identity("email").alias("_identity")).join(
+            changed, on="_identity", how="semi")
+
+    # a customer's key is the HMAC of their identity: their row before, whatever its spelling
+    before = _with_customer_key(of_changed(then), "email", secret).collect().lazy()
+    held = curated.join(before.select("customerKey"), on="customerKey", how="anti",
+                        maintain_order="left")
+    readers = before.join(curated.select("customerKey"), on="customerKey",
+                          how="semi").select("_identity")
+    changed_now = of_changed(now)
+    if not follow:
+        unknown = changed_now.join(before, on="_identity", how="anti")
+        if added is not None:
+            unknown = unknown.join(added, on="_identity", how="anti")
+        if unknown.head(1).collect().height:
+            return curated, None
+    recomputed = changed_now.join(readers, on="_identity", how="semi").drop("_identity")
+    table = curated.collect_schema().names()
+    return held, _with_customer_key(recomputed, "email", secret).select(table)
 
 
 def concat_frames(frames: list[pl.LazyFrame]) -> pl.LazyFrame:

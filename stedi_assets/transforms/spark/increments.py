@@ -10,7 +10,12 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from stedi_assets.increments import Affected
-from stedi_assets.transforms.spark.tables import _CONSENT, _identity, customer_curated
+from stedi_assets.transforms.spark.tables import (
+    _CONSENT,
+    _identity,
+    _with_customer_key,
+    customer_curated,
+)
 
 
 def _group_key(column: str) -> Column:
@@ -174,27 +179,71 @@ def _cached(frame: DataFrame | None) -> DataFrame | None:
 
 def customer_curated_update(curated: DataFrame, customer_trusted: DataFrame,
                             accelerometer_removed: DataFrame | None,
-                            accelerometer_added: DataFrame | None, *, secret: str
+                            accelerometer_added: DataFrame | None, *, secret: str,
+                            customers_before: DataFrame | None = None,
+                            readings_follow_customers_before: bool = True
                             ) -> DataFrame | None:
-    """As on Polars: customer_curated (`curated`) once accelerometer_trusted lost the rows
-    `accelerometer_removed` and gained `accelerometer_added` while customer_trusted stayed as
-    it was; None when a customer may have stopped being a reader (rebuild)."""
+    """As on Polars: customer_curated (`curated`, computed from `customers_before` — None:
+    from `customer_trusted` as it is — and the readings as they were) once
+    accelerometer_trusted lost `accelerometer_removed` and gained `accelerometer_added`; None
+    when only the whole table can tell (rebuild)."""
     def identities(readings: DataFrame) -> DataFrame:
         return readings.select("user").distinct().select(_identity("user").alias("_identity"))
 
+    added = identities(accelerometer_added) if accelerometer_added is not None else None
     if accelerometer_removed is not None:
         removed = identities(accelerometer_removed)
-        if accelerometer_added is not None:
-            removed = removed.join(identities(accelerometer_added), on="_identity",
-                                   how="left_anti")
-        if not removed.isEmpty():
+        if added is not None:
+            removed = removed.join(added, on="_identity", how="left_anti")
+        # a customer who does not consent now holds no row whatever they read
+        consenting = customer_trusted.select(_identity("email").alias("_identity"))
+        if not removed.join(consenting, on="_identity", how="left_semi").isEmpty():
             return None
-    if accelerometer_added is None:
+    if customers_before is None and accelerometer_added is None:
         return curated
-    gained = customer_curated(customer_trusted, accelerometer_added, secret=secret).select(
-        *curated.columns)
+    held, parts = curated, []
+    if accelerometer_added is not None:
+        parts.append(customer_curated(customer_trusted, accelerometer_added, secret=secret))
+    if customers_before is not None:
+        held, recomputed = _changed_customers(curated, customer_trusted, customers_before,
+                                              added, secret=secret,
+                                              follow=readings_follow_customers_before)
+        if recomputed is None:
+            return None
+        parts.append(recomputed)
+    gained = reduce(DataFrame.unionByName, [p.select(*curated.columns) for p in parts])
     # EXCEPT compares nulls as equal, as the Polars anti-join with nulls_equal does
-    return curated.unionByName(gained.subtract(curated))
+    return held.unionByName(gained.subtract(held))
+
+
+def _changed_customers(curated: DataFrame, customer_trusted: DataFrame,
+                       customers_before: DataFrame, added: DataFrame | None, *,
+                       secret: str, follow: bool) -> tuple[DataFrame, DataFrame | None]:
+    """As on Polars: (the rows of `curated` whose customer_trusted row did not change, the
+    rows of the changed customers who consent now and held a row before)."""
+    names = customer_trusted.columns
+    now, then = customer_trusted.select(*names), customers_before.select(*names)
+    changed = now.subtract(then).unionByName(then.subtract(now)).select(
+        _identity("email").alias("_identity")).where(F.col("_identity").isNotNull()).distinct()
+
+    def of_changed(customers: DataFrame) -> DataFrame:
+        return customers.withColumn("_identity", _identity("email")).join(
+            changed, on="_identity", how="left_semi")
+
+    # a customer's key is the HMAC of their identity: their row before, whatever its spelling
+    before = _with_customer_key(of_changed(then), "email", secret)
+    held = curated.join(before.select("customerKey"), on="customerKey", how="left_anti")
+    readers = before.join(curated.select("customerKey"), on="customerKey",
+                          how="left_semi").select("_identity")
+    changed_now = of_changed(now)
+    if not follow:
+        unknown = changed_now.join(before, on="_identity", how="left_anti")
+        if added is not None:
+            unknown = unknown.join(added, on="_identity", how="left_anti")
+        if not unknown.isEmpty():
+            return curated, None
+    recomputed = changed_now.join(readers, on="_identity", how="left_semi").drop("_identity")
+    return held, _with_customer_key(recomputed, "email", secret).select(*curated.columns)
 
 
 def concat_frames(frames: list[DataFrame]) -> DataFrame:
