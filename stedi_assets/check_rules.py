@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from stedi_assets import schemas
 from stedi_assets.figures import plain
-from stedi_assets.transforms.figures import join_coverage_figures
+from stedi_assets.transforms.figures import EarlierCustomers, join_coverage_figures
 from stedi_assets.transforms.pseudonyms import reported_keys
 
 #: Severities by the names of Dagster's AssetCheckSeverity values (Pipes sends these strings).
@@ -31,7 +31,8 @@ class CheckFigures(Protocol):
     checks call; frames are the engine's own (LazyFrame, Spark DataFrame)."""
 
     def consenting_customers(self, customer_landing: Any, secret: str,
-                             customer_landing_rejects: Any = None, kept: Any = None) -> Any: ...
+                             customer_landing_rejects: Any = None, kept: Any = None,
+                             earlier: EarlierCustomers | None = None) -> Any: ...
 
     def non_consenting_devices(self, customer_landing: Any,
                                customer_landing_rejects: Any = None) -> Any: ...
@@ -233,9 +234,12 @@ def consent_outcome(table_name: str, ops: CheckFigures, table: Any, customer_lan
                 if shared_devices == "exclude" else None)
 
     # every customer's consent, computed once and only when a row is to be checked (an
-    # incremental check with nothing added and no customer changed needs none)
+    # incremental check with nothing added and no customer changed needs none); from the set
+    # of the last pass and the changed customers when the engine kept that set
+    earlier: EarlierCustomers | None = None
     consenting = cache(lambda: ops.consenting_customers(customer_landing, secret,
-                                                        customer_landing_rejects, kept))
+                                                        customer_landing_rejects, kept,
+                                                        earlier=earlier))
     excluded = cache(lambda: excluded_devices(customer_landing, customer_landing_rejects))
     if since is not None:  # the consent records, then and now, of the customers who changed
         changed_customers = ops.customer_identities(since.changed_records,
@@ -249,6 +253,8 @@ def consent_outcome(table_name: str, ops: CheckFigures, table: Any, customer_lan
         consenting_then, excluded_then = of_changed(since.customer_landing,
                                                     since.customer_landing_rejects)
         consenting_now, excluded_now = of_changed(customer_landing, customer_landing_rejects)
+        earlier = EarlierCustomers(since.customer_landing, since.customer_landing_rejects,
+                                   changed_customers, consenting_now)
     keys = schemas.CONSENT_KEYS[table_name]
     results = []
     for key, consenting_key, time_column in keys:

@@ -11,9 +11,11 @@ last run. The Polars engine keeps the last such set under
 where <key> digests the inputs' query plans (a lakehouse table's plan names its snapshot's
 data files, never rewritten in place: same files, same rows), the pseudonym secret's
 fingerprint, and the code that computes the set (below). Only the latest set of each name is
-kept: writing one removes the others. The folder holds what the landing cache beside it
-holds already (customer emails, serial numbers, consent dates; customer keys), so it lives
-and is deleted with it; it can be deleted at any time (the next check recomputes).
+kept: writing one removes the others (an incremental consent check updates the kept set from
+the customers who changed, transforms/polars/figures.consenting_customers). The folder holds
+what the landing cache beside it holds already (customer emails, serial numbers, consent
+dates; customer keys), so it lives and is deleted with it; it can be deleted at any time (the
+next check recomputes).
 """
 
 from __future__ import annotations

@@ -8,12 +8,18 @@ import os
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from stedi_assets.engines import kept_results
 from stedi_assets.engines.kept_results import KeptResults
 from stedi_assets.engines.polars_engine import PolarsEngine
 from stedi_assets.transforms import polars as pe
+from stedi_assets.transforms.figures import EarlierCustomers
 from stedi_assets.transforms.polars import figures
+from stedi_assets_tests.graph.test_incremental_checks import landing
+from stedi_assets_tests.graph.test_incremental_customers import CUSTOMERS
+from stedi_assets_tests.graph.test_incremental_tables import customer_record
 from stedi_assets_tests.unit.test_transforms_polars import customers
 
 LANDING = customers(
@@ -23,6 +29,7 @@ LANDING = customers(
      "shareWithResearchAsOfDate": 1},
     {"email": "cy@x.io", "serialNumber": "s3", "lastUpdateDate": 1},
 )
+SECRET = "kept-results-secret"
 STEPS = pl.DataFrame({"serialNumber": ["s1", "s3", "s3"], "sensorReadingTime": [1, 2, 3]})
 
 
@@ -121,3 +128,77 @@ def test_the_polars_engine_keeps_them_beside_its_landing_cache_only(tmp_path):
     assert PolarsEngine().kept_results is None
     kept = PolarsEngine(landing_cache=str(tmp_path / "cache")).kept_results
     assert kept.folder == tmp_path / "cache" / "_checks"
+
+
+# -- a kept set updated from the customers who changed (an incremental consent check) -----
+
+#: a customer line quarantined (a bad value) still withdraws its readable email's consent
+_customer_line = st.one_of(customer_record, customer_record.map(
+    lambda r: {**r, "lastUpdateDate": "not a date"}))
+
+
+def _files(folder, name: str, records: list[dict]) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """The customer landing table and its rejects as lakehouse files (scanned, as a run
+    loads them)."""
+    rows, rejects = landing(records, "customer_landing")
+    folder.mkdir(parents=True, exist_ok=True)
+    return write(folder / f"{name}.parquet", rows.lazy()), \
+        write(folder / f"{name}-rejects.parquet", rejects.lazy())
+
+
+def _earlier(then: tuple, now: tuple, changed_records: list[dict]) -> EarlierCustomers:
+    changed = pe.customer_identities(*(f.lazy() for f in landing(changed_records,
+                                                                 "customer_landing")))
+    records = pe.restrict_customers(now[0], changed)
+    return EarlierCustomers(*then, changed, pe.consenting_customers(records, SECRET, now[1]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(then=st.lists(_customer_line, min_size=1, max_size=5),
+       gone=st.sets(st.integers(0, 4), max_size=2),
+       added=st.lists(_customer_line, max_size=3))
+def test_a_kept_set_updated_from_the_changed_customers_equals_one_computed_anew(
+        tmp_path_factory, then, gone, added):
+    figures._CONSENTING.clear()
+    work = tmp_path_factory.mktemp("kept")
+    kept = KeptResults(work / "_checks", work)
+    removed = [r for i, r in enumerate(then) if i in gone]
+    now_records = [r for i, r in enumerate(then) if i not in gone] + added
+    assume(removed + added and now_records)
+    before = _files(work, "then", then)
+    pe.consenting_customers(*before[:1], SECRET, before[1], kept)  # what the last pass kept
+    figures._CONSENTING.clear()  # a later run's process
+    now = _files(work, "now", now_records)
+    updated = pe.consenting_customers(now[0], SECRET, now[1], kept,
+                                      earlier=_earlier(before, now, removed + added)).collect()
+    figures._CONSENTING.clear()
+    anew = pe.consenting_customers(now[0], SECRET, now[1]).collect()
+    assert updated.sort(updated.columns).equals(anew.sort(anew.columns))
+
+
+def test_the_kept_set_of_the_last_pass_is_what_is_updated(tmp_path, new_process, monkeypatch):
+    """The update starts from the set kept for the customer files of the last pass (a row
+    planted in it stays), and computes no other customer."""
+    kept = KeptResults(tmp_path / "_checks", tmp_path)
+    ann = {**CUSTOMERS[0], "email": "ann@x.io", "serialNumber": "s1"}
+    bob = {**CUSTOMERS[0], "email": "bob@x.io", "serialNumber": "s2"}
+    before = _files(tmp_path, "then", [ann])
+    planted = pe.consenting_customers(*before[:1], SECRET, before[1]).collect()
+    planted = pl.concat([planted, planted.with_columns(pl.lit("zed@x.io").alias("email"))])
+    kept.put("consenting", figures._inputs_key(before, SECRET), planted)
+    new_process()
+    now = _files(tmp_path, "now", [ann, bob])
+    earlier = _earlier(before, now, [bob])
+    computing_fails(monkeypatch)  # only the changed customer (bob) is computed, above
+    earlier.consenting_changed.collect()
+    updated = pe.consenting_customers(now[0], SECRET, now[1], kept, earlier=earlier).collect()
+    assert sorted(updated["email"]) == ["ann@x.io", "bob@x.io", "zed@x.io"]
+    # a set kept for other customer files is not updated: the set is computed anew
+    new_process()
+    monkeypatch.undo()
+    elsewhere = KeptResults(tmp_path / "_other", tmp_path)
+    elsewhere.put("consenting", figures._inputs_key(before, SECRET), planted)
+    missing = _earlier(_files(tmp_path, "other", [bob]), now, [ann])
+    again = pe.consenting_customers(now[0], SECRET, now[1], elsewhere,
+                                    earlier=missing).collect()
+    assert sorted(again["email"]) == ["ann@x.io", "bob@x.io"]

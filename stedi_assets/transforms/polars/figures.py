@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from stedi_assets.increments import secret_fingerprint
-from stedi_assets.transforms.figures import join_coverage_figures
+from stedi_assets.transforms.figures import EarlierCustomers, join_coverage_figures
 from stedi_assets.transforms.polars.columns import logical_schema
 from stedi_assets.transforms.polars.tables import (
     _CONSENT,
@@ -26,12 +26,24 @@ from stedi_assets.transforms.polars.tables import (
 
 def consenting_customers(customer_landing: pl.LazyFrame, secret: str,
                          customer_landing_rejects: pl.LazyFrame | None = None,
-                         kept: Any = None) -> pl.LazyFrame:
+                         kept: Any = None, earlier: EarlierCustomers | None = None
+                         ) -> pl.LazyFrame:
     """email (the identity: trimmed, lower-cased), serialNumber, customerKey and consent date
     of every customer whose latest record (quarantined lines included) has research consent.
     Computed once per process for the same inputs (see `_remembered`), and with `kept` (the
-    engine's `KeptResults`) once for as long as the customer tables do not move."""
+    engine's `KeptResults`) once for as long as the customer tables do not move. With
+    `earlier`, when `kept` still holds the set of its customer tables: that set, with the
+    changed customers' rows replaced by theirs now (the same rows, a customer's consent
+    depending on their own records only, without an HMAC per customer)."""
     def compute() -> pl.DataFrame:
+        before = None if earlier is None else _kept(
+            (earlier.customer_landing, earlier.customer_landing_rejects), secret, kept,
+            "consenting")
+        if before is not None:
+            unchanged = before.lazy().join(earlier.changed.lazy(), left_on="email",
+                                           right_on="_match", how="anti")
+            return pl.concat([unchanged, earlier.consenting_changed.lazy().select(
+                before.columns).cast(before.schema)]).collect()
         latest = latest_customer_records(customer_landing, customer_landing_rejects).filter(
             pl.col(_CONSENT).is_not_null()).select(_identity("email").alias("email"),
                                                    "serialNumber", _CONSENT)
@@ -75,16 +87,9 @@ def _remembered(inputs: tuple[pl.LazyFrame | None, ...], compute, store: dict[st
     rewritten in place (and an in-memory frame's plan holds its rows). With `kept` (a
     `KeptResults`; DataFrame results only), also what an earlier run computed from the same
     inputs, kept under `name` (engines/kept_results.py)."""
-    digest = hashlib.sha256(b"" if secret is None else secret_fingerprint(secret).encode())
-    for frame in inputs:
-        plan = _CappedPlan()
-        try:
-            if frame is not None:
-                frame.serialize(plan)
-        except Exception:  # noqa: BLE001 - a plan holding a Python function, or too large
-            return compute()
-        digest.update(hashlib.sha256(plan.written).digest())
-    key = digest.hexdigest()
+    key = _inputs_key(inputs, secret)
+    if key is None:
+        return compute()
     if key not in store:
         while len(store) >= _REMEMBERED_SETS:
             del store[next(iter(store))]
@@ -95,6 +100,29 @@ def _remembered(inputs: tuple[pl.LazyFrame | None, ...], compute, store: dict[st
                 kept.put(name, key, result)
         store[key] = result
     return store[key]
+
+
+def _inputs_key(inputs: tuple[pl.LazyFrame | None, ...], secret: str | None) -> str | None:
+    """What `_remembered` knows a result by: the inputs' query plans and the secret's
+    fingerprint; None when a plan cannot be serialized (holding a Python function, or too
+    large)."""
+    digest = hashlib.sha256(b"" if secret is None else secret_fingerprint(secret).encode())
+    for frame in inputs:
+        plan = _CappedPlan()
+        try:
+            if frame is not None:
+                frame.serialize(plan)
+        except Exception:  # noqa: BLE001 - a plan holding a Python function, or too large
+            return None
+        digest.update(hashlib.sha256(plan.written).digest())
+    return digest.hexdigest()
+
+
+def _kept(inputs: tuple[pl.LazyFrame | None, ...], secret: str, kept: Any, name: str
+          ) -> pl.DataFrame | None:
+    """What `kept` holds under `name` for these inputs (see `_remembered`), or None."""
+    key = None if kept is None else _inputs_key(inputs, secret)
+    return None if key is None else kept.get(name, key)
 
 
 class _CappedPlan(io.RawIOBase):

@@ -22,11 +22,12 @@ from stedi_assets.transforms.spark.tables import (
 
 def consenting_customers(customer_landing: DataFrame, secret: str,
                          customer_landing_rejects: DataFrame | None = None,
-                         kept: Any = None) -> DataFrame:
+                         kept: Any = None, earlier: Any = None) -> DataFrame:
     """email (the identity: trimmed, lower-cased), serialNumber, customerKey and consent date
     of every customer whose latest record (quarantined lines included) has research consent.
     Spark computes it every time: `kept` is the Polars engine's store of these sets
-    (engines/kept_results.py), always None here."""
+    (engines/kept_results.py), always None here, and `earlier` (the changed customers, to
+    update a kept set with) is of no use without it."""
     latest = latest_customer_records(customer_landing, customer_landing_rejects).filter(
         F.col(_CONSENT).isNotNull())
     return _with_customer_key(latest.select(_identity("email").alias("email"), "serialNumber",
