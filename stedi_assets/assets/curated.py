@@ -49,7 +49,7 @@ def customer_curated(context: AssetExecutionContext, engine: Engine, privacy: Pr
     if plan.full_reason or plan.inputs_unchanged:
         return kept_or_rebuilt(plan, version, rows)
     readings, customers = "accelerometer_trusted", "customer_trusted"
-    why_not = _why_not_updated(io_manager, plan, readings)
+    why_not = _why_not_updated(io_manager, plan, readings, customers)
     if why_not:
         return kept_or_rebuilt(replace(plan, full_reason=why_not), version, rows)
     # the customers whose customer_trusted row changed, and those who became readers, are
@@ -77,20 +77,22 @@ def customer_curated(context: AssetExecutionContext, engine: Engine, privacy: Pr
                   metadata={**plan.metadata, "incremental/customers_added": gained})
 
 
-def _why_not_updated(store: IcebergIOManager, plan, readings: str) -> str | None:
+def _why_not_updated(store: IcebergIOManager, plan, readings: str, customers: str
+                     ) -> str | None:
     """Why customer_curated is rebuilt instead of updated from the readings' change, or None.
-    Not from a full rebuild of the readings (its change is the whole table), nor from a change
-    larger than the table (a withdrawal's rewrites): reading every user of the removed and
-    added files would cost more than one pass over the table's users."""
+    Not from a full rebuild of the readings (its change is the whole table), nor, when the
+    customers moved too, from a change larger than the table (a withdrawal rewrites most day
+    files: reading every user of the files removed and added would cost more than one pass
+    over the table's users)."""
     if plan.unchanged(readings):
         return None
-    change = plan.changes[readings]
     if store.tables.changed_instants(readings, plan.consumed[readings],
                                      plan.loaded[readings]) is None:
         return f"{readings} was rebuilt in full"
-    if change.rows_added + change.rows_removed > store.snapshot(readings,
-                                                                plan.loaded[readings]).rows:
-        return f"{readings} changed more rows than it holds"
+    change = plan.changes[readings]
+    if not plan.unchanged(customers) and change.rows_added + change.rows_removed > \
+            store.snapshot(readings, plan.loaded[readings]).rows:
+        return f"{customers} moved and {readings} changed more rows than it holds"
     return None
 
 

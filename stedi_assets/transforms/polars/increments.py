@@ -285,10 +285,15 @@ def _changed_customers(curated: pl.LazyFrame, customer_trusted: pl.LazyFrame,
     (curated, None) when a changed customer's readings are not known (see there)."""
     names = customer_trusted.collect_schema().names()
     now, then = customer_trusted.select(names), customers_before.select(names)
-    changed = pl.concat([
-        now.join(then, on=names, how="anti", nulls_equal=True),
-        then.join(now, on=names, how="anti", nulls_equal=True),
-    ]).select(_identity("email").alias("_identity")).drop_nulls().unique().collect().lazy()
+    # one row per identity on both sides: matched on it, a customer changed when a value
+    # differs or one side has no row (a join on one key, not on every column)
+    identity = _identity("email").alias("_identity")
+    pairs = now.with_columns(identity).drop_nulls("_identity").join(
+        then.with_columns(identity).drop_nulls("_identity"), on="_identity", how="full",
+        suffix="_then", coalesce=True)
+    changed = pairs.filter(pl.any_horizontal(
+        pl.col(c).ne_missing(pl.col(f"{c}_then")) for c in names)).select(
+        "_identity").unique().collect().lazy()
 
     def of_changed(customers: pl.LazyFrame) -> pl.LazyFrame:
         return customers.with_columns(_identity("email").alias("_identity")).join(
