@@ -56,6 +56,18 @@ def _lazy(frame: pl.DataFrame | None) -> pl.LazyFrame | None:
     return None if frame is None else frame.lazy()
 
 
+def _equals_a_rebuild(updated: pl.LazyFrame, trusted: pl.DataFrame, readings: list[dict]
+                      ) -> pl.DataFrame:
+    """The updated table, after checking it holds the rows of customer_curated rebuilt from
+    `trusted` and `readings`, every customer once."""
+    rebuilt = pe.customer_curated(trusted.lazy(), _readings(readings).lazy(),
+                                  secret=SECRET).collect()
+    updated = updated.collect()
+    assert updated.height == rebuilt.height  # every customer once
+    assert _sorted(updated).equals(_sorted(rebuilt))
+    return updated
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(customers=st.lists(customer_record, min_size=1, max_size=5),
        kept=st.lists(accelerometer_reading, max_size=5),
@@ -72,11 +84,7 @@ def test_customer_curated_update_equals_a_rebuild(customers, kept, removed, adde
         (_identities(removed) - _identities(added)) & consenting)
     if updated is None:
         return
-    rebuilt = pe.customer_curated(trusted.lazy(), _readings(kept + added).lazy(),
-                                  secret=SECRET).collect()
-    updated = updated.collect()
-    assert updated.height == rebuilt.height  # every customer once
-    assert _sorted(updated).equals(_sorted(rebuilt))
+    updated = _equals_a_rebuild(updated, trusted, kept + added)
     assert updated.head(before.height).equals(before)  # the rows it held stay first
 
 
@@ -109,11 +117,7 @@ def test_customer_curated_update_after_customers_changed_equals_a_rebuild(
     assert (updated is None) == bool(lost_last or unknown)
     if updated is None:
         return
-    rebuilt = pe.customer_curated(now.lazy(), _readings(kept + added).lazy(),
-                                  secret=SECRET).collect()
-    updated = updated.collect()
-    assert updated.height == rebuilt.height  # every customer once
-    assert _sorted(updated).equals(_sorted(rebuilt))
+    _equals_a_rebuild(updated, now, kept + added)
 
 
 CUSTOMERS = [
