@@ -87,7 +87,7 @@ class EngineOps(Protocol):
     # --- figures of the asset checks and metadata -------------------------------------------
     def consenting_customers(self, customer_landing: Frame, secret: str,
                              customer_landing_rejects: Frame | None = None,
-                             kept: Any = None) -> Frame: ...
+                             kept: Any = None, earlier: Any = None) -> Frame: ...
 
     def consent_violations(self, table: Frame, consenting: Frame, key: str,
                            consenting_key: str, time_column: str | None = None,
