@@ -54,21 +54,18 @@ def customer_curated(context: AssetExecutionContext, engine: Engine, privacy: Pr
         return kept_or_rebuilt(replace(plan, full_reason=why_not), version, rows)
     # the customers whose customer_trusted row changed, and those who became readers, are
     # recomputed (a whole pass over accelerometer_trusted's users otherwise)
-    base = io_manager.scan_snapshot(plan.base)
-    if plan.unchanged(customers):
-        updated = ops.customer_curated_update(base, customer_trusted,
-                                              *rows_changed(io_manager, plan, readings),
-                                              secret=secret)
-    else:
-        updated = ops.customer_curated_update(
-            base, customer_trusted, *rows_changed(io_manager, plan, readings), secret=secret,
-            customers_before=rows_before(io_manager, plan, customers),
-            readings_follow_customers_before=_read_from(io_manager, plan, readings, customers))
+    moved = not plan.unchanged(customers)
+    customers_then = {"customers_before": rows_before(io_manager, plan, customers),
+                      "readings_follow_customers_before":
+                          _read_from(io_manager, plan, readings, customers)} if moved else {}
+    updated = ops.customer_curated_update(io_manager.scan_snapshot(plan.base), customer_trusted,
+                                          *rows_changed(io_manager, plan, readings),
+                                          secret=secret, **customers_then)
     if updated is None:
         return kept_or_rebuilt(replace(plan, full_reason="a reader's rows were removed, or a "
                                        "newly consenting customer's readings are not known"),
                                version, rows)
-    if not plan.unchanged(customers):  # rows recomputed: the commit says whether they changed
+    if moved:  # rows recomputed: the commit says whether they changed
         return Output(TableUpdate(version, rows=updated),
                       metadata={**plan.metadata, "incremental/customers_changed": True})
     gained = ops.row_count(updated) - plan.base.rows  # it only grows: 0 = no new reader

@@ -11,8 +11,9 @@ last run. The Polars engine keeps the last such set under
 where <key> digests the inputs' query plans (a lakehouse table's plan names its snapshot's
 data files, never rewritten in place: same files, same rows), the pseudonym secret's
 fingerprint, and the code that computes the set (below). Only the latest set of each name is
-kept: writing one removes the others (an incremental consent check updates the kept set from
-the customers who changed, transforms/polars/figures.consenting_customers). The folder holds
+kept: writing one removes the others. An incremental consent check updates the kept set from
+the customers who changed (transforms/polars/figures.consenting_customers) and keeps the result
+under a name of its own, which a full verification never reads. The folder holds
 what the landing cache beside it holds already (customer emails, serial numbers, consent
 dates; customer keys), so it lives and is deleted with it; it can be deleted at any time (the
 next check recomputes).
@@ -32,7 +33,9 @@ from stedi_assets.io.local_paths import ensure_inside
 PACKAGE = Path(__file__).resolve().parents[1]
 #: The code that computes a kept set from the customer tables.
 FIGURES_CODE = ("transforms/polars/figures.py", "transforms/polars/tables.py",
-                "transforms/pseudonyms.py", "transforms/identity.py")
+                "transforms/pseudonyms.py", "transforms/identity.py",
+                # which customers an incremental check updates a kept set with
+                "transforms/figures.py", "check_rules.py")
 #: A temporary file older than this was left by a crashed write (a write takes seconds).
 STALE_WORK_SECONDS = 3600
 

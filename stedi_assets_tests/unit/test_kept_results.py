@@ -38,6 +38,7 @@ def new_process():
     """What a later run's process starts with: nothing remembered in memory."""
     def forget() -> None:
         figures._CONSENTING.clear()
+        figures._UPDATED.clear()
         figures._DEVICES.clear()
 
     forget()
@@ -160,6 +161,7 @@ def _earlier(then: tuple, now: tuple, changed_records: list[dict]) -> EarlierCus
 def test_a_kept_set_updated_from_the_changed_customers_equals_one_computed_anew(
         tmp_path_factory, then, gone, added):
     figures._CONSENTING.clear()
+    figures._UPDATED.clear()
     work = tmp_path_factory.mktemp("kept")
     kept = KeptResults(work / "_checks", work)
     removed = [r for i, r in enumerate(then) if i in gone]
@@ -168,10 +170,12 @@ def test_a_kept_set_updated_from_the_changed_customers_equals_one_computed_anew(
     before = _files(work, "then", then)
     pe.consenting_customers(*before[:1], SECRET, before[1], kept)  # what the last pass kept
     figures._CONSENTING.clear()  # a later run's process
+    figures._UPDATED.clear()
     now = _files(work, "now", now_records)
     updated = pe.consenting_customers(now[0], SECRET, now[1], kept,
                                       earlier=_earlier(before, now, removed + added)).collect()
     figures._CONSENTING.clear()
+    figures._UPDATED.clear()
     anew = pe.consenting_customers(now[0], SECRET, now[1]).collect()
     assert updated.sort(updated.columns).equals(anew.sort(anew.columns))
 
@@ -202,3 +206,49 @@ def test_the_kept_set_of_the_last_pass_is_what_is_updated(tmp_path, new_process,
     again = pe.consenting_customers(now[0], SECRET, now[1], elsewhere,
                                     earlier=missing).collect()
     assert sorted(again["email"]) == ["ann@x.io", "bob@x.io"]
+
+
+def test_a_full_verification_never_uses_an_updated_set(tmp_path, new_process, monkeypatch):
+    """An updated set is remembered and kept under a name of its own: later incremental checks
+    read it (and update it further), a full verification computes the set from the customer
+    tables alone — a row planted in the set the update started from (standing for a fault in
+    the update) reaches the incremental checks, never a full verification, in this process
+    or a later one."""
+    kept = KeptResults(tmp_path / "_checks", tmp_path)
+    ann = {**CUSTOMERS[0], "email": "ann@x.io", "serialNumber": "s1"}
+    bob = {**CUSTOMERS[0], "email": "bob@x.io", "serialNumber": "s2"}
+    cy = {**CUSTOMERS[0], "email": "cy@x.io", "serialNumber": "s3"}
+    before = _files(tmp_path, "then", [ann])
+    planted = pe.consenting_customers(*before[:1], SECRET, before[1]).collect()
+    planted = pl.concat([planted, planted.with_columns(pl.lit("zed@x.io").alias("email"))])
+    kept.put("consenting", figures._inputs_key(before, SECRET), planted)
+    new_process()
+    now = _files(tmp_path, "now", [ann, bob])
+    earlier = _earlier(before, now, [bob])
+
+    def emails(frame: pl.LazyFrame) -> list[str]:
+        return sorted(frame.collect()["email"])
+
+    updated = ["ann@x.io", "bob@x.io", "zed@x.io"]
+    assert emails(pe.consenting_customers(now[0], SECRET, now[1], kept, earlier=earlier)) \
+        == updated
+    new_process()  # a later process: an incremental check finds the updated set kept ...
+    computing_fails(monkeypatch)
+    assert emails(pe.consenting_customers(now[0], SECRET, now[1], kept, earlier=earlier)) \
+        == updated
+    monkeypatch.undo()
+    new_process()  # ... and a later update starts from it
+    later = _files(tmp_path, "later", [ann, bob, cy])
+    assert emails(pe.consenting_customers(later[0], SECRET, later[1], kept,
+                                          earlier=_earlier(now, later, [cy]))) == \
+        sorted([*updated, "cy@x.io"])
+    # a full verification in the same process does not take the updated set remembered ...
+    fresh = ["ann@x.io", "bob@x.io", "cy@x.io"]
+    assert emails(pe.consenting_customers(later[0], SECRET, later[1])) == fresh
+    new_process()  # ... nor, in a later process, the one kept
+    assert emails(pe.consenting_customers(later[0], SECRET, later[1], kept)) == fresh
+    names = sorted(p.name.split("-")[0] for p in (tmp_path / "_checks").glob("*.parquet"))
+    assert names == ["consenting", "updated_consenting"]  # one of each, neither replaced
+    new_process()  # with a set computed for these tables, an incremental check takes that one
+    assert emails(pe.consenting_customers(later[0], SECRET, later[1], kept,
+                                          earlier=_earlier(now, later, [cy]))) == fresh

@@ -31,27 +31,42 @@ def consenting_customers(customer_landing: pl.LazyFrame, secret: str,
     """email (the identity: trimmed, lower-cased), serialNumber, customerKey and consent date
     of every customer whose latest record (quarantined lines included) has research consent.
     Computed once per process for the same inputs (see `_remembered`), and with `kept` (the
-    engine's `KeptResults`) once for as long as the customer tables do not move. With
-    `earlier`, when `kept` still holds the set of its customer tables: that set, with the
-    changed customers' rows replaced by theirs now (the same rows, a customer's consent
-    depending on their own records only, without an HMAC per customer)."""
-    def compute() -> pl.DataFrame:
-        before = None if earlier is None else _kept(
-            (earlier.customer_landing, earlier.customer_landing_rejects), secret, kept,
-            "consenting")
+    engine's `KeptResults`) once for as long as the customer tables do not move.
+
+    With `earlier` (an incremental check): a set for these inputs, else — when `kept` still
+    holds the set of the last pass's customer tables — that set with the changed customers'
+    rows replaced by theirs now (the same rows, a customer's consent depending on their own
+    records only, without an HMAC per customer). Such an updated set is remembered and kept
+    under a name of its own: without `earlier` (a full verification) only a set computed
+    from the customer tables alone is used, so a fault in the update cannot outlive a day."""
+    inputs = (customer_landing, customer_landing_rejects)
+    if earlier is not None:
+        found = _recalled(inputs, _CONSENTING, secret, kept, "consenting")
+        if found is None:
+            found = _recalled(inputs, _UPDATED, secret, kept, _UPDATED_NAME)
+        if found is not None:
+            return found.lazy()
+        earlier_inputs = (earlier.customer_landing, earlier.customer_landing_rejects)
+        before = _kept(earlier_inputs, secret, kept, "consenting")
+        if before is None:
+            before = _kept(earlier_inputs, secret, kept, _UPDATED_NAME)
         if before is not None:
-            unchanged = before.lazy().join(earlier.changed.lazy(), left_on="email",
-                                           right_on="_match", how="anti")
-            return pl.concat([unchanged, earlier.consenting_changed.lazy().select(
-                before.columns).cast(before.schema)]).collect()
+            def update() -> pl.DataFrame:
+                unchanged = before.lazy().join(earlier.changed.lazy(), left_on="email",
+                                               right_on="_match", how="anti")
+                return pl.concat([unchanged, earlier.consenting_changed.lazy().select(
+                    before.columns).cast(before.schema)]).collect()
+
+            return _remembered(inputs, update, _UPDATED, secret, kept, _UPDATED_NAME).lazy()
+
+    def compute() -> pl.DataFrame:
         latest = latest_customer_records(customer_landing, customer_landing_rejects).filter(
             pl.col(_CONSENT).is_not_null()).select(_identity("email").alias("email"),
                                                    "serialNumber", _CONSENT)
         # collected first: the keys are computed from its distinct emails, then joined to it
         return _with_customer_key(latest.collect().lazy(), "email", secret).collect()
 
-    return _remembered((customer_landing, customer_landing_rejects), compute, _CONSENTING,
-                       secret, kept, "consenting").lazy()
+    return _remembered(inputs, compute, _CONSENTING, secret, kept, "consenting").lazy()
 
 
 def _non_consenting_devices(customer_landing: pl.LazyFrame,
@@ -66,6 +81,11 @@ def _non_consenting_devices(customer_landing: pl.LazyFrame,
 
 #: the last consenting sets computed, oldest first: {digest of inputs' plans and secret: rows}
 _CONSENTING: dict[str, pl.DataFrame] = {}
+#: consenting sets updated from an earlier one (never used by a full verification)
+_UPDATED: dict[str, pl.DataFrame] = {}
+#: ... and kept under this name (not a prefix of "consenting-": KeptResults.put replaces by
+#: name, and replacing a fresh set must not remove an updated one, nor the other way round)
+_UPDATED_NAME = "updated_consenting"
 #: the same for the devices of customers without consent
 _DEVICES: dict[str, pl.DataFrame] = {}
 #: the last join-coverage figures computed, oldest first: {digest of inputs' plans: figures}
@@ -90,16 +110,34 @@ def _remembered(inputs: tuple[pl.LazyFrame | None, ...], compute, store: dict[st
     key = _inputs_key(inputs, secret)
     if key is None:
         return compute()
+    result = _recalled(inputs, store, secret, kept, name, key)
+    if result is None:
+        result = compute()
+        if kept is not None:
+            kept.put(name, key, result)
+        _remember(store, key, result)
+    return result
+
+
+def _recalled(inputs: tuple[pl.LazyFrame | None, ...], store: dict[str, Any],
+              secret: str | None, kept: Any, name: str, key: str | None = None) -> Any:
+    """What `_remembered` has for these inputs in `store` or `kept` (under `name`), or None
+    (never computed)."""
+    key = key or _inputs_key(inputs, secret)
+    if key is None:
+        return None
     if key not in store:
-        while len(store) >= _REMEMBERED_SETS:
-            del store[next(iter(store))]
         result = None if kept is None else kept.get(name, key)
         if result is None:
-            result = compute()
-            if kept is not None:
-                kept.put(name, key, result)
-        store[key] = result
+            return None
+        _remember(store, key, result)
     return store[key]
+
+
+def _remember(store: dict[str, Any], key: str, result: Any) -> None:
+    while len(store) >= _REMEMBERED_SETS:
+        del store[next(iter(store))]
+    store[key] = result
 
 
 def _inputs_key(inputs: tuple[pl.LazyFrame | None, ...], secret: str | None) -> str | None:
