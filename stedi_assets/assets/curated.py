@@ -85,7 +85,8 @@ def _why_not_updated(store: IcebergIOManager, plan, readings: str, customers: st
         return None
     if store.tables.changed_instants(readings, plan.consumed[readings],
                                      plan.loaded[readings]) is None:
-        return f"{readings} was rebuilt in full"
+        return (f"what changed in {readings} since it was last read is not known (rebuilt "
+                "in full, written by another writer, or its history expired)")
     change = plan.changes[readings]
     if not plan.unchanged(customers) and change.rows_added + change.rows_removed > \
             store.snapshot(readings, plan.loaded[readings]).rows:
