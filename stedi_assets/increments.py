@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,14 @@ class Affected:
     groups: Frame | None = None
     pairs: Frame | None = None
     times: Frame | None = None
+    #: every row of these groups too, of which the base holds none (customers consenting only
+    #: now: the base was computed from a customer_trusted without them), so their rows are
+    #: only appended — no base file is read to look for them
+    new_groups: Frame | None = None
+
+    def in_base(self) -> Affected:
+        """The slices that can hold rows of the base (what an update removes from it)."""
+        return replace(self, new_groups=None)
 
     @property
     def group_column(self) -> str | None:

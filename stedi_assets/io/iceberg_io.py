@@ -257,7 +257,7 @@ class IcebergIOManager(ConfigurableIOManager):
         the rows removed)."""
         from stedi_assets.transforms.polars import increments
 
-        affected = update.affected
+        affected = update.affected.in_base()  # new groups hold no row of the base
         frames = {path: pl.scan_parquet(path, storage_options=self._storage_options,
                                         hive_partitioning=False) for path in update.base.files}
         spellings = (increments.group_spellings(pl.concat(list(frames.values())), affected)

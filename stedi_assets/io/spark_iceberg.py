@@ -57,17 +57,18 @@ class SparkIcebergIOManager(LocalIcebergIOManager):
 
         if not update.base.files:
             return [], [], [], 0, pa.array([], pa.int64())
+        affected = update.affected.in_base()  # new groups hold no row of the base
         # only the files of the days the change touches are read (the others are kept), and
         # those of the days that may be compacted
-        days = increments.affected_days(update.affected, DAY_MS)
+        days = increments.affected_days(affected, DAY_MS)
         read = set(files_on_days(update.base.files, days)) | set(
             files_to_compact(update.base.files))
         if not read:
             return list(update.base.files), [], [], 0, pa.array([], pa.int64())
         base = self.scan_snapshot(replace(update.base, files=tuple(
             f for f in update.base.files if f in read))).withColumn("_file", F.input_file_name())
-        flagged = increments.flagged(base, update.affected)  # keeps `_file`
-        time = update.affected.time_column
+        flagged = increments.flagged(base, affected)  # keeps `_file`
+        time = affected.time_column
         removed = pa.array([r[0] for r in flagged.where("_affected").select(
             F.col(time).cast("long")).distinct().collect()], pa.int64())
         uris, counts = {}, {}

@@ -237,6 +237,8 @@ def test_a_full_verification_never_uses_an_updated_set(tmp_path, new_process, mo
     assert emails(pe.consenting_customers(now[0], SECRET, now[1], kept, earlier=earlier)) \
         == updated
     monkeypatch.undo()
+    # (read back, it is remembered as updated: a full verification here does not take it)
+    assert emails(pe.consenting_customers(now[0], SECRET, now[1])) == ["ann@x.io", "bob@x.io"]
     new_process()  # ... and a later update starts from it
     later = _files(tmp_path, "later", [ann, bob, cy])
     assert emails(pe.consenting_customers(later[0], SECRET, later[1], kept,

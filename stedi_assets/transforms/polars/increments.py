@@ -30,15 +30,19 @@ def _keyed(frame: pl.LazyFrame, affected: Affected, group_column: str | None,
            ) -> tuple[pl.LazyFrame, pl.Expr, list[str], str]:
     """(`frame` with the keys the affected slices are matched on, an expression true for a row
     of an affected slice, the frame's own columns, its time column). `spellings`: those of
-    `group_spellings` for these slices, when the caller matches many frames against them."""
+    `group_spellings` for these slices, when the caller matches many frames against them;
+    without, each row's group key is matched (one streaming pass: selecting 499 customers'
+    readings from 91 M landed takes 0.7 s so, against 1.7 s for finding the spellings among
+    the distinct users first and then matching them)."""
     group = group_column or affected.group_column
     time = time_column or affected.time_column
     columns = frame.collect_schema().names()
     keyed, flag = frame, pl.lit(False)
     if not _empty(affected.groups):
-        if spellings is None:
-            spellings = group_spellings(frame, affected, group)
-        flag = flag | pl.col(group).is_in(spellings.implode())
+        flag = flag | (_group_key(group).is_in(affected.groups["_group"].implode())
+                       if spellings is None else pl.col(group).is_in(spellings.implode()))
+    if not _empty(affected.new_groups):
+        flag = flag | _group_key(group).is_in(affected.new_groups["_group"].implode())
     if not _empty(affected.times):
         flag = flag | pl.col(time).is_in(affected.times["_time"].implode(), nulls_equal=True)
     if not _empty(affected.pairs):
@@ -55,7 +59,9 @@ def group_spellings(frame: pl.LazyFrame, affected: Affected,
     """The values of the group column in `frame` whose group (identity) is one of the affected
     groups (None when no whole group is affected): matching those raw values is the same test
     as matching every row's identity, and costs a hash lookup per row instead of trimming and
-    lower-casing each reading's email."""
+    lower-casing each reading's email — cheaper when many frames are matched (the IO manager
+    counting the affected rows of each of a table's 256 data files at SF1000: 0.8 s against
+    1.7 s)."""
     if _empty(affected.groups):
         return None
     column = group_column or affected.group_column
@@ -67,7 +73,7 @@ def group_spellings(frame: pl.LazyFrame, affected: Affected,
 
 def _instants(affected: Affected) -> pl.Series | None:
     """The (non-null) instants an update touches, when it names no whole group (else None)."""
-    if not _empty(affected.groups):
+    if not (_empty(affected.groups) and _empty(affected.new_groups)):
         return None
     times = [f["_time"] for f in (affected.pairs, affected.times) if not _empty(f)]
     return (pl.concat(times).drop_nulls().cast(pl.Int64) if times
@@ -193,7 +199,13 @@ def accelerometer_trusted_affected(landing_added: pl.LazyFrame | None,
     groups = changed_groups(customers_before.select("email", *compared).rename({"email": "user"}),
                             customer_trusted.select("email", *compared).rename(
                                 {"email": "user"}), "user", compared)
-    return Affected("accelerometer_trusted", groups=groups,
+    # a customer absent from customer_trusted before holds no reading in the table: theirs
+    # are only appended (a null email is nobody: it matches no reading)
+    groups = groups.drop_nulls("_group")
+    before = customers_before.select(_identity("email").alias("_group")).collect()
+    return Affected("accelerometer_trusted",
+                    groups=groups.join(before, on="_group", how="semi"),
+                    new_groups=groups.join(before, on="_group", how="anti"),
                     pairs=new_pairs(landing_added, "user", "timestamp"))
 
 

@@ -35,10 +35,11 @@ def flagged(frame: DataFrame, affected: Affected, group_column: str | None = Non
     keyed, flags = frame, []
     if group is not None:
         keyed = keyed.withColumn("_group", _group_key(group))
-    if _present(affected.groups):
-        hits = affected.groups.select("_group").distinct().withColumn("_in_group", F.lit(True))
-        keyed = keyed.join(F.broadcast(hits), on="_group", how="left")
-        flags.append(F.coalesce(F.col("_in_group"), F.lit(False)))
+    for groups, name in ((affected.groups, "_in_group"), (affected.new_groups, "_in_new")):
+        if _present(groups):
+            hits = groups.select("_group").distinct().withColumn(name, F.lit(True))
+            keyed = keyed.join(F.broadcast(hits), on="_group", how="left")
+            flags.append(F.coalesce(F.col(name), F.lit(False)))
     if _present(affected.times):
         hits = affected.times.select(F.col("_time").alias("_hit_time")).distinct().withColumn(
             "_at_time", F.lit(True))
@@ -59,7 +60,7 @@ def flagged(frame: DataFrame, affected: Affected, group_column: str | None = Non
 def _time_frames(affected: Affected) -> list[DataFrame] | None:
     """(`_time`) frames of the instants an update touches, when it names no whole group
     (else None)."""
-    if _present(affected.groups):
+    if _present(affected.groups) or _present(affected.new_groups):
         return None
     return [f.select("_time") for f in (affected.pairs, affected.times) if f is not None]
 
@@ -139,7 +140,13 @@ def accelerometer_trusted_affected(landing_added: DataFrame | None,
     groups = changed_groups(
         customers_before.select(F.col("email").alias("user"), *compared),
         customer_trusted.select(F.col("email").alias("user"), *compared), "user", compared)
-    return Affected("accelerometer_trusted", groups=groups.cache(),
+    # as on Polars: a customer absent from customer_trusted before holds no reading in the
+    # table, theirs are only appended (a null email is nobody)
+    groups = groups.where(F.col("_group").isNotNull())
+    before = customers_before.select(_identity("email").alias("_group"))
+    return Affected("accelerometer_trusted",
+                    groups=groups.join(before, on="_group", how="left_semi").cache(),
+                    new_groups=groups.join(before, on="_group", how="left_anti").cache(),
                     pairs=_cached(new_pairs(landing_added, "user", "timestamp")))
 
 
