@@ -180,16 +180,26 @@ def test_a_kept_set_updated_from_the_changed_customers_equals_one_computed_anew(
     assert updated.sort(updated.columns).equals(anew.sort(anew.columns))
 
 
+ANN = {**CUSTOMERS[0], "email": "ann@x.io", "serialNumber": "s1"}
+BOB = {**CUSTOMERS[0], "email": "bob@x.io", "serialNumber": "s2"}
+
+
+def _planted(tmp_path, kept: KeptResults) -> tuple[tuple, pl.DataFrame]:
+    """(the customer files of a last pass, holding ann, and the set kept for them with a row
+    planted: zed, who is no customer — standing for whatever an update carries forward)."""
+    before = _files(tmp_path, "then", [ANN])
+    planted = pe.consenting_customers(*before[:1], SECRET, before[1]).collect()
+    planted = pl.concat([planted, planted.with_columns(pl.lit("zed@x.io").alias("email"))])
+    kept.put("consenting", figures._inputs_key(before, SECRET), planted)
+    return before, planted
+
+
 def test_the_kept_set_of_the_last_pass_is_what_is_updated(tmp_path, new_process, monkeypatch):
     """The update starts from the set kept for the customer files of the last pass (a row
     planted in it stays), and computes no other customer."""
     kept = KeptResults(tmp_path / "_checks", tmp_path)
-    ann = {**CUSTOMERS[0], "email": "ann@x.io", "serialNumber": "s1"}
-    bob = {**CUSTOMERS[0], "email": "bob@x.io", "serialNumber": "s2"}
-    before = _files(tmp_path, "then", [ann])
-    planted = pe.consenting_customers(*before[:1], SECRET, before[1]).collect()
-    planted = pl.concat([planted, planted.with_columns(pl.lit("zed@x.io").alias("email"))])
-    kept.put("consenting", figures._inputs_key(before, SECRET), planted)
+    ann, bob = ANN, BOB
+    before, planted = _planted(tmp_path, kept)
     new_process()
     now = _files(tmp_path, "now", [ann, bob])
     earlier = _earlier(before, now, [bob])
@@ -215,13 +225,9 @@ def test_a_full_verification_never_uses_an_updated_set(tmp_path, new_process, mo
     the update) reaches the incremental checks, never a full verification, in this process
     or a later one."""
     kept = KeptResults(tmp_path / "_checks", tmp_path)
-    ann = {**CUSTOMERS[0], "email": "ann@x.io", "serialNumber": "s1"}
-    bob = {**CUSTOMERS[0], "email": "bob@x.io", "serialNumber": "s2"}
+    ann, bob = ANN, BOB
     cy = {**CUSTOMERS[0], "email": "cy@x.io", "serialNumber": "s3"}
-    before = _files(tmp_path, "then", [ann])
-    planted = pe.consenting_customers(*before[:1], SECRET, before[1]).collect()
-    planted = pl.concat([planted, planted.with_columns(pl.lit("zed@x.io").alias("email"))])
-    kept.put("consenting", figures._inputs_key(before, SECRET), planted)
+    before, _ = _planted(tmp_path, kept)
     new_process()
     now = _files(tmp_path, "now", [ann, bob])
     earlier = _earlier(before, now, [bob])
