@@ -41,15 +41,13 @@ def consenting_customers(customer_landing: pl.LazyFrame, secret: str,
     from the customer tables alone is used, so a fault in the update cannot outlive a day."""
     inputs = (customer_landing, customer_landing_rejects)
     if earlier is not None:
-        found = _recalled(inputs, _CONSENTING, secret, kept, "consenting")
+        key = _inputs_key(inputs, secret)
+        found = _recalled(key, _CONSENTING, kept, "consenting")
         if found is None:
-            found = _recalled(inputs, _UPDATED, secret, kept, _UPDATED_NAME)
+            found = _recalled(key, _UPDATED, kept, _UPDATED_NAME)
         if found is not None:
             return found.lazy()
-        earlier_inputs = (earlier.customer_landing, earlier.customer_landing_rejects)
-        before = _kept(earlier_inputs, secret, kept, "consenting")
-        if before is None:
-            before = _kept(earlier_inputs, secret, kept, _UPDATED_NAME)
+        before = _kept_set(earlier, secret, kept)
         if before is not None:
             def update() -> pl.DataFrame:
                 unchanged = before.lazy().join(earlier.changed.lazy(), left_on="email",
@@ -110,7 +108,7 @@ def _remembered(inputs: tuple[pl.LazyFrame | None, ...], compute, store: dict[st
     key = _inputs_key(inputs, secret)
     if key is None:
         return compute()
-    result = _recalled(inputs, store, secret, kept, name, key)
+    result = _recalled(key, store, kept, name)
     if result is None:
         result = compute()
         if kept is not None:
@@ -119,11 +117,9 @@ def _remembered(inputs: tuple[pl.LazyFrame | None, ...], compute, store: dict[st
     return result
 
 
-def _recalled(inputs: tuple[pl.LazyFrame | None, ...], store: dict[str, Any],
-              secret: str | None, kept: Any, name: str, key: str | None = None) -> Any:
-    """What `_remembered` has for these inputs in `store` or `kept` (under `name`), or None
-    (never computed)."""
-    key = key or _inputs_key(inputs, secret)
+def _recalled(key: str | None, store: dict[str, Any], kept: Any, name: str) -> Any:
+    """What `_remembered` has under the inputs' `key` (`_inputs_key`) in `store` or `kept`
+    (under `name`), or None (never computed)."""
     if key is None:
         return None
     if key not in store:
@@ -156,11 +152,15 @@ def _inputs_key(inputs: tuple[pl.LazyFrame | None, ...], secret: str | None) -> 
     return digest.hexdigest()
 
 
-def _kept(inputs: tuple[pl.LazyFrame | None, ...], secret: str, kept: Any, name: str
-          ) -> pl.DataFrame | None:
-    """What `kept` holds under `name` for these inputs (see `_remembered`), or None."""
-    key = None if kept is None else _inputs_key(inputs, secret)
-    return None if key is None else kept.get(name, key)
+def _kept_set(earlier: EarlierCustomers, secret: str, kept: Any) -> pl.DataFrame | None:
+    """The consenting set `kept` holds for the customer tables of the last pass — computed
+    anew or updated itself —, or None."""
+    key = None if kept is None else _inputs_key(
+        (earlier.customer_landing, earlier.customer_landing_rejects), secret)
+    if key is None:
+        return None
+    found = kept.get("consenting", key)
+    return found if found is not None else kept.get(_UPDATED_NAME, key)
 
 
 class _CappedPlan(io.RawIOBase):
